@@ -1,0 +1,245 @@
+//! `http`: request a URL and judge status, `Location` and body; redirects are not followed
+//! unless asked, so "the web interface answers 302 to login" can be checked as such.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer};
+
+use super::{millis, Check, Kind, Verdict};
+use crate::context::CheckContext;
+use crate::matchers::{check_patterns, clip, Pattern, ShowMatch};
+use crate::suite::format_duration;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    pub url: String,
+    /// GET (default), HEAD, POST, ...
+    #[serde(default = "get")]
+    pub method: String,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Expected status code, or a list of acceptable ones (default: any 2xx).
+    #[serde(default, deserialize_with = "one_or_many")]
+    #[schemars(with = "Option<Vec<u16>>")]
+    pub status: Vec<u16>,
+    /// Pattern the `Location` header must match (for redirects).
+    #[serde(default)]
+    pub location: Option<Pattern>,
+    /// Patterns the body must contain.
+    #[serde(default)]
+    pub body_contains: Vec<Pattern>,
+    /// Patterns the body must not contain.
+    #[serde(default)]
+    pub body_excludes: Vec<Pattern>,
+    /// Follow redirects (up to 10) before judging.
+    #[serde(default)]
+    pub follow_redirects: bool,
+    /// Accept any TLS certificate (self-signed ingress certificates).
+    #[serde(default)]
+    pub insecure: bool,
+    /// PEM file with CA certificates to trust in addition to the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(u16),
+        Many(Vec<u16>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(code) => vec![code],
+        OneOrMany::Many(codes) => codes,
+    })
+}
+
+impl Kind for HttpCheck {}
+
+/// Bytes of body kept for matching; a health page or login redirect is far smaller.
+const BODY_LIMIT: usize = 1 << 20;
+
+impl HttpCheck {
+    fn client(&self) -> Result<reqwest::Client, String> {
+        let redirects = if self.follow_redirects {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        };
+        let mut builder = reqwest::Client::builder()
+            .redirect(redirects)
+            .danger_accept_invalid_certs(self.insecure)
+            .user_agent(concat!("attest/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &self.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read ca_file `{}`: {e}", path.display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("ca_file `{}` is not PEM: {e}", path.display()))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        builder
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {e}"))
+    }
+
+    async fn observe(&self, ctx: &CheckContext) -> Verdict {
+        let url = match ctx.expand(&self.url) {
+            Ok(url) => url,
+            Err(e) => return Verdict::error(e),
+        };
+        let client = match self.client() {
+            Ok(client) => client,
+            Err(e) => return Verdict::error(e),
+        };
+        let method = match reqwest::Method::from_bytes(self.method.to_uppercase().as_bytes()) {
+            Ok(method) => method,
+            Err(_) => return Verdict::error(format!("`{}` is not an HTTP method", self.method)),
+        };
+        let mut request = client.request(method.clone(), &url);
+        for (name, value) in &self.headers {
+            match ctx.expand(value) {
+                Ok(value) => request = request.header(name, value),
+                Err(e) => return Verdict::error(e),
+            }
+        }
+
+        let started = Instant::now();
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                return Verdict::fail(format!("{method} {url} failed"))
+                    .found(error_chain(&e))
+                    .hint("is the service up and the URL right? In a cluster, try `kubectl port-forward` and point the URL at localhost")
+            }
+        };
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = read_body(response).await;
+        let elapsed = started.elapsed();
+
+        let mut problems = Vec::new();
+        let status_ok = if self.status.is_empty() {
+            (200..300).contains(&status)
+        } else {
+            self.status.contains(&status)
+        };
+        if !status_ok {
+            problems.push(format!(
+                "status {status}, expected {}",
+                self.expected_status()
+            ));
+        }
+        if let Some(pattern) = &self.location {
+            match &location {
+                Some(value) if pattern.is_match(value) => {}
+                Some(value) => {
+                    problems.push(format!("Location `{value}` does not match {pattern}"))
+                }
+                None => problems.push(format!(
+                    "no Location header; expected one matching {pattern}"
+                )),
+            }
+        }
+        problems.extend(
+            check_patterns(
+                &body,
+                &self.body_contains,
+                &self.body_excludes,
+                ShowMatch::Line,
+            )
+            .into_iter()
+            .map(|p| format!("body: {p}")),
+        );
+
+        let mut found = format!("{status}");
+        if let Some(location) = &location {
+            found.push_str(&format!(" → {location}"));
+        }
+        let took = format_duration(elapsed);
+        let verdict = if problems.is_empty() {
+            Verdict::pass(format!("{method} {url} answered {found} in {took}"))
+        } else {
+            Verdict::fail(format!("{method} {url}: {}", problems.join("; ")))
+                .expected(self.expectation())
+                .found(format!("{found}; body starts `{}`", clip(body.trim(), 160)))
+        };
+        verdict
+            .measure("status", f64::from(status))
+            .measure("response_ms", millis(elapsed))
+    }
+
+    fn expected_status(&self) -> String {
+        if self.status.is_empty() {
+            "2xx".into()
+        } else {
+            self.status
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(" or ")
+        }
+    }
+
+    fn expectation(&self) -> String {
+        let mut parts = vec![format!("status {}", self.expected_status())];
+        if let Some(pattern) = &self.location {
+            parts.push(format!("Location matching {pattern}"));
+        }
+        for pattern in &self.body_contains {
+            parts.push(format!("body containing {pattern}"));
+        }
+        for pattern in &self.body_excludes {
+            parts.push(format!("body without {pattern}"));
+        }
+        parts.join(", ")
+    }
+}
+
+async fn read_body(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= BODY_LIMIT {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// reqwest's top-level message is generic ("error sending request"); the cause says why.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+impl Check for HttpCheck {
+    fn target(&self) -> String {
+        self.url.clone()
+    }
+
+    fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
+        Box::pin(self.observe(ctx))
+    }
+}

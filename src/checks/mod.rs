@@ -1,0 +1,176 @@
+//! Check kinds: one module each, behind the small [`Check`] trait, registered in one list.
+//!
+//! Adding a kind: write `src/checks/<kind>.rs` with a spec type that implements [`Check`] and
+//! [`Kind`], then add one line to the `kinds!` list below.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use futures::future::BoxFuture;
+use serde::de::MapAccess;
+
+use crate::context::CheckContext;
+use crate::outcome::Status;
+use crate::suite::Safety;
+
+pub mod command;
+pub mod dns;
+pub mod file;
+pub mod http;
+pub mod tcp;
+
+/// What every check kind does: observe something and decide whether it meets the expectation.
+pub trait Check: Send + Sync + fmt::Debug {
+    /// What the check talks to, for reports (`127.0.0.1:5432`, a URL, a path).
+    fn target(&self) -> String;
+    /// Observes and judges. Returns data; never prints.
+    fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict>;
+}
+
+/// Static facts about a kind, known before any suite is parsed.
+pub trait Kind {
+    /// The least safety class of this kind; a suite may raise it, never lower it.
+    const SAFETY: Safety = Safety::ReadOnly;
+    /// Values the kind hands to later checks when a check says `register: NAME`: each becomes
+    /// the variable `NAME_<key>`; `true` marks it secret.
+    const EXPORTS: &'static [(&'static str, bool)] = &[];
+}
+
+macro_rules! kinds {
+    ($($name:literal => $ty:ty),* $(,)?) => {
+        /// YAML names of all check kinds.
+        pub const KIND_NAMES: &[&str] = &[$($name),*];
+
+        /// Deserializes the value of a kind key into that kind's check.
+        pub(crate) fn deserialize_kind<'de, A: MapAccess<'de>>(
+            name: &str,
+            map: &mut A,
+        ) -> Result<Box<dyn Check>, A::Error> {
+            match name {
+                $($name => Ok(Box::new(map.next_value::<$ty>()?)),)*
+                other => Err(serde::de::Error::custom(format!("unknown check kind `{other}`"))),
+            }
+        }
+
+        /// The JSON Schema of each kind's fields.
+        pub fn kind_schemas(
+            generator: &mut schemars::SchemaGenerator,
+        ) -> Vec<(&'static str, schemars::Schema)> {
+            vec![$(($name, generator.subschema_for::<$ty>())),*]
+        }
+
+        /// The least safety class of a kind.
+        pub fn kind_safety(name: &str) -> Safety {
+            match name {
+                $($name => <$ty as Kind>::SAFETY,)*
+                _ => Safety::ReadOnly,
+            }
+        }
+
+        /// What a kind exports when registered.
+        pub fn kind_exports(name: &str) -> &'static [(&'static str, bool)] {
+            match name {
+                $($name => <$ty as Kind>::EXPORTS,)*
+                _ => &[],
+            }
+        }
+    };
+}
+
+kinds! {
+    "dns" => dns::DnsCheck,
+    "tcp" => tcp::TcpCheck,
+    "http" => http::HttpCheck,
+    "file" => file::FileCheck,
+    "command" => command::CommandCheck,
+}
+
+/// The registered name matching a key, if the key names a kind.
+pub fn kind_name(key: &str) -> Option<&'static str> {
+    KIND_NAMES.iter().copied().find(|name| *name == key)
+}
+
+/// A check's judgement: status, a sentence of evidence, and what backs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub status: Status,
+    /// Evidence in words: "resolved to 10.43.0.12 in 0.4 ms", "p95 connect 140 ms exceeds 100 ms".
+    pub summary: String,
+    pub expected: Option<String>,
+    pub found: Option<String>,
+    /// What to try next when it failed.
+    pub hint: Option<String>,
+    /// Measured values, keyed with their unit (`p95_ms`, `rows`).
+    pub measurements: BTreeMap<String, f64>,
+    /// Values for later checks (`register:`), by export key.
+    pub exports: Vec<(&'static str, String)>,
+}
+
+impl Verdict {
+    fn new(status: Status, summary: impl Into<String>) -> Self {
+        Verdict {
+            status,
+            summary: summary.into(),
+            expected: None,
+            found: None,
+            hint: None,
+            measurements: BTreeMap::new(),
+            exports: Vec::new(),
+        }
+    }
+    pub fn pass(summary: impl Into<String>) -> Self {
+        Self::new(Status::Passed, summary)
+    }
+    pub fn fail(summary: impl Into<String>) -> Self {
+        Self::new(Status::Failed, summary)
+    }
+    /// The check could not be evaluated (bad configuration, a missing tool), as opposed to
+    /// the environment not meeting the expectation.
+    pub fn error(summary: impl Into<String>) -> Self {
+        Self::new(Status::Error, summary)
+    }
+    /// Passes when `ok`, else fails, with the same evidence either way.
+    pub fn judge(ok: bool, summary: impl Into<String>) -> Self {
+        if ok {
+            Self::pass(summary)
+        } else {
+            Self::fail(summary)
+        }
+    }
+    pub fn expected(mut self, text: impl Into<String>) -> Self {
+        self.expected = Some(text.into());
+        self
+    }
+    pub fn found(mut self, text: impl Into<String>) -> Self {
+        self.found = Some(text.into());
+        self
+    }
+    pub fn hint(mut self, text: impl Into<String>) -> Self {
+        self.hint = Some(text.into());
+        self
+    }
+    /// Adds a hint only when the verdict is not a pass.
+    pub fn hint_unless_passed(self, text: impl Into<String>) -> Self {
+        if self.status == Status::Passed {
+            self
+        } else {
+            self.hint(text)
+        }
+    }
+    pub fn measure(mut self, key: impl Into<String>, value: f64) -> Self {
+        self.measurements.insert(key.into(), value);
+        self
+    }
+    pub fn export(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.exports.push((key, value.into()));
+        self
+    }
+    pub fn passed(&self) -> bool {
+        self.status == Status::Passed
+    }
+}
+
+/// Milliseconds as a measurement value, rounded to microseconds.
+pub fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}

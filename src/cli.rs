@@ -1,0 +1,352 @@
+//! The command line: `attest run`, `attest sandbox`, `attest schema`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use colored::Colorize;
+use libtest_mimic::{Arguments, ColorSetting, FormatSetting};
+
+use crate::exit;
+use crate::load::{self, VarSources};
+use crate::redact::Redactor;
+use crate::report;
+use crate::runner::{self, FinalState, RunConfig};
+use crate::sandbox;
+use crate::suite::Safety;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "attest",
+    version,
+    about = "Turns deployment acceptance criteria into checks: YAML suites in, JUnit and Markdown evidence out."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run suites against the live environment.
+    Run(RunArgs),
+    /// Start local stand-ins (DNS, listeners, ...) on loopback and run the suites against them.
+    Sandbox(SandboxArgs),
+    /// Print the JSON Schema of the suite format.
+    Schema,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Suite files or folders (default `suites/`), then optionally one name filter.
+    #[arg(value_name = "PATH|FILTER")]
+    pub positional: Vec<String>,
+    /// YAML file of variable values (`name: value`); may be given more than once.
+    #[arg(long = "vars", value_name = "FILE")]
+    pub vars: Vec<PathBuf>,
+    /// Set a variable, over everything else.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
+    pub set: Vec<(String, String)>,
+    /// Where junit.xml, report.md and report.json go.
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    pub report_dir: PathBuf,
+    /// Let mutating checks run (they create things and remove them again).
+    #[arg(long)]
+    pub allow_mutating: bool,
+    /// Let destructive checks run (they disrupt workloads); implies --allow-mutating.
+    #[arg(long)]
+    pub allow_destructive: bool,
+    /// Label of the environment for reports (default `live`).
+    #[arg(long, value_name = "LABEL")]
+    pub target: Option<String>,
+    #[command(flatten)]
+    pub libtest: LibtestFlags,
+}
+
+/// The libtest flags, as `cargo test -- …` knows them.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LibtestFlags {
+    /// List checks instead of running them.
+    #[arg(long)]
+    pub list: bool,
+    /// Match the filter exactly.
+    #[arg(long)]
+    pub exact: bool,
+    /// Skip checks whose names contain FILTER (repeatable).
+    #[arg(long, value_name = "FILTER")]
+    pub skip: Vec<String>,
+    /// Run only checks marked `ignore:`.
+    #[arg(long)]
+    pub ignored: bool,
+    /// Run checks marked `ignore:` too.
+    #[arg(long)]
+    pub include_ignored: bool,
+    /// How many checks report at once (suites always run concurrently, checks of a suite in order).
+    #[arg(long, value_name = "N")]
+    pub test_threads: Option<usize>,
+    /// One character per check.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Console format.
+    #[arg(long, value_enum, value_name = "pretty|terse|json")]
+    pub format: Option<Format>,
+    /// Colour: auto, always or never (NO_COLOR is honoured under auto).
+    #[arg(long, value_enum, value_name = "auto|always|never")]
+    pub color: Option<Color>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum Format {
+    Pretty,
+    Terse,
+    Json,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SandboxArgs {
+    #[command(subcommand)]
+    pub action: Option<SandboxAction>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SandboxAction {
+    /// Start the sandbox and keep it running, printing how to reach each piece, until Ctrl-C.
+    Up,
+}
+
+fn parse_assignment(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
+    if name.is_empty() {
+        return Err(format!("`{text}` has no variable name"));
+    }
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // One crypto provider for every TLS client (PostgreSQL, HTTP).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("attest: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let code = match cli.command {
+        Command::Schema => {
+            let schema = crate::schema::suite_schema();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).expect("schema serializes")
+            );
+            exit::SUCCESS
+        }
+        Command::Run(args) => {
+            setup_color(&args.libtest);
+            run_suites(
+                &args,
+                VarSources::default(),
+                args.target.clone().unwrap_or_else(|| "live".into()),
+                &runtime,
+            )
+        }
+        Command::Sandbox(args) => {
+            setup_color(&args.run.libtest);
+            sandbox::main(args, &runtime)
+        }
+    };
+    ExitCode::from(code)
+}
+
+/// One colour decision drives both libtest-mimic's console and our own lines.
+fn setup_color(flags: &LibtestFlags) {
+    let color = flags.color.unwrap_or(Color::Auto);
+    match color {
+        Color::Always => colored::control::set_override(true),
+        Color::Never => colored::control::set_override(false),
+        Color::Auto => {
+            use std::io::IsTerminal;
+            let enabled = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stderr().is_terminal();
+            colored::control::set_override(enabled);
+        }
+    }
+}
+
+pub fn error_line(message: &str) {
+    eprintln!("{} {message}", "error:".red().bold());
+}
+
+/// Splits positionals into suite paths and at most one filter: a word that names an existing
+/// file or folder, ends in `.yaml`/`.yml` or contains `/` is a path.
+fn split_positionals(positional: &[String]) -> Result<(Vec<PathBuf>, Option<String>), String> {
+    let mut paths = Vec::new();
+    let mut filter = None;
+    for word in positional {
+        let looks_like_path = std::path::Path::new(word).exists()
+            || word.ends_with(".yaml")
+            || word.ends_with(".yml")
+            || word.contains('/');
+        if looks_like_path {
+            paths.push(PathBuf::from(word));
+        } else if let Some(first) = &filter {
+            return Err(format!(
+                "only one name filter may be given, found `{first}` and `{word}` (use --skip to exclude more)"
+            ));
+        } else {
+            filter = Some(word.clone());
+        }
+    }
+    Ok((paths, filter))
+}
+
+fn libtest_arguments(flags: &LibtestFlags, filter: Option<String>) -> Arguments {
+    let color = match flags.color {
+        Some(Color::Always) => Some(ColorSetting::Always),
+        Some(Color::Never) => Some(ColorSetting::Never),
+        _ if colored::control::SHOULD_COLORIZE.should_colorize() => Some(ColorSetting::Always),
+        _ => Some(ColorSetting::Never),
+    };
+    Arguments {
+        list: flags.list,
+        exact: flags.exact,
+        skip: flags.skip.clone(),
+        ignored: flags.ignored,
+        include_ignored: flags.include_ignored,
+        test_threads: flags.test_threads,
+        quiet: flags.quiet,
+        format: flags.format.map(|f| match f {
+            Format::Pretty => FormatSetting::Pretty,
+            Format::Terse => FormatSetting::Terse,
+            Format::Json => FormatSetting::Json,
+        }),
+        color,
+        filter,
+        ..Arguments::default()
+    }
+}
+
+/// Loads, runs and reports: the path every `run` and `sandbox` invocation takes.
+pub fn run_suites(
+    args: &RunArgs,
+    extra: VarSources,
+    target: String,
+    runtime: &tokio::runtime::Runtime,
+) -> u8 {
+    let (mut paths, filter) = match split_positionals(&args.positional) {
+        Ok(split) => split,
+        Err(message) => {
+            error_line(&message);
+            return exit::USAGE;
+        }
+    };
+    if paths.is_empty() {
+        paths.push(PathBuf::from("suites"));
+    }
+    let redactor = Redactor::default();
+    let files = match load::discover(&paths) {
+        Ok(files) if files.is_empty() => {
+            error_line(&format!(
+                "no suite files (*.yaml) found in {}",
+                show_paths(&paths)
+            ));
+            return exit::USAGE;
+        }
+        Ok(files) => files,
+        Err(e) => {
+            error_line(&e.to_string());
+            return exit::USAGE;
+        }
+    };
+    let sources = VarSources {
+        set: extra
+            .set
+            .into_iter()
+            .chain(args.set.iter().cloned())
+            .collect(),
+        files: extra
+            .files
+            .into_iter()
+            .chain(args.vars.iter().cloned())
+            .collect(),
+    };
+    let suites = match load::load_all(&files, &sources, &redactor) {
+        Ok(suites) => suites,
+        Err(errors) => {
+            for e in &errors {
+                error_line(&redactor.redact(&e.to_string()));
+            }
+            eprintln!(
+                "attest: {} problem(s) in the suites; nothing was run",
+                errors.len()
+            );
+            return exit::USAGE;
+        }
+    };
+    let allow = if args.allow_destructive {
+        Safety::Destructive
+    } else if args.allow_mutating {
+        Safety::Mutating
+    } else {
+        Safety::ReadOnly
+    };
+    let config = RunConfig {
+        allow,
+        target,
+        libtest: libtest_arguments(&args.libtest, filter),
+    };
+    let result = runner::run(suites, config, redactor, runtime);
+    match result.state {
+        FinalState::Listed => return exit::code(result.state),
+        FinalState::NoChecksSelected => {
+            error_line(
+                "no check matched the given filters; `attest run --list` shows the check names",
+            );
+            return exit::code(result.state);
+        }
+        _ => {}
+    }
+    for suite in &result.record.suites {
+        for failure in &suite.teardown_failures {
+            error_line(&format!("teardown of suite `{}`: {failure}", suite.id));
+        }
+    }
+    match report::write_all(&result.record, &args.report_dir) {
+        Ok(written) => {
+            let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+            eprintln!("{} {}", "reports:".bold(), names.join(", "));
+        }
+        Err(e) => {
+            error_line(&format!(
+                "cannot write reports to `{}`: {e}",
+                args.report_dir.display()
+            ));
+            return exit::CHECK_FAILED.max(exit::code(result.state));
+        }
+    }
+    exit::code(result.state)
+}
+
+fn show_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("`{}`", p.display()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,133 @@
+//! What a running check may use: runtime variables, teardown registration and cancellation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use crate::redact::Redactor;
+
+/// Marks a variable whose value only exists once an earlier check has run (`register:`).
+/// Load-time interpolation writes this marker; [`CheckContext::expand`] replaces it.
+pub fn runtime_marker(name: &str) -> String {
+    format!("\u{27e6}attest:{name}\u{27e7}")
+}
+
+/// Values registered by checks during a run, shared by the checks of one suite.
+#[derive(Default)]
+pub struct RuntimeVars {
+    values: Mutex<HashMap<String, String>>,
+}
+
+impl RuntimeVars {
+    pub fn set(&self, name: String, value: String) {
+        self.values
+            .lock()
+            .expect("runtime vars")
+            .insert(name, value);
+    }
+    fn get(&self, name: &str) -> Option<String> {
+        self.values.lock().expect("runtime vars").get(name).cloned()
+    }
+}
+
+/// A cleanup step registered by a check; run in reverse order when the suite ends, whatever
+/// happened (failure, timeout, Ctrl-C).
+pub struct TeardownStep {
+    pub label: String,
+    pub action: BoxFuture<'static, Result<(), String>>,
+}
+
+#[derive(Default)]
+pub struct TeardownStack {
+    steps: Mutex<Vec<TeardownStep>>,
+}
+
+impl TeardownStack {
+    pub fn push(&self, step: TeardownStep) {
+        self.steps.lock().expect("teardown stack").push(step);
+    }
+    /// Takes all steps, last registered first.
+    pub fn drain(&self) -> Vec<TeardownStep> {
+        let mut steps = std::mem::take(&mut *self.steps.lock().expect("teardown stack"));
+        steps.reverse();
+        steps
+    }
+}
+
+/// Handed to every check while it runs.
+#[derive(Clone)]
+pub struct CheckContext {
+    pub suite_id: String,
+    pub check_id: String,
+    pub vars: Arc<RuntimeVars>,
+    pub teardown: Arc<TeardownStack>,
+    pub cancel: CancellationToken,
+    pub redactor: Redactor,
+}
+
+impl CheckContext {
+    /// Replaces runtime-variable markers in `text` with the values registered so far.
+    pub fn expand(&self, text: &str) -> Result<String, String> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        let open = "\u{27e6}attest:";
+        while let Some(start) = rest.find(open) {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + open.len()..];
+            let end = after
+                .find('\u{27e7}')
+                .ok_or_else(|| "malformed runtime variable marker".to_owned())?;
+            let name = &after[..end];
+            let value = self.vars.get(name).ok_or_else(|| {
+                format!(
+                    "variable `{name}` is set by an earlier check's `register:`, which has not run or did not pass"
+                )
+            })?;
+            out.push_str(&value);
+            rest = &after[end + '\u{27e7}'.len_utf8()..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// Registers a cleanup step for the end of the suite.
+    pub fn on_teardown(
+        &self,
+        label: impl Into<String>,
+        action: impl std::future::Future<Output = Result<(), String>> + Send + 'static,
+    ) {
+        self.teardown.push(TeardownStep {
+            label: label.into(),
+            action: Box::pin(action),
+        });
+    }
+
+    /// A context for unit tests of a single check.
+    pub fn for_test() -> CheckContext {
+        CheckContext {
+            suite_id: "test".into(),
+            check_id: "check".into(),
+            vars: Arc::default(),
+            teardown: Arc::default(),
+            cancel: CancellationToken::new(),
+            redactor: Redactor::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expand_replaces_registered_values_and_names_missing_ones() {
+        let ctx = CheckContext::for_test();
+        ctx.vars.set("app_user".into(), "paperless_user".into());
+        let text = format!("user={} db=x", runtime_marker("app_user"));
+        assert_eq!(ctx.expand(&text).unwrap(), "user=paperless_user db=x");
+        let err = ctx.expand(&runtime_marker("app_password")).unwrap_err();
+        assert!(err.contains("`app_password`"), "{err}");
+    }
+}

@@ -1,0 +1,21 @@
+//! The one place where a run's final state becomes the process exit code.
+
+use crate::runner::FinalState;
+
+/// Every selected check passed (or `--list`).
+pub const SUCCESS: u8 = 0;
+/// A check failed or errored, or a teardown failed.
+pub const CHECK_FAILED: u8 = 1;
+/// Usage or suite error: bad flags, a suite that does not load, nothing selected.
+pub const USAGE: u8 = 2;
+/// Interrupted with Ctrl-C (128 + SIGINT, as shells report it).
+pub const INTERRUPTED: u8 = 130;
+
+pub fn code(state: FinalState) -> u8 {
+    match state {
+        FinalState::Success | FinalState::Listed => SUCCESS,
+        FinalState::Failed => CHECK_FAILED,
+        FinalState::NoChecksSelected => USAGE,
+        FinalState::Interrupted => INTERRUPTED,
+    }
+}

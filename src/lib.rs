@@ -1,0 +1,18 @@
+//! attest: acceptance criteria for self-hosted PostgreSQL deployments, as data.
+//!
+//! Data flows one way: suite files ([`suite`], [`load`]) → plan and execution ([`runner`],
+//! [`checks`]) → outcomes ([`outcome`]) → reporters ([`report`]).
+
+pub mod checks;
+pub mod cli;
+pub mod context;
+pub mod exit;
+pub mod load;
+pub mod matchers;
+pub mod outcome;
+pub mod redact;
+pub mod report;
+pub mod runner;
+pub mod sandbox;
+pub mod schema;
+pub mod suite;

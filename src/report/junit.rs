@@ -1,0 +1,101 @@
+//! `junit.xml`: one testsuite per suite file, one testcase per check, for CI gates. Valid
+//! against the Jenkins JUnit schema (properties on testsuites only).
+
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+
+use crate::outcome::{timestamp, Outcome, RunRecord, Status, SuiteRecord};
+
+pub fn render(record: &RunRecord) -> String {
+    let mut report = Report::new("attest");
+    report.set_timestamp(chrono::DateTime::<chrono::Utc>::from(record.started_at));
+    report.set_time(
+        record
+            .finished_at
+            .duration_since(record.started_at)
+            .unwrap_or_default(),
+    );
+    for suite in &record.suites {
+        report.add_test_suite(test_suite(record, suite));
+    }
+    report.to_string().expect("JUnit report serializes")
+}
+
+fn test_suite(record: &RunRecord, suite: &SuiteRecord) -> TestSuite {
+    let mut test_suite = TestSuite::new(suite.id.as_str());
+    test_suite.set_timestamp(chrono::DateTime::<chrono::Utc>::from(suite.started_at));
+    test_suite.set_time(suite.duration);
+    let mut properties = vec![
+        Property::new("title", suite.title.as_str()),
+        Property::new("file", suite.path.as_str()),
+        Property::new("target", record.target.as_str()),
+        Property::new("started_at", timestamp(suite.started_at)),
+        Property::new("attest_version", record.attest_version),
+    ];
+    if let Some(story) = &suite.story {
+        properties.push(Property::new("story", story.as_str()));
+    }
+    for (id, text) in &suite.requirements {
+        properties.push(Property::new(format!("requirement.{id}"), text.as_str()));
+    }
+    test_suite.add_properties(properties);
+    for outcome in &suite.outcomes {
+        test_suite.add_test_case(test_case(outcome));
+    }
+    if !suite.teardown_failures.is_empty() {
+        // A failed cleanup may leave things behind: make it a visible error, not a log line.
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+        status.set_type("teardown");
+        status.set_message("teardown failed; resources may be left behind");
+        status.set_description(suite.teardown_failures.join("\n"));
+        let mut case = TestCase::new("teardown", status);
+        case.set_classname(suite.id.as_str());
+        test_suite.add_test_case(case);
+    }
+    test_suite
+}
+
+/// Name shown by every CI consumer: id, title and what it covers.
+fn case_name(outcome: &Outcome) -> String {
+    let mut covers: Vec<&str> = outcome.requirements.iter().map(String::as_str).collect();
+    covers.extend(outcome.acceptance.iter().map(String::as_str));
+    if covers.is_empty() {
+        format!("{}: {}", outcome.check, outcome.title)
+    } else {
+        format!(
+            "{}: {} [{}]",
+            outcome.check,
+            outcome.title,
+            covers.join(", ")
+        )
+    }
+}
+
+fn test_case(outcome: &Outcome) -> TestCase {
+    let status = match outcome.status {
+        Status::Passed => TestCaseStatus::success(),
+        Status::Skipped => {
+            let mut status = TestCaseStatus::skipped();
+            status.set_message(outcome.message.as_str());
+            status
+        }
+        Status::Failed | Status::Error => {
+            let kind = if outcome.status == Status::Failed {
+                NonSuccessKind::Failure
+            } else {
+                NonSuccessKind::Error
+            };
+            let mut status = TestCaseStatus::non_success(kind);
+            status.set_type(outcome.kind);
+            status.set_message(outcome.message.as_str());
+            status.set_description(outcome.details());
+            status
+        }
+    };
+    let mut case = TestCase::new(case_name(outcome), status);
+    case.set_classname(outcome.suite.as_str());
+    case.set_time(outcome.duration);
+    if outcome.status == Status::Passed {
+        case.set_system_out(format!("{}\n{}", outcome.message, outcome.details()));
+    }
+    case
+}

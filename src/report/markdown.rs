@@ -1,0 +1,218 @@
+//! `report.md`: GitHub-flavoured Markdown evidence, paste-ready into a story's completion
+//! notes: a summary line, one table per suite, a requirement traceability matrix and an
+//! environment fingerprint.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::outcome::{timestamp, Outcome, RunRecord, Status};
+use crate::suite::format_duration;
+
+pub fn render(record: &RunRecord) -> String {
+    let mut out = String::new();
+    let summary = record.summary();
+    let verdict = if summary.failed + summary.errors > 0 || record.teardown_failures() > 0 {
+        "❌ FAILED"
+    } else if record.interrupted {
+        "⏹ INTERRUPTED"
+    } else {
+        "✅ PASSED"
+    };
+    let _ = writeln!(out, "# Validation evidence: `{}`\n", cell(&record.target));
+    let _ = writeln!(
+        out,
+        "**{verdict}**: {} passed, {} failed, {} skipped, {} errors, in {} (attest {}, {}).\n",
+        summary.passed,
+        summary.failed,
+        summary.skipped,
+        summary.errors,
+        format_duration(
+            record
+                .finished_at
+                .duration_since(record.started_at)
+                .unwrap_or_default()
+        ),
+        record.attest_version,
+        timestamp(record.started_at),
+    );
+    if record.interrupted {
+        out.push_str(
+            "> The run was interrupted (Ctrl-C); checks not started are listed as skipped.\n\n",
+        );
+    }
+
+    for suite in &record.suites {
+        let heading = match &suite.story {
+            Some(story) => format!("Story {story}: {}", suite.title),
+            None => suite.title.clone(),
+        };
+        let _ = writeln!(out, "## {heading}\n");
+        let _ = writeln!(out, "Suite `{}` from `{}`.\n", suite.id, suite.path);
+        out.push_str("| AC | Requirement | Check | Result | Evidence |\n");
+        out.push_str("|---|---|---|---|---|\n");
+        for o in &suite.outcomes {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} (`{}`) | {} | {} |",
+                cell(&o.acceptance.join(", ")),
+                cell(&o.requirements.join(", ")),
+                cell(&o.title),
+                cell(&o.check),
+                result_word(o.status),
+                cell(&evidence(o)),
+            );
+        }
+        out.push('\n');
+        for failure in &suite.teardown_failures {
+            let _ = writeln!(out, "- ❌ teardown: {}", failure.replace('\n', " "));
+        }
+        if !suite.teardown_failures.is_empty() {
+            out.push('\n');
+        }
+    }
+
+    traceability(record, &mut out);
+    environment(record, &mut out);
+    out
+}
+
+fn result_word(status: Status) -> &'static str {
+    match status {
+        Status::Passed => "✅ passed",
+        Status::Failed => "❌ failed",
+        Status::Skipped => "⏭ skipped",
+        Status::Error => "❌ error",
+    }
+}
+
+fn evidence(o: &Outcome) -> String {
+    let mut text = o.message.clone();
+    if o.status == Status::Failed || o.status == Status::Error {
+        if let Some(expected) = &o.expected {
+            text.push_str(&format!("; expected: {expected}"));
+        }
+        if let Some(found) = &o.found {
+            text.push_str(&format!("; found: {found}"));
+        }
+        if let Some(hint) = &o.hint {
+            text.push_str(&format!("; hint: {hint}"));
+        }
+    }
+    text
+}
+
+/// Makes text safe inside a GFM table cell.
+pub fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+        .replace("\r\n", "<br>")
+        .replace('\n', "<br>")
+}
+
+fn traceability(record: &RunRecord, out: &mut String) {
+    // requirement → (description, [(check, status)])
+    let mut matrix: BTreeMap<&str, (Option<&str>, Vec<(String, Status)>)> = BTreeMap::new();
+    for suite in &record.suites {
+        for (id, text) in &suite.requirements {
+            matrix.entry(id).or_default().0 = Some(text);
+        }
+        for o in &suite.outcomes {
+            for requirement in &o.requirements {
+                matrix
+                    .entry(requirement)
+                    .or_default()
+                    .1
+                    .push((format!("{}::{}", o.suite, o.check), o.status));
+            }
+        }
+    }
+    if matrix.is_empty() {
+        return;
+    }
+    out.push_str("## Requirement traceability\n\n");
+    out.push_str("| Requirement | Description | Checks | Verdict |\n|---|---|---|---|\n");
+    for (id, (description, checks)) in &matrix {
+        let listed = checks
+            .iter()
+            .map(|(name, status)| format!("`{name}` {}", icon(*status)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            cell(id),
+            cell(description.unwrap_or("")),
+            cell(if listed.is_empty() { "none" } else { &listed }),
+            requirement_verdict(checks)
+        );
+    }
+    out.push('\n');
+}
+
+fn icon(status: Status) -> &'static str {
+    match status {
+        Status::Passed => "✅",
+        Status::Failed | Status::Error => "❌",
+        Status::Skipped => "⏭",
+    }
+}
+
+fn requirement_verdict(checks: &[(String, Status)]) -> String {
+    let count = |s: Status| checks.iter().filter(|(_, status)| *status == s).count();
+    let (passed, skipped) = (count(Status::Passed), count(Status::Skipped));
+    let failed = count(Status::Failed) + count(Status::Error);
+    if checks.is_empty() {
+        "⏭ no checks ran".into()
+    } else if failed > 0 {
+        format!("❌ not met ({failed} failing)")
+    } else if skipped > 0 && passed == 0 {
+        "⏭ not verified (all skipped)".into()
+    } else if skipped > 0 {
+        format!("✅ partly verified ({skipped} skipped)")
+    } else {
+        "✅ verified".into()
+    }
+}
+
+fn environment(record: &RunRecord, out: &mut String) {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    let files: Vec<String> = record
+        .suites
+        .iter()
+        .map(|s| format!("`{}`", s.path))
+        .collect();
+    out.push_str("## Environment\n\n| | |\n|---|---|\n");
+    let rows = [
+        ("attest", record.attest_version.to_owned()),
+        ("target", record.target.clone()),
+        ("started", timestamp(record.started_at)),
+        ("finished", timestamp(record.finished_at)),
+        ("host", host),
+        ("suites", files.join(", ")),
+    ];
+    for (key, value) in rows {
+        let _ = writeln!(out, "| {key} | {} |", cell(&value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_escape_pipes_and_newlines() {
+        assert_eq!(cell("a|b\nc"), "a\\|b<br>c");
+    }
+
+    #[test]
+    fn requirement_verdicts() {
+        let p = ("a".to_owned(), Status::Passed);
+        let f = ("b".to_owned(), Status::Failed);
+        let s = ("c".to_owned(), Status::Skipped);
+        assert_eq!(requirement_verdict(&[p.clone()]), "✅ verified");
+        assert!(requirement_verdict(&[p.clone(), f]).starts_with("❌"));
+        assert!(requirement_verdict(&[p, s.clone()]).contains("partly"));
+        assert!(requirement_verdict(&[s]).contains("not verified"));
+    }
+}
