@@ -108,9 +108,11 @@ pub fn cell(text: &str) -> String {
         .replace('\n', "<br>")
 }
 
+/// A requirement's description and the checks that cover it, with their results.
+type Coverage<'a> = (Option<&'a str>, Vec<(String, Status)>);
+
 fn traceability(record: &RunRecord, out: &mut String) {
-    // requirement → (description, [(check, status)])
-    let mut matrix: BTreeMap<&str, (Option<&str>, Vec<(String, Status)>)> = BTreeMap::new();
+    let mut matrix: BTreeMap<&str, Coverage> = BTreeMap::new();
     for suite in &record.suites {
         for (id, text) in &suite.requirements {
             matrix.entry(id).or_default().0 = Some(text);
@@ -210,7 +212,7 @@ mod tests {
         let p = ("a".to_owned(), Status::Passed);
         let f = ("b".to_owned(), Status::Failed);
         let s = ("c".to_owned(), Status::Skipped);
-        assert_eq!(requirement_verdict(&[p.clone()]), "✅ verified");
+        assert_eq!(requirement_verdict(std::slice::from_ref(&p)), "✅ verified");
         assert!(requirement_verdict(&[p.clone(), f]).starts_with("❌"));
         assert!(requirement_verdict(&[p, s.clone()]).contains("partly"));
         assert!(requirement_verdict(&[s]).contains("not verified"));

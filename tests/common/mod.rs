@@ -1,0 +1,148 @@
+//! Black-box test harness: runs the real `attest` binary in a temporary folder.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub struct Attest {
+    pub dir: TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub dir: PathBuf,
+    _keep: Option<TempDir>,
+}
+
+impl Attest {
+    pub fn new() -> Attest {
+        Attest {
+            dir: tempfile::tempdir().expect("temp dir"),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Writes a file into the test folder (relative path).
+    pub fn file(self, name: &str, content: &str) -> Attest {
+        let path = self.dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+        self
+    }
+
+    /// Writes `suites/<name>.yaml`.
+    pub fn suite(self, name: &str, yaml: &str) -> Attest {
+        self.file(&format!("suites/{name}.yaml"), yaml)
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Attest {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Attest {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn run(self) -> Output {
+        let output = Command::new(env!("CARGO_BIN_EXE_attest"))
+            .args(&self.args)
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("run attest");
+        Output {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            dir: self.dir.path().to_owned(),
+            _keep: Some(self.dir),
+        }
+    }
+
+    /// Runs on a blocking thread, so in-process servers of an async test keep serving.
+    pub async fn run_async(self) -> Output {
+        tokio::task::spawn_blocking(move || self.run())
+            .await
+            .unwrap()
+    }
+}
+
+impl Output {
+    pub fn assert_code(&self, code: i32) -> &Output {
+        assert_eq!(
+            self.code, code,
+            "exit code {} (expected {code})\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn report(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join("reports").join(name))
+            .unwrap_or_else(|e| panic!("report {name} missing: {e}\nstderr: {}", self.stderr))
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.report("report.json")).expect("report.json is JSON")
+    }
+
+    /// The report.json entry of one check.
+    pub fn result(&self, check: &str) -> Value {
+        let json = self.json();
+        json["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["check"] == check)
+            .cloned()
+            .unwrap_or_else(|| panic!("no result for `{check}` in {json:#}"))
+    }
+
+    /// Asserts a check's status and that its message contains `needle`.
+    pub fn expect(&self, check: &str, status: &str, needle: &str) -> Value {
+        let result = self.result(check);
+        assert_eq!(result["status"], status, "status of `{check}`: {result:#}");
+        let text = format!(
+            "{} {} {} {}",
+            result["message"], result["expected"], result["found"], result["hint"]
+        );
+        assert!(
+            text.contains(needle),
+            "`{check}`: `{needle}` not in {result:#}"
+        );
+        result
+    }
+
+    pub fn all_output(&self) -> String {
+        let mut text = format!("{}\n{}", self.stdout, self.stderr);
+        for name in ["junit.xml", "report.md", "report.json"] {
+            if let Ok(report) = std::fs::read_to_string(self.dir.join("reports").join(name)) {
+                text.push_str(&report);
+            }
+        }
+        text
+    }
+}
+
+/// A one-check suite around a kind body (indented YAML under the kind key).
+pub fn one_check(kind: &str, body: &str) -> String {
+    let body: String = body.lines().map(|l| format!("      {l}\n")).collect();
+    format!(
+        "id: t\ntitle: test suite\nchecks:\n  - id: c\n    title: the check\n    timeout: 10s\n    {kind}:\n{body}"
+    )
+}

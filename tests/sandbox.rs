@@ -1,0 +1,41 @@
+//! `attest sandbox` end to end: the bundled suites pass against the loopback stand-ins.
+
+use std::process::Command;
+
+#[test]
+fn sandbox_runs_the_bundled_suites_and_passes_every_kind() {
+    let reports = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_attest"))
+        .args(["sandbox", "--report-dir"])
+        .arg(reports.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["target"], "sandbox");
+    let results = json["results"].as_array().unwrap();
+    for kind in ["dns", "tcp", "http", "file", "command"] {
+        assert!(
+            results
+                .iter()
+                .any(|r| r["kind"] == kind && r["status"] == "passed"),
+            "no passing `{kind}` result in {json:#}"
+        );
+    }
+    for result in results {
+        assert_eq!(result["status"], "passed", "{result:#}");
+        assert!(
+            !result["requirements"].as_array().unwrap().is_empty() || result["ac"].is_string(),
+            "every sandbox result is tied to a requirement or AC: {result:#}"
+        );
+    }
+    assert!(reports.path().join("junit.xml").exists());
+    assert!(reports.path().join("report.md").exists());
+}
