@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
+use crate::pg::{DirectDialer, Dialer};
 use crate::redact::Redactor;
 
 /// Marks a variable whose value only exists once an earlier check has run (`register:`).
@@ -65,6 +66,8 @@ pub struct CheckContext {
     pub teardown: Arc<TeardownStack>,
     pub cancel: CancellationToken,
     pub redactor: Redactor,
+    /// How PostgreSQL servers are reached (direct, port-forward, sandbox).
+    pub dialer: Arc<dyn Dialer>,
 }
 
 impl CheckContext {
@@ -113,6 +116,7 @@ impl CheckContext {
             teardown: Arc::default(),
             cancel: CancellationToken::new(),
             redactor: Redactor::default(),
+            dialer: Arc::new(DirectDialer),
         }
     }
 }

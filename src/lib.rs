@@ -10,6 +10,7 @@ pub mod exit;
 pub mod load;
 pub mod matchers;
 pub mod outcome;
+pub mod pg;
 pub mod redact;
 pub mod report;
 pub mod runner;

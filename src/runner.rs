@@ -262,6 +262,7 @@ async fn run_suite(
                     teardown: teardown.clone(),
                     cancel: cancel.clone(),
                     redactor: redactor.clone(),
+                    dialer: Arc::new(crate::pg::DirectDialer),
                 };
                 let started = Instant::now();
                 let (verdict, attempts) = tokio::select! {

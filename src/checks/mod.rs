@@ -17,6 +17,9 @@ pub mod command;
 pub mod dns;
 pub mod file;
 pub mod http;
+pub mod pg_ready;
+pub mod postgres;
+pub mod sql;
 pub mod tcp;
 
 /// What every check kind does: observe something and decide whether it meets the expectation.
@@ -83,6 +86,9 @@ kinds! {
     "http" => http::HttpCheck,
     "file" => file::FileCheck,
     "command" => command::CommandCheck,
+    "postgres" => postgres::PostgresCheck,
+    "sql" => sql::SqlCheck,
+    "pg-ready" => pg_ready::PgReadyCheck,
 }
 
 /// The registered name matching a key, if the key names a kind.

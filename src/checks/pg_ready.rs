@@ -1,0 +1,87 @@
+//! `pg-ready`: the `pg_isready` answer (accepting, rejecting, no response) without the binary.
+
+use futures::future::BoxFuture;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{millis, Check, Kind, Verdict};
+use crate::context::CheckContext;
+use crate::pg::{connect, ConnectError, ConnectionSpec};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PgReadyCheck {
+    /// Where to ask; no password is needed, as with pg_isready.
+    pub connection: ConnectionSpec,
+    /// `accepting` (default), `rejecting` or `no-response`.
+    #[serde(default)]
+    pub expect: Readiness,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Readiness {
+    #[default]
+    Accepting,
+    Rejecting,
+    NoResponse,
+}
+
+impl Readiness {
+    fn text(self) -> &'static str {
+        match self {
+            Readiness::Accepting => "accepting connections",
+            Readiness::Rejecting => "rejecting connections",
+            Readiness::NoResponse => "no response",
+        }
+    }
+}
+
+impl Kind for PgReadyCheck {}
+
+/// Like pg_isready: any answer from a running server counts as accepting, even a refused
+/// password; only "the database system is starting up / shutting down" (57P03) is rejecting.
+fn readiness(result: &Result<(), ConnectError>) -> Readiness {
+    match result {
+        Ok(()) => Readiness::Accepting,
+        Err(ConnectError::Server { code, .. }) if code == "57P03" => Readiness::Rejecting,
+        Err(ConnectError::Server { .. }) => Readiness::Accepting,
+        Err(_) => Readiness::NoResponse,
+    }
+}
+
+impl PgReadyCheck {
+    async fn observe(&self, ctx: &CheckContext) -> Verdict {
+        let mut target = match self.connection.resolve(ctx) {
+            Ok(target) => target,
+            Err(e) => return Verdict::error(e),
+        };
+        // Without a password the client gives up before the server says anything; a dummy one
+        // makes the server answer (with 28P01), which is all pg_isready wants to know.
+        target.password.get_or_insert_with(|| "attest-pg-ready-probe".to_owned());
+        let address = format!("{}:{}", target.host, target.port);
+        let started = std::time::Instant::now();
+        let result = connect(ctx.dialer.as_ref(), &target).await.map(|_| ());
+        let elapsed = started.elapsed();
+        let state = readiness(&result);
+        let detail = match &result {
+            Ok(()) => String::new(),
+            Err(e) => format!(" ({e})"),
+        };
+        Verdict::judge(state == self.expect, format!("{address}: {}{detail}", state.text()))
+            .expected(self.expect.text())
+            .found(state.text())
+            .hint_unless_passed("`pg_isready -h HOST -p PORT` gives the same answer; check the pod's readiness and logs")
+            .measure("response_ms", millis(elapsed))
+    }
+}
+
+impl Check for PgReadyCheck {
+    fn target(&self) -> String {
+        self.connection.label()
+    }
+
+    fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
+        Box::pin(self.observe(ctx))
+    }
+}

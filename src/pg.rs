@@ -1,0 +1,492 @@
+//! Reaching PostgreSQL: connection settings as suites write them, resolved against runtime
+//! variables and the standard PG* environment, dialled through one seam ([`Dialer`]) so checks
+//! do not care whether the server is reached directly, through a port-forward or in a sandbox.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_postgres::config::SslMode as WireSslMode;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{Client, NoTls};
+
+use crate::context::CheckContext;
+
+/// How a suite says where PostgreSQL is and who connects. Unset fields fall back to the URI,
+/// then to the standard `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`,
+/// `PGSSLROOTCERT`, `PGAPPNAME` environment variables, then to libpq's defaults.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSpec {
+    /// A libpq URI: `postgresql://user@host:5432/dbname?sslmode=require`.
+    #[serde(default)]
+    pub uri: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Use a secret variable: `password: ${pg_password}`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// File holding the password (a mounted Secret, a compose secrets file).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub dbname: Option<String>,
+    #[serde(default)]
+    pub sslmode: Option<SslMode>,
+    /// PEM file of the CA for `verify-ca` and `verify-full`.
+    #[serde(default)]
+    pub sslrootcert: Option<PathBuf>,
+    #[serde(default)]
+    pub application_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(text: &str) -> Result<SslMode, String> {
+        Ok(match text {
+            "disable" => SslMode::Disable,
+            "allow" | "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            other => return Err(format!("sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full")),
+        })
+    }
+}
+
+/// Fully resolved connection settings.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<String>,
+    pub dbname: String,
+    pub sslmode: SslMode,
+    pub sslrootcert: Option<PathBuf>,
+    pub application_name: String,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{}", self.describe())
+    }
+}
+
+impl Target {
+    /// `user@host:port/dbname`: never the password.
+    pub fn describe(&self) -> String {
+        format!("{}@{}:{}/{}", self.user, self.host, self.port, self.dbname)
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl ConnectionSpec {
+    /// What reports show before the connection is resolved.
+    pub fn label(&self) -> String {
+        let host = self.host.clone().unwrap_or_else(|| "PGHOST".into());
+        let port = self.port.map(|p| p.to_string()).unwrap_or_else(|| "PGPORT".into());
+        let db = self.dbname.clone().unwrap_or_default();
+        match (&self.uri, &self.user) {
+            (Some(_), _) => "libpq URI".into(),
+            (None, Some(user)) => format!("{user}@{host}:{port}/{db}"),
+            (None, None) => format!("{host}:{port}/{db}"),
+        }
+    }
+
+    /// Resolves runtime variables, the URI and the PG* environment into a [`Target`].
+    pub fn resolve(&self, ctx: &CheckContext) -> Result<Target, String> {
+        let expand = |v: &Option<String>| v.as_deref().map(|s| ctx.expand(s)).transpose();
+        let uri = match expand(&self.uri)? {
+            Some(uri) => Some(
+                uri.parse::<tokio_postgres::Config>()
+                    .map_err(|e| format!("connection URI is not valid: {e}"))?,
+            ),
+            None => None,
+        };
+        let from_uri_host = uri.as_ref().and_then(|c| {
+            c.get_hosts().first().map(|h| match h {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+        });
+        let host = expand(&self.host)?
+            .or(from_uri_host)
+            .or_else(|| env("PGHOST"))
+            .unwrap_or_else(|| "localhost".into());
+        let port = match self.port {
+            Some(port) => port,
+            None => match uri.as_ref().and_then(|c| c.get_ports().first().copied()) {
+                Some(port) => port,
+                None => match env("PGPORT") {
+                    Some(p) => p.parse().map_err(|_| format!("PGPORT `{p}` is not a port number"))?,
+                    None => 5432,
+                },
+            },
+        };
+        let user = expand(&self.user)?
+            .or_else(|| uri.as_ref().and_then(|c| c.get_user().map(str::to_owned)))
+            .or_else(|| env("PGUSER"))
+            .unwrap_or_else(|| "postgres".into());
+        let password = match (expand(&self.password)?, &self.password_file, &self.password_env) {
+            (Some(p), _, _) => Some(p),
+            (None, Some(file), _) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| format!("cannot read password_file `{}`: {e}", file.display()))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            ),
+            (None, None, Some(var)) => Some(std::env::var(var).map_err(|_| {
+                format!("password_env `{var}` is not set in attest's environment")
+            })?),
+            (None, None, None) => uri
+                .as_ref()
+                .and_then(|c| c.get_password())
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .or_else(|| env("PGPASSWORD")),
+        };
+        if let Some(password) = &password {
+            ctx.redactor.add(password);
+        }
+        let dbname = expand(&self.dbname)?
+            .or_else(|| uri.as_ref().and_then(|c| c.get_dbname().map(str::to_owned)))
+            .or_else(|| env("PGDATABASE"))
+            .unwrap_or_else(|| user.clone());
+        let sslmode = match self.sslmode {
+            Some(mode) => mode,
+            None => match env("PGSSLMODE") {
+                Some(mode) => SslMode::parse(&mode)?,
+                None => match uri.as_ref().map(|c| c.get_ssl_mode()) {
+                    Some(WireSslMode::Disable) => SslMode::Disable,
+                    Some(WireSslMode::Require) => SslMode::Require,
+                    _ => SslMode::Prefer,
+                },
+            },
+        };
+        let sslrootcert = self.sslrootcert.clone().or_else(|| env("PGSSLROOTCERT").map(PathBuf::from));
+        if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && sslrootcert.is_none() {
+            return Err(format!(
+                "sslmode {} needs `sslrootcert:` (the CA's PEM file)",
+                if sslmode == SslMode::VerifyCa { "verify-ca" } else { "verify-full" }
+            ));
+        }
+        let application_name = expand(&self.application_name)?
+            .or_else(|| env("PGAPPNAME"))
+            .unwrap_or_else(|| "attest".into());
+        Ok(Target { host, port, user, password, dbname, sslmode, sslrootcert, application_name })
+    }
+}
+
+/// A byte stream to a PostgreSQL server.
+pub trait PgStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> PgStream for T {}
+
+/// The seam between checks and the network: direct TCP today; a Kubernetes port-forward or a
+/// simulator plugs in here without any check changing.
+pub trait Dialer: Send + Sync {
+    fn dial(&self, host: String, port: u16) -> BoxFuture<'static, std::io::Result<Box<dyn PgStream>>>;
+}
+
+/// Plain TCP to `host:port`.
+pub struct DirectDialer;
+
+impl Dialer for DirectDialer {
+    fn dial(&self, host: String, port: u16) -> BoxFuture<'static, std::io::Result<Box<dyn PgStream>>> {
+        Box::pin(async move {
+            let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            stream.set_nodelay(true)?;
+            Ok(Box::new(stream) as Box<dyn PgStream>)
+        })
+    }
+}
+
+/// Why a connection attempt failed, in the terms the `postgres` kind expects.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// Nothing listens (connection refused).
+    Refused(String),
+    /// No answer or no route.
+    Unreachable(String),
+    /// The server answered with an error: SQLSTATE and message.
+    Server { code: String, message: String },
+    /// TLS or protocol trouble, certificate problems included.
+    Other(String),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            ConnectError::Refused(m) | ConnectError::Unreachable(m) | ConnectError::Other(m) => f.write_str(m),
+            ConnectError::Server { code, message } => write!(f, "{message} (SQLSTATE {code})"),
+        }
+    }
+}
+
+impl ConnectError {
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            ConnectError::Server { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// An open session and what it took to open it.
+pub struct Session {
+    pub client: Client,
+    pub connect_time: Duration,
+    pub tls: bool,
+}
+
+/// Connects and authenticates. The caller's timeout bounds the whole exchange.
+///
+/// Boxed on purpose: it pins down the future's lifetimes, which rustc otherwise fails to prove
+/// `Send` for inside the checks' own futures (rust-lang/rust#102211).
+pub fn connect<'a>(
+    dialer: &'a dyn Dialer,
+    target: &'a Target,
+) -> BoxFuture<'a, Result<Session, ConnectError>> {
+    Box::pin(connect_inner(dialer, target))
+}
+
+async fn connect_inner(dialer: &dyn Dialer, target: &Target) -> Result<Session, ConnectError> {
+    let started = Instant::now();
+    let stream = dialer.dial(target.host.clone(), target.port).await.map_err(|e| {
+        let text = format!("cannot reach {}:{}: {e}", target.host, target.port);
+        match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => ConnectError::Refused(text),
+            _ => ConnectError::Unreachable(text),
+        }
+    })?;
+    let mut config = tokio_postgres::Config::new();
+    config
+        .user(&target.user)
+        .dbname(&target.dbname)
+        .application_name(&target.application_name)
+        .ssl_mode(match target.sslmode {
+            SslMode::Disable => WireSslMode::Disable,
+            SslMode::Prefer => WireSslMode::Prefer,
+            _ => WireSslMode::Require,
+        });
+    if let Some(password) = &target.password {
+        config.password(password);
+    }
+    let (client, tls) = if target.sslmode == SslMode::Disable {
+        let handshake = tokio::spawn(async move {
+            let (client, connection) = config.connect_raw(stream, NoTls).await?;
+            tokio::spawn(connection);
+            Ok::<_, tokio_postgres::Error>(client)
+        });
+        let client = handshake
+            .await
+            .map_err(|e| ConnectError::Other(format!("connection task failed: {e}")))?
+            .map_err(classify)?;
+        (client, false)
+    } else {
+        let mut make = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target)?);
+        let tls = <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<Box<dyn PgStream>>>::make_tls_connect(
+            &mut make,
+            &target.host,
+        )
+        .map_err(|e| ConnectError::Other(format!("TLS setup failed: {e}")))?;
+        // rustc cannot prove this handshake's future `Send` (rust-lang/rust#102211), so it runs,
+        // and its connection lives, on a thread of its own; the Client talks to it over channels.
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = sender.send(Err(ConnectError::Other(format!("cannot start a TLS runtime: {e}"))));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match config.connect_raw(stream, tls).await {
+                    Ok((client, connection)) => {
+                        if sender.send(Ok(client)).is_ok() {
+                            let _ = connection.await;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = sender.send(Err(classify(e)));
+                    }
+                }
+            });
+        });
+        let client = receiver
+            .await
+            .map_err(|_| ConnectError::Other("the TLS connection thread ended early".into()))??;
+        (client, true)
+    };
+    // With `prefer` the server may have said no to TLS; ask it what the session really uses.
+    let tls = tls
+        && scalar(&client, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .await
+            .as_deref()
+            == Some("t");
+    Ok(Session { client, connect_time: started.elapsed(), tls })
+}
+
+/// The first value of a query's first row, as text (simple protocol: no parameters, no types).
+pub fn scalar<'a>(client: &'a Client, sql: &'a str) -> BoxFuture<'a, Option<String>> {
+    Box::pin(async move {
+        let messages = client.simple_query(sql).await.ok()?;
+        messages.into_iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+    })
+}
+
+fn classify(error: tokio_postgres::Error) -> ConnectError {
+    if let Some(db) = error.as_db_error() {
+        return ConnectError::Server { code: db.code().code().to_owned(), message: db.message().to_owned() };
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    ConnectError::Other(text)
+}
+
+fn tls_config(target: &Target) -> Result<rustls::ClientConfig, ConnectError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConnectError::Other(format!("TLS setup failed: {e}")))?;
+    let config = match target.sslmode {
+        // libpq's `prefer` and `require` encrypt without checking who answers.
+        SslMode::Disable | SslMode::Prefer | SslMode::Require => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth(),
+        SslMode::VerifyCa | SslMode::VerifyFull => {
+            let path = target.sslrootcert.as_ref().expect("checked when resolving");
+            let pem = std::fs::read(path)
+                .map_err(|e| ConnectError::Other(format!("cannot read sslrootcert `{}`: {e}", path.display())))?;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let cert = cert.map_err(|e| ConnectError::Other(format!("sslrootcert `{}`: {e}", path.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| ConnectError::Other(format!("sslrootcert `{}`: {e}", path.display())))?;
+            }
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| ConnectError::Other(format!("TLS setup failed: {e}")))?;
+            let verifier: Arc<dyn ServerCertVerifier> = if target.sslmode == SslMode::VerifyCa {
+                Arc::new(ChainOnly(webpki))
+            } else {
+                webpki
+            };
+            builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth()
+        }
+    };
+    Ok(config)
+}
+
+/// `require`: any certificate, but the handshake signatures must still be sound.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `verify-ca`: the chain must lead to the CA; the host name may differ.
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
