@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use crate::pg::{DirectDialer, Dialer};
+use crate::pg::{Dialer, DirectDialer, Sessions};
 use crate::redact::Redactor;
 
 /// Marks a variable whose value only exists once an earlier check has run (`register:`).
@@ -68,6 +68,8 @@ pub struct CheckContext {
     pub redactor: Redactor,
     /// How PostgreSQL servers are reached (direct, port-forward, sandbox).
     pub dialer: Arc<dyn Dialer>,
+    /// Query-only PostgreSQL sessions shared by the whole run.
+    pub sessions: Arc<Sessions>,
 }
 
 impl CheckContext {
@@ -117,6 +119,7 @@ impl CheckContext {
             cancel: CancellationToken::new(),
             redactor: Redactor::default(),
             dialer: Arc::new(DirectDialer),
+            sessions: Arc::default(),
         }
     }
 }

@@ -72,7 +72,9 @@ impl SslMode {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            other => return Err(format!("sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full")),
+            other => return Err(format!(
+                "sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"
+            )),
         })
     }
 }
@@ -111,7 +113,10 @@ impl ConnectionSpec {
     /// What reports show before the connection is resolved.
     pub fn label(&self) -> String {
         let host = self.host.clone().unwrap_or_else(|| "PGHOST".into());
-        let port = self.port.map(|p| p.to_string()).unwrap_or_else(|| "PGPORT".into());
+        let port = self
+            .port
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "PGPORT".into());
         let db = self.dbname.clone().unwrap_or_default();
         match (&self.uri, &self.user) {
             (Some(_), _) => "libpq URI".into(),
@@ -146,7 +151,9 @@ impl ConnectionSpec {
             None => match uri.as_ref().and_then(|c| c.get_ports().first().copied()) {
                 Some(port) => port,
                 None => match env("PGPORT") {
-                    Some(p) => p.parse().map_err(|_| format!("PGPORT `{p}` is not a port number"))?,
+                    Some(p) => p
+                        .parse()
+                        .map_err(|_| format!("PGPORT `{p}` is not a port number"))?,
                     None => 5432,
                 },
             },
@@ -155,7 +162,11 @@ impl ConnectionSpec {
             .or_else(|| uri.as_ref().and_then(|c| c.get_user().map(str::to_owned)))
             .or_else(|| env("PGUSER"))
             .unwrap_or_else(|| "postgres".into());
-        let password = match (expand(&self.password)?, &self.password_file, &self.password_env) {
+        let password = match (
+            expand(&self.password)?,
+            &self.password_file,
+            &self.password_env,
+        ) {
             (Some(p), _, _) => Some(p),
             (None, Some(file), _) => Some(
                 std::fs::read_to_string(file)
@@ -163,9 +174,11 @@ impl ConnectionSpec {
                     .trim_end_matches(['\r', '\n'])
                     .to_owned(),
             ),
-            (None, None, Some(var)) => Some(std::env::var(var).map_err(|_| {
-                format!("password_env `{var}` is not set in attest's environment")
-            })?),
+            (None, None, Some(var)) => {
+                Some(std::env::var(var).map_err(|_| {
+                    format!("password_env `{var}` is not set in attest's environment")
+                })?)
+            }
             (None, None, None) => uri
                 .as_ref()
                 .and_then(|c| c.get_password())
@@ -190,17 +203,33 @@ impl ConnectionSpec {
                 },
             },
         };
-        let sslrootcert = self.sslrootcert.clone().or_else(|| env("PGSSLROOTCERT").map(PathBuf::from));
+        let sslrootcert = self
+            .sslrootcert
+            .clone()
+            .or_else(|| env("PGSSLROOTCERT").map(PathBuf::from));
         if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && sslrootcert.is_none() {
             return Err(format!(
                 "sslmode {} needs `sslrootcert:` (the CA's PEM file)",
-                if sslmode == SslMode::VerifyCa { "verify-ca" } else { "verify-full" }
+                if sslmode == SslMode::VerifyCa {
+                    "verify-ca"
+                } else {
+                    "verify-full"
+                }
             ));
         }
         let application_name = expand(&self.application_name)?
             .or_else(|| env("PGAPPNAME"))
             .unwrap_or_else(|| "attest".into());
-        Ok(Target { host, port, user, password, dbname, sslmode, sslrootcert, application_name })
+        Ok(Target {
+            host,
+            port,
+            user,
+            password,
+            dbname,
+            sslmode,
+            sslrootcert,
+            application_name,
+        })
     }
 }
 
@@ -211,19 +240,50 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> PgStream for T {}
 /// The seam between checks and the network: direct TCP today; a Kubernetes port-forward or a
 /// simulator plugs in here without any check changing.
 pub trait Dialer: Send + Sync {
-    fn dial(&self, host: String, port: u16) -> BoxFuture<'static, std::io::Result<Box<dyn PgStream>>>;
+    fn dial(
+        &self,
+        host: String,
+        port: u16,
+    ) -> BoxFuture<'static, std::io::Result<Box<dyn PgStream>>>;
 }
 
 /// Plain TCP to `host:port`.
 pub struct DirectDialer;
 
 impl Dialer for DirectDialer {
-    fn dial(&self, host: String, port: u16) -> BoxFuture<'static, std::io::Result<Box<dyn PgStream>>> {
+    fn dial(
+        &self,
+        host: String,
+        port: u16,
+    ) -> BoxFuture<'static, std::io::Result<Box<dyn PgStream>>> {
         Box::pin(async move {
             let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
             stream.set_nodelay(true)?;
             Ok(Box::new(stream) as Box<dyn PgStream>)
         })
+    }
+}
+
+/// Sessions that only carry queries, reused per (server, role, database, TLS) for the whole
+/// run, so a suite of twenty `sql` checks logs in once.
+#[derive(Default)]
+pub struct Sessions {
+    open: tokio::sync::Mutex<std::collections::HashMap<Target, Arc<Client>>>,
+}
+
+impl Sessions {
+    pub async fn client(
+        &self,
+        dialer: &dyn Dialer,
+        target: &Target,
+    ) -> Result<Arc<Client>, ConnectError> {
+        let mut open = self.open.lock().await;
+        if let Some(client) = open.get(target).filter(|c| !c.is_closed()) {
+            return Ok(client.clone());
+        }
+        let client = Arc::new(connect(dialer, target).await?.client);
+        open.insert(target.clone(), client.clone());
+        Ok(client)
     }
 }
 
@@ -243,7 +303,9 @@ pub enum ConnectError {
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         match self {
-            ConnectError::Refused(m) | ConnectError::Unreachable(m) | ConnectError::Other(m) => f.write_str(m),
+            ConnectError::Refused(m) | ConnectError::Unreachable(m) | ConnectError::Other(m) => {
+                f.write_str(m)
+            }
             ConnectError::Server { code, message } => write!(f, "{message} (SQLSTATE {code})"),
         }
     }
@@ -278,13 +340,16 @@ pub fn connect<'a>(
 
 async fn connect_inner(dialer: &dyn Dialer, target: &Target) -> Result<Session, ConnectError> {
     let started = Instant::now();
-    let stream = dialer.dial(target.host.clone(), target.port).await.map_err(|e| {
-        let text = format!("cannot reach {}:{}: {e}", target.host, target.port);
-        match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => ConnectError::Refused(text),
-            _ => ConnectError::Unreachable(text),
-        }
-    })?;
+    let stream = dialer
+        .dial(target.host.clone(), target.port)
+        .await
+        .map_err(|e| {
+            let text = format!("cannot reach {}:{}: {e}", target.host, target.port);
+            match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => ConnectError::Refused(text),
+                _ => ConnectError::Unreachable(text),
+            }
+        })?;
     let mut config = tokio_postgres::Config::new();
     config
         .user(&target.user)
@@ -320,10 +385,15 @@ async fn connect_inner(dialer: &dyn Dialer, target: &Target) -> Result<Session, 
         // and its connection lives, on a thread of its own; the Client talks to it over channels.
         let (sender, receiver) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(runtime) => runtime,
                 Err(e) => {
-                    let _ = sender.send(Err(ConnectError::Other(format!("cannot start a TLS runtime: {e}"))));
+                    let _ = sender.send(Err(ConnectError::Other(format!(
+                        "cannot start a TLS runtime: {e}"
+                    ))));
                     return;
                 }
             };
@@ -347,11 +417,18 @@ async fn connect_inner(dialer: &dyn Dialer, target: &Target) -> Result<Session, 
     };
     // With `prefer` the server may have said no to TLS; ask it what the session really uses.
     let tls = tls
-        && scalar(&client, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-            .await
-            .as_deref()
+        && scalar(
+            &client,
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        )
+        .await
+        .as_deref()
             == Some("t");
-    Ok(Session { client, connect_time: started.elapsed(), tls })
+    Ok(Session {
+        client,
+        connect_time: started.elapsed(),
+        tls,
+    })
 }
 
 /// The first value of a query's first row, as text (simple protocol: no parameters, no types).
@@ -365,9 +442,45 @@ pub fn scalar<'a>(client: &'a Client, sql: &'a str) -> BoxFuture<'a, Option<Stri
     })
 }
 
+/// A server error as users read it: message and SQLSTATE.
+pub fn server_error(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => error.to_string(),
+    }
+}
+
+/// The SQLSTATE of a server error, if the server sent one.
+pub fn sqlstate(error: &tokio_postgres::Error) -> Option<&str> {
+    error.as_db_error().map(|db| db.code().code())
+}
+
+/// A quoted identifier: `"paperless_user"`, safe whatever the name holds.
+pub fn ident(name: &str) -> String {
+    postgres_protocol::escape::escape_identifier(name)
+}
+
+/// A quoted literal for statements that take no parameters (CREATE ROLE … PASSWORD).
+pub fn literal(value: &str) -> String {
+    postgres_protocol::escape::escape_literal(value)
+}
+
+/// A name with a random suffix, so two runs never collide; within PostgreSQL's 63 bytes.
+pub fn unique_name(base: &str) -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    let suffix = Alphanumeric
+        .sample_string(&mut rand::rng(), 6)
+        .to_lowercase();
+    let base: String = base.chars().take(63 - 7).collect();
+    format!("{base}_{suffix}")
+}
+
 fn classify(error: tokio_postgres::Error) -> ConnectError {
     if let Some(db) = error.as_db_error() {
-        return ConnectError::Server { code: db.code().code().to_owned(), message: db.message().to_owned() };
+        return ConnectError::Server {
+            code: db.code().code().to_owned(),
+            message: db.message().to_owned(),
+        };
     }
     let mut text = error.to_string();
     let mut source = std::error::Error::source(&error);
@@ -391,24 +504,33 @@ fn tls_config(target: &Target) -> Result<rustls::ClientConfig, ConnectError> {
             .with_no_client_auth(),
         SslMode::VerifyCa | SslMode::VerifyFull => {
             let path = target.sslrootcert.as_ref().expect("checked when resolving");
-            let pem = std::fs::read(path)
-                .map_err(|e| ConnectError::Other(format!("cannot read sslrootcert `{}`: {e}", path.display())))?;
+            let pem = std::fs::read(path).map_err(|e| {
+                ConnectError::Other(format!("cannot read sslrootcert `{}`: {e}", path.display()))
+            })?;
             let mut roots = rustls::RootCertStore::empty();
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                let cert = cert.map_err(|e| ConnectError::Other(format!("sslrootcert `{}`: {e}", path.display())))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| ConnectError::Other(format!("sslrootcert `{}`: {e}", path.display())))?;
+                let cert = cert.map_err(|e| {
+                    ConnectError::Other(format!("sslrootcert `{}`: {e}", path.display()))
+                })?;
+                roots.add(cert).map_err(|e| {
+                    ConnectError::Other(format!("sslrootcert `{}`: {e}", path.display()))
+                })?;
             }
-            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| ConnectError::Other(format!("TLS setup failed: {e}")))?;
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| ConnectError::Other(format!("TLS setup failed: {e}")))?;
             let verifier: Arc<dyn ServerCertVerifier> = if target.sslmode == SslMode::VerifyCa {
                 Arc::new(ChainOnly(webpki))
             } else {
                 webpki
             };
-            builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth()
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth()
         }
     };
     Ok(config)
@@ -435,7 +557,12 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -443,7 +570,12 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
@@ -463,7 +595,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),

@@ -122,6 +122,10 @@ pub fn run(
     }
 
     let cancel = CancellationToken::new();
+    let services = Services {
+        dialer: Arc::new(crate::pg::DirectDialer),
+        sessions: Arc::default(),
+    };
     let interrupt_watch = runtime.spawn(watch_interrupt(cancel.clone()));
     let handles: Vec<_> = suites
         .into_iter()
@@ -134,6 +138,7 @@ pub fn run(
                 config.allow,
                 cancel.clone(),
                 redactor.clone(),
+                services.clone(),
             ))
         })
         .collect();
@@ -215,12 +220,20 @@ fn reporting_trial(suite: &Suite, check: &SuiteCheck, rx: oneshot::Receiver<Outc
     .with_kind(check.decl.kind)
 }
 
+/// What every check of a run shares: the way to PostgreSQL and the reusable sessions.
+#[derive(Clone)]
+struct Services {
+    dialer: Arc<dyn crate::pg::Dialer>,
+    sessions: Arc<crate::pg::Sessions>,
+}
+
 async fn run_suite(
     suite: Suite,
     slots: Vec<Slot>,
     allow: Safety,
     cancel: CancellationToken,
     redactor: Redactor,
+    services: Services,
 ) -> SuiteRecord {
     let started_at = SystemTime::now();
     let clock = Instant::now();
@@ -262,7 +275,8 @@ async fn run_suite(
                     teardown: teardown.clone(),
                     cancel: cancel.clone(),
                     redactor: redactor.clone(),
-                    dialer: Arc::new(crate::pg::DirectDialer),
+                    dialer: services.dialer.clone(),
+                    sessions: services.sessions.clone(),
                 };
                 let started = Instant::now();
                 let (verdict, attempts) = tokio::select! {

@@ -9,9 +9,12 @@ use common::{one_check, Attest};
 const PASSWORD: &str = "Sup3r-Secret-pw";
 
 async fn server() -> TempPostgres {
-    TempPostgres::start(PostgresOptions { superuser_password: PASSWORD.into(), tls: true })
-        .await
-        .expect("start PostgreSQL (Debian package `postgresql`)")
+    TempPostgres::start(PostgresOptions {
+        superuser_password: PASSWORD.into(),
+        tls: true,
+    })
+    .await
+    .expect("start PostgreSQL (Debian package `postgresql`)")
 }
 
 fn connection(pg: &TempPostgres, extra: &str) -> String {
@@ -27,13 +30,19 @@ fn run(kind: &str, body: &str) -> Attest {
         "variables:\n  pw: {secret: true, env: TEST_PG_PASSWORD}\nchecks:",
         1,
     );
-    Attest::new().suite("t", &suite).env("TEST_PG_PASSWORD", PASSWORD).args(&["run"])
+    Attest::new()
+        .suite("t", &suite)
+        .env("TEST_PG_PASSWORD", PASSWORD)
+        .args(&["run"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_authenticates_and_reports_facts() {
     let pg = server().await;
-    let body = connection(&pg, "  sslmode: disable\nserver_version: \"1*\"\nsuperuser: true\nssl: false");
+    let body = connection(
+        &pg,
+        "  sslmode: disable\nserver_version: \"1*\"\nsuperuser: true\nssl: false",
+    );
     let out = run("postgres", &body).run_async().await;
     out.assert_code(0);
     out.expect("c", "passed", "authenticated");
@@ -47,7 +56,9 @@ async fn postgres_wrong_password_fails_with_28p01_and_auth_fails_passes() {
     let out = run("postgres", &body).run_async().await;
     out.assert_code(1);
     out.expect("c", "failed", "28P01");
-    let out = run("postgres", &format!("{body}\nexpect: auth-fails")).run_async().await;
+    let out = run("postgres", &format!("{body}\nexpect: auth-fails"))
+        .run_async()
+        .await;
     out.assert_code(0);
 }
 
@@ -55,12 +66,16 @@ async fn postgres_wrong_password_fails_with_28p01_and_auth_fails_passes() {
 async fn postgres_missing_database_and_refused_port() {
     let pg = server().await;
     let body = connection(&pg, "  sslmode: disable").replace("dbname: postgres", "dbname: nope");
-    run("postgres", &format!("{body}\nexpect: db-missing")).run_async().await.assert_code(0);
+    run("postgres", &format!("{body}\nexpect: db-missing"))
+        .run_async()
+        .await
+        .assert_code(0);
     let out = run("postgres", &body).run_async().await;
     out.expect("c", "failed", "3D000");
     let port = pg.port();
     pg.stop().await;
-    let body = format!("connection: {{host: 127.0.0.1, port: {port}, sslmode: disable}}\nexpect: refused");
+    let body =
+        format!("connection: {{host: 127.0.0.1, port: {port}, sslmode: disable}}\nexpect: refused");
     run("postgres", &body).run_async().await.assert_code(0);
 }
 
@@ -68,12 +83,17 @@ async fn postgres_missing_database_and_refused_port() {
 async fn postgres_verify_full_uses_tls_and_fails_on_superuser_expectation() {
     let pg = server().await;
     let ca = pg.ca_cert_path().unwrap().display().to_string();
-    let body = connection(&pg, &format!("  sslmode: verify-full\n  sslrootcert: {ca}\nssl: true"))
-        .replace("host: 127.0.0.1", "host: localhost");
+    let body = connection(
+        &pg,
+        &format!("  sslmode: verify-full\n  sslrootcert: {ca}\nssl: true"),
+    )
+    .replace("host: 127.0.0.1", "host: localhost");
     let out = run("postgres", &body).run_async().await;
     out.assert_code(0);
     out.expect("c", "passed", "TLS");
-    let out = run("postgres", &format!("{body}\nsuperuser: false")).run_async().await;
+    let out = run("postgres", &format!("{body}\nsuperuser: false"))
+        .run_async()
+        .await;
     out.assert_code(1);
     out.expect("c", "failed", "is a superuser");
 }
@@ -92,16 +112,32 @@ async fn sql_asserts_values_rows_and_reports_server_errors() {
         .await
         .unwrap();
     let base = connection(&pg, "  sslmode: disable");
-    let out = run("sql", &format!("{base}\nquery: SELECT count(*) FROM django_migrations\nexpect: \">= 215\"")).run_async().await;
+    let out = run(
+        "sql",
+        &format!("{base}\nquery: SELECT count(*) FROM django_migrations\nexpect: \">= 215\""),
+    )
+    .run_async()
+    .await;
     out.assert_code(0);
-    let out = run("sql", &format!("{base}\nquery: SELECT count(*) FROM django_migrations\nexpect: \">= 216\"")).run_async().await;
+    let out = run(
+        "sql",
+        &format!("{base}\nquery: SELECT count(*) FROM django_migrations\nexpect: \">= 216\""),
+    )
+    .run_async()
+    .await;
     out.assert_code(1);
     out.expect("c", "failed", "value `215`, expected `>= 216`");
-    let stale = "query: SELECT now() - max(created_at) FROM backup_log WHERE success\nexpect: \"< 26h\"";
+    let stale =
+        "query: SELECT now() - max(created_at) FROM backup_log WHERE success\nexpect: \"< 26h\"";
     let out = run("sql", &format!("{base}\n{stale}")).run_async().await;
     out.assert_code(1);
     out.expect("c", "failed", "expected `< 26h`");
-    let out = run("sql", &format!("{base}\nquery: SELECT * FROM missing_table\nrows: \">= 1\"")).run_async().await;
+    let out = run(
+        "sql",
+        &format!("{base}\nquery: SELECT * FROM missing_table\nrows: \">= 1\""),
+    )
+    .run_async()
+    .await;
     out.assert_code(1);
     out.expect("c", "failed", "42P01");
 }
@@ -109,7 +145,10 @@ async fn sql_asserts_values_rows_and_reports_server_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_ready_accepting_and_no_response() {
     let pg = server().await;
-    let body = format!("connection: {{host: 127.0.0.1, port: {}, user: nobody, sslmode: disable}}", pg.port());
+    let body = format!(
+        "connection: {{host: 127.0.0.1, port: {}, user: nobody, sslmode: disable}}",
+        pg.port()
+    );
     let out = run("pg-ready", &body).run_async().await;
     out.assert_code(0);
     out.expect("c", "passed", "accepting connections");
@@ -117,5 +156,8 @@ async fn pg_ready_accepting_and_no_response() {
     let out = run("pg-ready", &body).run_async().await;
     out.assert_code(1);
     out.expect("c", "failed", "no response");
-    run("pg-ready", &format!("{body}\nexpect: no-response")).run_async().await.assert_code(0);
+    run("pg-ready", &format!("{body}\nexpect: no-response"))
+        .run_async()
+        .await
+        .assert_code(0);
 }

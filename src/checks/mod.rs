@@ -17,7 +17,11 @@ pub mod command;
 pub mod dns;
 pub mod file;
 pub mod http;
+pub mod pg_crud;
+pub mod pg_isolation;
+pub mod pg_provision;
 pub mod pg_ready;
+pub mod pg_sentinel;
 pub mod postgres;
 pub mod sql;
 pub mod tcp;
@@ -89,6 +93,10 @@ kinds! {
     "postgres" => postgres::PostgresCheck,
     "sql" => sql::SqlCheck,
     "pg-ready" => pg_ready::PgReadyCheck,
+    "pg-provision" => pg_provision::PgProvisionCheck,
+    "pg-crud" => pg_crud::PgCrudCheck,
+    "pg-isolation" => pg_isolation::PgIsolationCheck,
+    "pg-sentinel" => pg_sentinel::PgSentinelCheck,
 }
 
 /// The registered name matching a key, if the key names a kind.

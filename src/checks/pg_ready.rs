@@ -58,7 +58,9 @@ impl PgReadyCheck {
         };
         // Without a password the client gives up before the server says anything; a dummy one
         // makes the server answer (with 28P01), which is all pg_isready wants to know.
-        target.password.get_or_insert_with(|| "attest-pg-ready-probe".to_owned());
+        target
+            .password
+            .get_or_insert_with(|| "attest-pg-ready-probe".to_owned());
         let address = format!("{}:{}", target.host, target.port);
         let started = std::time::Instant::now();
         let result = connect(ctx.dialer.as_ref(), &target).await.map(|_| ());

@@ -46,7 +46,9 @@ pub enum PgExpect {
 impl Kind for PostgresCheck {}
 
 fn glob(pattern: &str) -> Regex {
-    let escaped = regex::escape(pattern).replace("\\*", ".*").replace("\\?", ".");
+    let escaped = regex::escape(pattern)
+        .replace("\\*", ".*")
+        .replace("\\?", ".");
     Regex::new(&format!("^{escaped}$")).expect("escaped glob is a valid regex")
 }
 
@@ -77,18 +79,22 @@ impl PostgresCheck {
         };
 
         let mut problems = Vec::new();
-        let version = scalar(&session.client, "SHOW server_version").await.unwrap_or_default();
+        let version = scalar(&session.client, "SHOW server_version")
+            .await
+            .unwrap_or_default();
         let version = version.split_whitespace().next().unwrap_or("").to_owned();
         if let Some(pattern) = &self.server_version {
             if !glob(pattern).is_match(&version) {
                 problems.push(format!("server version {version}, expected `{pattern}`"));
             }
         }
-        let is_superuser =
-            scalar(&session.client, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-                .await
-                .as_deref()
-                == Some("t");
+        let is_superuser = scalar(
+            &session.client,
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+        )
+        .await
+        .as_deref()
+            == Some("t");
         match self.superuser {
             Some(true) if !is_superuser => problems.push(format!("role `{}` is not a superuser", target.user)),
             Some(false) if is_superuser => problems.push(format!(
@@ -112,7 +118,11 @@ impl PostgresCheck {
         }
         let facts = format!(
             "PostgreSQL {version}, {}, {}",
-            if is_superuser { "superuser" } else { "not superuser" },
+            if is_superuser {
+                "superuser"
+            } else {
+                "not superuser"
+            },
             if session.tls { "TLS" } else { "no TLS" }
         );
         let took = format_duration(session.connect_time);

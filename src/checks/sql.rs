@@ -1,17 +1,17 @@
 //! `sql`: run a query and assert on its result: the value (first column of the first row, or a
 //! named column of every row), the row count, emptiness, or an interval's age.
 
-use std::fmt;
 use futures::future::BoxFuture;
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::{de, Deserialize, Deserializer};
+use std::fmt;
 use tokio_postgres::SimpleQueryMessage;
 
 use super::{Check, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::matchers::clip;
-use crate::pg::{connect, ConnectError, ConnectionSpec};
+use crate::pg::{server_error, ConnectError, ConnectionSpec};
 use crate::suite::parse_duration;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -76,18 +76,32 @@ impl std::str::FromStr for Comparison {
     fn from_str(text: &str) -> Result<Self, String> {
         let text = text.trim();
         let ops = [
-            ("==", Op::Eq), ("!=", Op::Ne), (">=", Op::Ge), ("<=", Op::Le),
-            (">", Op::Gt), ("<", Op::Lt), ("~", Op::Matches), ("in ", Op::In),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            (">=", Op::Ge),
+            ("<=", Op::Le),
+            (">", Op::Gt),
+            ("<", Op::Lt),
+            ("~", Op::Matches),
+            ("in ", Op::In),
         ];
         let (op, rest) = ops
             .iter()
             .find_map(|(token, op)| text.strip_prefix(token).map(|rest| (*op, rest.trim())))
-            .ok_or_else(|| format!("`{text}` should start with ==, !=, >, >=, <, <=, ~ or in (e.g. `>= 215`)"))?;
+            .ok_or_else(|| {
+                format!("`{text}` should start with ==, !=, >, >=, <, <=, ~ or in (e.g. `>= 215`)")
+            })?;
         let operand = rest.trim_matches(|c| c == '\'' || c == '"').to_owned();
         let regex = match op {
             Op::Matches => {
-                let pattern = rest.strip_prefix('/').and_then(|r| r.strip_suffix('/')).unwrap_or(rest);
-                Some(Regex::new(pattern).map_err(|e| format!("`{text}`: invalid regular expression: {e}"))?)
+                let pattern = rest
+                    .strip_prefix('/')
+                    .and_then(|r| r.strip_suffix('/'))
+                    .unwrap_or(rest);
+                Some(
+                    Regex::new(pattern)
+                        .map_err(|e| format!("`{text}`: invalid regular expression: {e}"))?,
+                )
             }
             _ => None,
         };
@@ -100,7 +114,13 @@ impl std::str::FromStr for Comparison {
                 .collect(),
             _ => Vec::new(),
         };
-        Ok(Comparison { op, text: text.to_owned(), operand, regex, choices })
+        Ok(Comparison {
+            op,
+            text: text.to_owned(),
+            operand,
+            regex,
+            choices,
+        })
     }
 }
 
@@ -140,7 +160,10 @@ impl Comparison {
         };
         match self.op {
             Op::Matches => Ok(self.regex.as_ref().is_some_and(|re| re.is_match(value))),
-            Op::In => Ok(self.choices.iter().any(|c| normalize_bool(c) == normalize_bool(value))),
+            Op::In => Ok(self
+                .choices
+                .iter()
+                .any(|c| normalize_bool(c) == normalize_bool(value))),
             _ => {
                 if let (Ok(a), Ok(b)) = (value.parse::<f64>(), self.operand.parse::<f64>()) {
                     return Ok(ordering(a, b));
@@ -153,7 +176,10 @@ impl Comparison {
                 match self.op {
                     Op::Eq => Ok(normalize_bool(value) == normalize_bool(&self.operand)),
                     Op::Ne => Ok(normalize_bool(value) != normalize_bool(&self.operand)),
-                    _ => Err(format!("cannot order `{value}` against `{}`: neither numbers nor an interval", self.operand)),
+                    _ => Err(format!(
+                        "cannot order `{value}` against `{}`: neither numbers nor an interval",
+                        self.operand
+                    )),
                 }
             }
         }
@@ -194,13 +220,6 @@ pub fn parse_interval(text: &str) -> Option<f64> {
     seen.then_some(total)
 }
 
-fn server_error(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        None => error.to_string(),
-    }
-}
-
 impl SqlCheck {
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let target = match self.connection.resolve(ctx) {
@@ -211,10 +230,14 @@ impl SqlCheck {
             Ok(query) => query,
             Err(e) => return Verdict::error(e),
         };
-        let session = match connect(ctx.dialer.as_ref(), &target).await {
-            Ok(session) => session,
+        let client = match ctx.sessions.client(ctx.dialer.as_ref(), &target).await {
+            Ok(client) => client,
             Err(e) => {
-                let code = if let ConnectError::Server { code, .. } = &e { code.as_str() } else { "" };
+                let code = if let ConnectError::Server { code, .. } = &e {
+                    code.as_str()
+                } else {
+                    ""
+                };
                 return Verdict::fail(format!("cannot connect as {}: {e}", target.describe()))
                     .hint(if code.starts_with("28") {
                         "authentication failed: check the role's password and pg_hba.conf"
@@ -224,7 +247,7 @@ impl SqlCheck {
             }
         };
         let started = std::time::Instant::now();
-        let messages = match session.client.simple_query(&query).await {
+        let messages = match client.simple_query(&query).await {
             Ok(messages) => messages,
             Err(e) => {
                 return Verdict::fail(format!("query failed: {}", server_error(&e)))
@@ -241,19 +264,32 @@ impl SqlCheck {
                 _ => None,
             })
             .collect();
-        let shown_query = clip(query.split_whitespace().collect::<Vec<_>>().join(" ").as_str(), 80);
+        let shown_query = clip(
+            query
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .as_str(),
+            80,
+        );
 
         let mut problems = Vec::new();
         let mut shown = format!("{} row(s)", rows.len());
         if let Some(empty) = self.empty {
             if empty != rows.is_empty() {
-                problems.push(if empty { format!("{} row(s), expected none", rows.len()) } else { "no rows, expected some".into() });
+                problems.push(if empty {
+                    format!("{} row(s), expected none", rows.len())
+                } else {
+                    "no rows, expected some".into()
+                });
             }
         }
         if let Some(condition) = &self.rows {
             match condition.holds(Some(&rows.len().to_string())) {
                 Ok(true) => {}
-                Ok(false) => problems.push(format!("{} row(s), expected `{condition}`", rows.len())),
+                Ok(false) => {
+                    problems.push(format!("{} row(s), expected `{condition}`", rows.len()))
+                }
                 Err(e) => return Verdict::error(e),
             }
         }
@@ -262,7 +298,9 @@ impl SqlCheck {
                 None => match rows.first() {
                     Some(row) => vec![row.get(0)],
                     None => {
-                        problems.push(format!("no rows, so no value to compare with `{condition}`"));
+                        problems.push(format!(
+                            "no rows, so no value to compare with `{condition}`"
+                        ));
                         vec![]
                     }
                 },
@@ -271,7 +309,11 @@ impl SqlCheck {
                     for row in &rows {
                         match row.try_get(column.as_str()) {
                             Ok(value) => values.push(value),
-                            Err(_) => return Verdict::error(format!("the result has no column `{column}`")),
+                            Err(_) => {
+                                return Verdict::error(format!(
+                                    "the result has no column `{column}`"
+                                ))
+                            }
                         }
                     }
                     values
@@ -280,29 +322,49 @@ impl SqlCheck {
             for value in &values {
                 match condition.holds(*value) {
                     Ok(true) => {}
-                    Ok(false) => problems.push(format!("value `{}`, expected `{condition}`", value.unwrap_or("NULL"))),
+                    Ok(false) => problems.push(format!(
+                        "value `{}`, expected `{condition}`",
+                        value.unwrap_or("NULL")
+                    )),
                     Err(e) => return Verdict::error(e),
                 }
             }
             if let Some(first) = values.first() {
-                shown = format!("value `{}` ({} row(s))", first.unwrap_or("NULL"), rows.len());
+                shown = format!(
+                    "value `{}` ({} row(s))",
+                    first.unwrap_or("NULL"),
+                    rows.len()
+                );
             }
         }
         let expectation = [
             self.expect.as_ref().map(|c| format!("value {c}")),
             self.rows.as_ref().map(|c| format!("rows {c}")),
-            self.empty.map(|e| if e { "no rows".to_owned() } else { "some rows".to_owned() }),
+            self.empty.map(|e| {
+                if e {
+                    "no rows".to_owned()
+                } else {
+                    "some rows".to_owned()
+                }
+            }),
         ]
         .into_iter()
         .flatten()
         .collect::<Vec<_>>()
         .join(", ");
         let verdict = if problems.is_empty() {
-            Verdict::pass(format!("`{shown_query}` as {}: {shown}, {expectation}", target.user))
+            Verdict::pass(format!(
+                "`{shown_query}` as {}: {shown}, {expectation}",
+                target.user
+            ))
         } else {
-            Verdict::fail(format!("`{shown_query}` as {}: {}", target.user, problems.join("; ")))
-                .expected(expectation)
-                .found(shown)
+            Verdict::fail(format!(
+                "`{shown_query}` as {}: {}",
+                target.user,
+                problems.join("; ")
+            ))
+            .expected(expectation)
+            .found(shown)
         };
         verdict
             .measure("rows", rows.len() as f64)
@@ -337,7 +399,10 @@ mod tests {
         assert!(c("~ /^act/").holds(Some("active")).unwrap());
         assert!(c("in [active, inactive]").holds(Some("inactive")).unwrap());
         assert!(c("== null").holds(None).unwrap());
-        assert!("=> 3".parse::<Comparison>().unwrap_err().contains("should start with"));
+        assert!("=> 3"
+            .parse::<Comparison>()
+            .unwrap_err()
+            .contains("should start with"));
     }
 
     #[test]
@@ -347,6 +412,9 @@ mod tests {
         assert_eq!(parse_interval("3 days"), Some(259200.0));
         assert!(c("< 26h").holds(Some("1 day 01:59:59")).unwrap());
         assert!(!c("< 26h").holds(Some("1 day 02:00:01")).unwrap());
-        assert!(c("< 26h").holds(Some("abc")).unwrap_err().contains("not an interval"));
+        assert!(c("< 26h")
+            .holds(Some("abc"))
+            .unwrap_err()
+            .contains("not an interval"));
     }
 }

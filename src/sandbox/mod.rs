@@ -12,6 +12,7 @@ use crate::load::VarSources;
 
 pub mod dns_server;
 pub mod listeners;
+pub mod postgres;
 pub mod workspace;
 
 /// Cluster service names the sandbox DNS answers, all pointing at loopback.

@@ -1,0 +1,199 @@
+//! `pg-isolation` (mutating: it tries things that must fail): as an application role, expect
+//! denial of what the stories say an app user must not do. A denial that does not happen is a
+//! failure naming the hole; anything an attempt created is removed at once.
+
+use futures::future::BoxFuture;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{Check, Kind, Verdict};
+use crate::context::CheckContext;
+use crate::pg::{
+    connect, ident, server_error, sqlstate, unique_name, ConnectError, ConnectionSpec,
+};
+use crate::suite::Safety;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PgIsolationCheck {
+    /// Connection as the application role.
+    pub connection: ConnectionSpec,
+    /// Other services' databases the role must not connect to.
+    #[serde(default)]
+    pub databases: Vec<String>,
+    /// Tables (`schema.table`, in the connection's database) the role must not read.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Expect CREATE ROLE to be denied (default true).
+    #[serde(default = "yes")]
+    pub create_role: bool,
+    /// Expect CREATE DATABASE to be denied (default true).
+    #[serde(default = "yes")]
+    pub create_database: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Kind for PgIsolationCheck {
+    const SAFETY: Safety = Safety::Mutating;
+}
+
+/// One attempt: what was tried, and whether (and how) it was denied.
+struct Probe {
+    action: String,
+    denied: Result<String, String>,
+}
+
+fn quote_table(name: &str) -> String {
+    name.split('.').map(ident).collect::<Vec<_>>().join(".")
+}
+
+impl PgIsolationCheck {
+    async fn observe(&self, ctx: &CheckContext) -> Verdict {
+        let target = match self.connection.resolve(ctx) {
+            Ok(target) => target,
+            Err(e) => return Verdict::error(e),
+        };
+        let role = target.user.clone();
+        let mut probes = Vec::new();
+
+        for database in &self.databases {
+            let mut other = target.clone();
+            other.dbname = database.clone();
+            let denied = match connect(ctx.dialer.as_ref(), &other).await {
+                Ok(_) => Err(format!(
+                    "role `{role}` can connect to database `{database}`: run `REVOKE CONNECT ON DATABASE {} FROM PUBLIC` (or tighten pg_hba.conf)",
+                    ident(database)
+                )),
+                Err(ConnectError::Server { code, .. }) if code == "42501" || code == "28000" => Ok(code),
+                Err(ConnectError::Server { code, .. }) if code == "3D000" => Err(format!("database `{database}` does not exist, so nothing is proven: check the name")),
+                Err(e) => Err(format!("could not probe database `{database}`: {e}")),
+            };
+            probes.push(Probe {
+                action: format!("CONNECT {database}"),
+                denied,
+            });
+        }
+
+        let session = match connect(ctx.dialer.as_ref(), &target).await {
+            Ok(session) => session,
+            Err(e) => {
+                return Verdict::fail(format!("cannot connect as {}: {e}", target.describe()))
+                    .hint("the role needs to log in to its own database for the remaining probes")
+            }
+        };
+        let client = &session.client;
+
+        for table in &self.tables {
+            let sql = format!("SELECT 1 FROM {} LIMIT 1", quote_table(table));
+            let denied = match client.simple_query(&sql).await {
+                Ok(_) => Err(format!("role `{role}` can read `{table}`: revoke its SELECT, or keep the table in another database")),
+                Err(e) if sqlstate(&e) == Some("42501") => Ok("42501".to_owned()),
+                Err(e) => Err(format!("could not probe `{table}`: {}", server_error(&e))),
+            };
+            probes.push(Probe {
+                action: format!("SELECT {table}"),
+                denied,
+            });
+        }
+
+        if self.create_role {
+            let name = unique_name("attest_probe");
+            let denied = match client
+                .batch_execute(&format!("CREATE ROLE {}", ident(&name)))
+                .await
+            {
+                Ok(()) => {
+                    let _ = client
+                        .batch_execute(&format!("DROP ROLE {}", ident(&name)))
+                        .await;
+                    Err(format!(
+                        "role `{role}` can create roles: `ALTER ROLE {} NOCREATEROLE`",
+                        ident(&role)
+                    ))
+                }
+                Err(e) if sqlstate(&e) == Some("42501") => Ok("42501".to_owned()),
+                Err(e) => Err(format!("could not probe CREATE ROLE: {}", server_error(&e))),
+            };
+            probes.push(Probe {
+                action: "CREATE ROLE".into(),
+                denied,
+            });
+        }
+
+        if self.create_database {
+            let name = unique_name("attest_probe");
+            let denied = match client
+                .batch_execute(&format!("CREATE DATABASE {}", ident(&name)))
+                .await
+            {
+                Ok(()) => {
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE {}", ident(&name)))
+                        .await;
+                    Err(format!(
+                        "role `{role}` can create databases: `ALTER ROLE {} NOCREATEDB`",
+                        ident(&role)
+                    ))
+                }
+                Err(e) if sqlstate(&e) == Some("42501") => Ok("42501".to_owned()),
+                Err(e) => Err(format!(
+                    "could not probe CREATE DATABASE: {}",
+                    server_error(&e)
+                )),
+            };
+            probes.push(Probe {
+                action: "CREATE DATABASE".into(),
+                denied,
+            });
+        }
+
+        if probes.is_empty() {
+            return Verdict::error("nothing to probe: list `databases` or `tables`, or leave create_role/create_database on");
+        }
+        let denials: Vec<String> = probes
+            .iter()
+            .filter_map(|p| {
+                p.denied
+                    .as_ref()
+                    .ok()
+                    .map(|code| format!("{} ({code})", p.action))
+            })
+            .collect();
+        let holes: Vec<&str> = probes
+            .iter()
+            .filter_map(|p| p.denied.as_ref().err().map(String::as_str))
+            .collect();
+        let expected = probes
+            .iter()
+            .map(|p| p.action.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let verdict = if holes.is_empty() {
+            Verdict::pass(format!("`{role}` was denied: {}", denials.join(", ")))
+        } else {
+            Verdict::fail(holes.join("; "))
+                .expected(format!("denied: {expected}"))
+                .found(if denials.is_empty() {
+                    "nothing was denied".to_owned()
+                } else {
+                    format!("denied only: {}", denials.join(", "))
+                })
+        };
+        verdict
+            .measure("probes", probes.len() as f64)
+            .measure("denied", denials.len() as f64)
+    }
+}
+
+impl Check for PgIsolationCheck {
+    fn target(&self) -> String {
+        self.connection.label()
+    }
+
+    fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
+        Box::pin(self.observe(ctx))
+    }
+}

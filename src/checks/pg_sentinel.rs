@@ -1,0 +1,135 @@
+//! `pg-sentinel`: write a random token to a sentinel table, or verify a token written earlier
+//! (data surviving a pod delete or a node drain). The written row is removed at the end.
+
+use futures::future::BoxFuture;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{Check, Kind, Verdict};
+use crate::context::CheckContext;
+use crate::pg::{connect, server_error, ConnectionSpec};
+use crate::suite::Safety;
+
+const TABLE: &str = "attest_sentinel";
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PgSentinelCheck {
+    pub connection: ConnectionSpec,
+    /// `write` a fresh token, or `verify` one.
+    pub action: SentinelAction,
+    /// Which sentinel (several may coexist).
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// For `verify`: the token written earlier, e.g. `${before_token}`.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SentinelAction {
+    Write,
+    Verify,
+}
+
+fn default_name() -> String {
+    "persistence".into()
+}
+
+impl Kind for PgSentinelCheck {
+    /// Writing creates a table row (and the table); verify only reads, but one suite does both.
+    const SAFETY: Safety = Safety::Mutating;
+    const EXPORTS: &'static [(&'static str, bool)] = &[("token", false)];
+}
+
+impl PgSentinelCheck {
+    async fn observe(&self, ctx: &CheckContext) -> Verdict {
+        let target = match self.connection.resolve(ctx) {
+            Ok(target) => target,
+            Err(e) => return Verdict::error(e),
+        };
+        let session = match connect(ctx.dialer.as_ref(), &target).await {
+            Ok(session) => session,
+            Err(e) => {
+                return Verdict::fail(format!("cannot connect as {}: {e}", target.describe()))
+                    .hint("the server may still be restarting: give the check `retry:` and a longer `timeout:`")
+            }
+        };
+        let client = &session.client;
+        match self.action {
+            SentinelAction::Write => {
+                let token = crate::sandbox::generate_password();
+                let sql = format!(
+                    "CREATE TABLE IF NOT EXISTS {TABLE} (name text PRIMARY KEY, token text NOT NULL, written_at timestamptz NOT NULL DEFAULT now())"
+                );
+                if let Err(e) = client.batch_execute(&sql).await {
+                    return Verdict::fail(format!(
+                        "cannot create the sentinel table: {}",
+                        server_error(&e)
+                    ));
+                }
+                let upsert = format!("INSERT INTO {TABLE} (name, token) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET token = EXCLUDED.token, written_at = now()");
+                if let Err(e) = client.execute(&upsert, &[&self.name, &token]).await {
+                    return Verdict::fail(format!(
+                        "cannot write the sentinel: {}",
+                        server_error(&e)
+                    ));
+                }
+                let (dialer, owner, name) = (ctx.dialer.clone(), target.clone(), self.name.clone());
+                ctx.on_teardown(format!("remove sentinel `{}`", self.name), async move {
+                    let session = connect(dialer.as_ref(), &owner).await.map_err(|e| e.to_string())?;
+                    let client = &session.client;
+                    let remove = format!("DELETE FROM {TABLE} WHERE name = $1");
+                    client.execute(&remove, &[&name]).await.map_err(|e| server_error(&e))?;
+                    let drop_if_empty = format!(
+                        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM {TABLE}) THEN DROP TABLE {TABLE}; END IF; END $$"
+                    );
+                    client.batch_execute(&drop_if_empty).await.map_err(|e| server_error(&e))
+                });
+                Verdict::pass(format!(
+                    "wrote sentinel `{}` to {}",
+                    self.name,
+                    target.describe()
+                ))
+                .export("token", token)
+            }
+            SentinelAction::Verify => {
+                let Some(expected) = &self.token else {
+                    return Verdict::error("`verify` needs `token:`, e.g. `${before_token}` from a `write` check with `register: before`");
+                };
+                let expected = match ctx.expand(expected) {
+                    Ok(token) => token,
+                    Err(e) => return Verdict::error(e),
+                };
+                let sql = format!("SELECT token, written_at::text FROM {TABLE} WHERE name = $1");
+                match client.query_opt(&sql, &[&self.name]).await {
+                    Ok(Some(row)) if row.get::<_, String>(0) == expected => Verdict::pass(format!(
+                        "sentinel `{}` written at {} is intact",
+                        self.name,
+                        row.get::<_, String>(1)
+                    )),
+                    Ok(Some(_)) => Verdict::fail(format!("sentinel `{}` holds a different token", self.name))
+                        .expected("the token written earlier")
+                        .found("another token: the data was rewritten or restored from elsewhere"),
+                    Ok(None) => Verdict::fail(format!("sentinel `{}` is gone: the data did not survive", self.name))
+                        .expected("the sentinel row")
+                        .found("no row")
+                        .hint("check that the pod mounts the same PVC (`kubectl describe pod`), and its storage class"),
+                    Err(e) => Verdict::fail(format!("cannot read the sentinel: {}", server_error(&e)))
+                        .hint("a missing table (42P01) means the whole database was replaced"),
+                }
+            }
+        }
+    }
+}
+
+impl Check for PgSentinelCheck {
+    fn target(&self) -> String {
+        self.connection.label()
+    }
+
+    fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
+        Box::pin(self.observe(ctx))
+    }
+}
