@@ -161,3 +161,59 @@ async fn pg_ready_accepting_and_no_response() {
         .await
         .assert_code(0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_down_mid_run_fails_the_checks_after_it() {
+    let pg = server().await;
+    let base = connection(&pg, "  sslmode: disable");
+    let query = "query: SELECT 1\nexpect: \"== 1\"";
+    let yaml = format!(
+        "id: t\ntitle: t\nvariables:\n  pw: {{secret: true, env: TEST_PG_PASSWORD}}\nchecks:\n  - id: before\n    title: before\n    sql:\n{}\n  - id: stop\n    title: stop the server\n    command: {{run: \"sleep 0\"}}\n  - id: after\n    title: after\n    sql:\n{}\n",
+        indent(&format!("{base}\n{query}")),
+        indent(&format!("{base}\n{query}"))
+    );
+    // The server goes away between the two checks; the command check is the pause point.
+    let yaml = yaml.replace(
+        "sleep 0",
+        "touch stopping; while [ -e stopping ]; do sleep 0.05; done",
+    );
+    let attest = Attest::new()
+        .suite("t", &yaml)
+        .env("TEST_PG_PASSWORD", PASSWORD)
+        .args(&["run"]);
+    let marker = attest.path().join("stopping");
+    let child = attest.spawn();
+    while !marker.exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    pg.pause().await.unwrap();
+    std::fs::remove_file(&marker).unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap();
+    out.assert_code(1);
+    out.expect("before", "passed", "value `1`");
+    out.expect("after", "failed", "cannot connect");
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("      {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_required_against_a_plaintext_server_fails() {
+    let pg = TempPostgres::start(PostgresOptions {
+        superuser_password: PASSWORD.into(),
+        tls: false,
+    })
+    .await
+    .unwrap();
+    let out = run("postgres", &connection(&pg, "  sslmode: require"))
+        .run_async()
+        .await;
+    out.assert_code(1);
+    out.expect("c", "failed", "TLS");
+}

@@ -17,6 +17,7 @@ pub mod command;
 pub mod dns;
 pub mod file;
 pub mod http;
+pub mod pg_backup;
 pub mod pg_crud;
 pub mod pg_isolation;
 pub mod pg_provision;
@@ -97,6 +98,7 @@ kinds! {
     "pg-crud" => pg_crud::PgCrudCheck,
     "pg-isolation" => pg_isolation::PgIsolationCheck,
     "pg-sentinel" => pg_sentinel::PgSentinelCheck,
+    "pg-backup" => pg_backup::PgBackupCheck,
 }
 
 /// The registered name matching a key, if the key names a kind.

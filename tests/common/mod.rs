@@ -57,14 +57,32 @@ impl Attest {
         self.dir.path()
     }
 
-    pub fn run(self) -> Output {
-        let output = Command::new(env!("CARGO_BIN_EXE_attest"))
+    fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_attest"));
+        command
             .args(&self.args)
             .current_dir(self.dir.path())
             .env("NO_COLOR", "1")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .output()
-            .expect("run attest");
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        command
+    }
+
+    /// Starts attest without waiting, e.g. to interrupt it.
+    pub fn spawn(self) -> Running {
+        let child = self
+            .command()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start attest");
+        Running {
+            child,
+            dir: self.dir,
+        }
+    }
+
+    pub fn run(self) -> Output {
+        let output = self.command().output().expect("run attest");
         Output {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -79,6 +97,28 @@ impl Attest {
         tokio::task::spawn_blocking(move || self.run())
             .await
             .unwrap()
+    }
+}
+
+pub struct Running {
+    child: std::process::Child,
+    dir: TempDir,
+}
+
+impl Running {
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn wait(self) -> Output {
+        let output = self.child.wait_with_output().expect("wait for attest");
+        Output {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            dir: self.dir.path().to_owned(),
+            _keep: Some(self.dir),
+        }
     }
 }
 

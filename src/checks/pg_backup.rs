@@ -1,0 +1,325 @@
+//! `pg-backup` (mutating): `pg_dump` a database (custom format), restore it into a scratch
+//! database with `pg_restore`, and compare tables, row counts and checksums; the scratch
+//! database is dropped at the end.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use tokio_postgres::Client;
+
+use super::{millis, Check, Kind, Verdict};
+use crate::context::CheckContext;
+use crate::pg::{connect, ident, server_error, unique_name, ConnectionSpec, SslMode, Target};
+use crate::suite::{format_duration, Safety};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PgBackupCheck {
+    /// A role that can read the whole database and create databases (for the scratch copy).
+    pub connection: ConnectionSpec,
+    /// Database to back up (default: the connection's).
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Tables (`schema.table`) whose whole contents must match by checksum.
+    #[serde(default)]
+    pub checksum_tables: Vec<String>,
+}
+
+impl Kind for PgBackupCheck {
+    const SAFETY: Safety = Safety::Mutating;
+}
+
+/// Finds a PostgreSQL client program: `PG_BINDIR`, then PATH, then Debian's versioned folders.
+pub fn find_tool(name: &str) -> Result<PathBuf, String> {
+    let missing = || {
+        format!(
+            "`{name}` not found: install Debian's `postgresql-client` package (or set PG_BINDIR)"
+        )
+    };
+    // An explicit PG_BINDIR is the only place looked at: a surprise fallback would hide a typo.
+    if let Some(dir) = std::env::var_os("PG_BINDIR") {
+        let path = Path::new(&dir).join(name);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!(
+                "{} in PG_BINDIR={}",
+                missing(),
+                Path::new(&dir).display()
+            ))
+        };
+    }
+    if let Some(path) = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+    {
+        return Ok(path);
+    }
+    let newest = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            Some((
+                e.file_name().to_str()?.parse::<u32>().ok()?,
+                e.path().join("bin").join(name),
+            ))
+        })
+        .filter(|(_, p)| p.is_file())
+        .max();
+    newest.map(|(_, p)| p).ok_or_else(missing)
+}
+
+/// A client tool run against `target`, with the password in the environment, never in argv.
+fn tool(program: &Path, target: &Target) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args([
+            "--no-password",
+            "-h",
+            &target.host,
+            "-p",
+            &target.port.to_string(),
+            "-U",
+            &target.user,
+        ])
+        .env("PGAPPNAME", &target.application_name)
+        .env(
+            "PGSSLMODE",
+            match target.sslmode {
+                SslMode::Disable => "disable",
+                SslMode::Prefer => "prefer",
+                SslMode::Require => "require",
+                SslMode::VerifyCa => "verify-ca",
+                SslMode::VerifyFull => "verify-full",
+            },
+        )
+        .kill_on_drop(true);
+    match &target.password {
+        Some(password) => command.env("PGPASSWORD", password),
+        None => command.env_remove("PGPASSWORD"),
+    };
+    if let Some(root) = &target.sslrootcert {
+        command.env("PGSSLROOTCERT", root);
+    }
+    command
+}
+
+async fn run_tool(mut command: tokio::process::Command, what: &str) -> Result<(), String> {
+    let output = command
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// Tables with their row counts, sorted by name.
+async fn inventory(client: &Client) -> Result<Vec<(String, i64)>, String> {
+    let rows = client
+        .query(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables
+             WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .map_err(|e| server_error(&e))?;
+    let mut tables = Vec::new();
+    for row in rows {
+        let name: String = row.get(0);
+        let quoted = name.splitn(2, '.').map(ident).collect::<Vec<_>>().join(".");
+        let count: i64 = client
+            .query_one(&format!("SELECT count(*) FROM {quoted}"), &[])
+            .await
+            .map_err(|e| format!("counting {name}: {}", server_error(&e)))?
+            .get(0);
+        tables.push((name, count));
+    }
+    Ok(tables)
+}
+
+async fn checksum(client: &Client, table: &str) -> Result<String, String> {
+    let quoted = table.split('.').map(ident).collect::<Vec<_>>().join(".");
+    let sql = format!(
+        "SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), 'empty') FROM {quoted} t"
+    );
+    client
+        .query_one(&sql, &[])
+        .await
+        .map(|row| row.get(0))
+        .map_err(|e| format!("checksum of {table}: {}", server_error(&e)))
+}
+
+impl PgBackupCheck {
+    async fn observe(&self, ctx: &CheckContext) -> Verdict {
+        let mut source = match self.connection.resolve(ctx) {
+            Ok(target) => target,
+            Err(e) => return Verdict::error(e),
+        };
+        if let Some(database) = &self.database {
+            match ctx.expand(database) {
+                Ok(database) => source.dbname = database,
+                Err(e) => return Verdict::error(e),
+            }
+        }
+        let (pg_dump, pg_restore) = match (find_tool("pg_dump"), find_tool("pg_restore")) {
+            (Ok(dump), Ok(restore)) => (dump, restore),
+            (Err(e), _) | (_, Err(e)) => return Verdict::error(e),
+        };
+        let workdir = match tempfile::Builder::new().prefix("attest-backup-").tempdir() {
+            Ok(dir) => dir,
+            Err(e) => return Verdict::error(format!("cannot create a temporary folder: {e}")),
+        };
+        let dump_file = workdir.path().join("dump.pgc");
+
+        let started = Instant::now();
+        let mut dump = tool(&pg_dump, &source);
+        dump.args(["-Fc", "-d", &source.dbname, "-f"])
+            .arg(&dump_file);
+        if let Err(e) = run_tool(dump, "pg_dump").await {
+            return Verdict::fail(e).hint("pg_dump must be at least the server's major version, and the role must read every table");
+        }
+        let dump_time = started.elapsed();
+        let dump_bytes = std::fs::metadata(&dump_file).map(|m| m.len()).unwrap_or(0);
+
+        let scratch_name = unique_name("attest_restore");
+        let mut admin = source.clone();
+        admin.dbname = "postgres".into();
+        {
+            let (dialer, admin, name) = (ctx.dialer.clone(), admin.clone(), scratch_name.clone());
+            ctx.on_teardown(
+                format!("drop scratch database `{scratch_name}`"),
+                async move {
+                    let session = connect(dialer.as_ref(), &admin)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&name));
+                    session
+                        .client
+                        .batch_execute(&sql)
+                        .await
+                        .map_err(|e| server_error(&e))
+                },
+            );
+        }
+        let admin_session = match connect(ctx.dialer.as_ref(), &admin).await {
+            Ok(session) => session,
+            Err(e) => return Verdict::fail(format!("cannot connect as {}: {e}", admin.describe())),
+        };
+        if let Err(e) = admin_session
+            .client
+            .batch_execute(&format!("CREATE DATABASE {}", ident(&scratch_name)))
+            .await
+        {
+            return Verdict::fail(format!(
+                "cannot create the scratch database: {}",
+                server_error(&e)
+            ))
+            .hint("the restore test needs a role with CREATEDB");
+        }
+        let restore_started = Instant::now();
+        let mut restore = tool(&pg_restore, &source);
+        restore
+            .args([
+                "--no-owner",
+                "--no-acl",
+                "--exit-on-error",
+                "-d",
+                &scratch_name,
+            ])
+            .arg(&dump_file);
+        if let Err(e) = run_tool(restore, "pg_restore").await {
+            return Verdict::fail(e)
+                .hint("the dump does not restore cleanly: try `pg_restore --list` on it");
+        }
+        let restore_time = restore_started.elapsed();
+
+        let mut restored = source.clone();
+        restored.dbname = scratch_name.clone();
+        let (original, copy) = match (
+            connect(ctx.dialer.as_ref(), &source).await,
+            connect(ctx.dialer.as_ref(), &restored).await,
+        ) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => {
+                return Verdict::fail(format!("cannot connect to compare: {e}"))
+            }
+        };
+        let (before, after) = match (
+            inventory(&original.client).await,
+            inventory(&copy.client).await,
+        ) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return Verdict::fail(e),
+        };
+        let mut problems = Vec::new();
+        for (table, count) in &before {
+            match after.iter().find(|(name, _)| name == table) {
+                None => problems.push(format!("{table} missing after restore")),
+                Some((_, restored)) if restored != count => {
+                    problems.push(format!("{table}: {count} rows, {restored} after restore"))
+                }
+                Some(_) => {}
+            }
+        }
+        for table in &self.checksum_tables {
+            match (
+                checksum(&original.client, table).await,
+                checksum(&copy.client, table).await,
+            ) {
+                (Ok(a), Ok(b)) if a == b => {}
+                (Ok(_), Ok(_)) => problems.push(format!("{table}: contents differ after restore")),
+                (Err(e), _) | (_, Err(e)) => problems.push(e),
+            }
+        }
+        let rows: i64 = before.iter().map(|(_, n)| n).sum();
+        let summary = format!(
+            "dump of `{}` {:.1} kB in {}, restore in {}: {} tables, {rows} rows{}",
+            source.dbname,
+            dump_bytes as f64 / 1024.0,
+            format_duration(dump_time),
+            format_duration(restore_time),
+            before.len(),
+            if self.checksum_tables.is_empty() {
+                String::new()
+            } else {
+                format!(", checksums of {}", self.checksum_tables.join(", "))
+            }
+        );
+        let verdict = if problems.is_empty() {
+            Verdict::pass(format!("{summary} match"))
+        } else {
+            Verdict::fail(format!("restore differs: {}", problems.join("; ")))
+                .expected("the same tables, row counts and checksums")
+                .found(summary)
+        };
+        verdict
+            .measure("dump_bytes", dump_bytes as f64)
+            .measure("dump_ms", millis(dump_time))
+            .measure("restore_ms", millis(restore_time))
+            .measure("tables", before.len() as f64)
+            .measure("rows", rows as f64)
+    }
+}
+
+impl Check for PgBackupCheck {
+    fn target(&self) -> String {
+        self.connection.label()
+    }
+
+    fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
+        Box::pin(self.observe(ctx))
+    }
+}
