@@ -21,7 +21,22 @@ fn sandbox_runs_the_bundled_suites_and_passes_every_kind() {
             .unwrap();
     assert_eq!(json["target"], "sandbox");
     let results = json["results"].as_array().unwrap();
-    for kind in ["dns", "tcp", "http", "file", "command"] {
+    let kinds = [
+        "dns",
+        "tcp",
+        "http",
+        "file",
+        "command",
+        "postgres",
+        "sql",
+        "pg-provision",
+        "pg-crud",
+        "pg-isolation",
+        "pg-sentinel",
+        "pg-backup",
+        "pg-ready",
+    ];
+    for kind in kinds {
         assert!(
             results
                 .iter()
@@ -36,6 +51,9 @@ fn sandbox_runs_the_bundled_suites_and_passes_every_kind() {
             "every sandbox result is tied to a requirement or AC: {result:#}"
         );
     }
+    // The sandbox exits non-zero when a run leaves databases or roles behind, so exit 0 above
+    // also means teardown removed everything the mutating checks created.
+    assert!(!stderr.contains("left these behind"), "{stderr}");
     assert!(reports.path().join("junit.xml").exists());
     assert!(reports.path().join("report.md").exists());
 }

@@ -13,6 +13,7 @@ use crate::load::VarSources;
 pub mod dns_server;
 pub mod listeners;
 pub mod postgres;
+pub mod stories;
 pub mod workspace;
 
 /// Cluster service names the sandbox DNS answers, all pointing at loopback.
@@ -24,7 +25,10 @@ const SERVICE_NAMES: &[&str] = &[
 /// Everything the sandbox runs; dropping it stops and removes all of it.
 pub struct Sandbox {
     pub dns: dns_server::DnsServer,
-    pub postgres_port: listeners::Listener,
+    pub postgres: postgres::TempPostgres,
+    pub credentials: stories::Credentials,
+    /// Databases and roles right after provisioning; anything more after a run is a leftover.
+    pub baseline: Vec<String>,
     pub paperless: listeners::Listener,
     pub closed_port: SocketAddr,
     pub workspace: workspace::Workspace,
@@ -41,19 +45,26 @@ impl Sandbox {
             .await
             .map_err(|e| format!("cannot start the sandbox DNS server: {e}"))?;
         let io = |what: &str, e: std::io::Error| format!("cannot start the sandbox {what}: {e}");
-        let postgres_port = listeners::tcp_accepting()
-            .await
-            .map_err(|e| io("TCP listener", e))?;
+        let credentials = stories::Credentials::generate();
+        let postgres = postgres::TempPostgres::start(postgres::PostgresOptions {
+            superuser_password: credentials.superuser.clone(),
+            tls: true,
+        })
+        .await?;
+        stories::provision(&postgres, &credentials).await?;
+        let baseline = stories::inventory(&postgres).await?;
         let paperless = listeners::http_paperless()
             .await
             .map_err(|e| io("HTTP server", e))?;
         let closed_port = listeners::closed_port()
             .await
             .map_err(|e| io("closed port", e))?;
-        let workspace = workspace::create(generate_password())?;
+        let workspace = workspace::create(credentials.paperless.clone())?;
         Ok(Sandbox {
             dns,
-            postgres_port,
+            postgres,
+            credentials,
+            baseline,
             paperless,
             closed_port,
             workspace,
@@ -64,14 +75,67 @@ impl Sandbox {
     pub fn variables(&self) -> Vec<(String, String)> {
         let pairs = [
             ("dns_server", self.dns.addr().to_string()),
-            ("pg_host", "127.0.0.1".to_owned()),
-            ("pg_port", self.postgres_port.addr.port().to_string()),
+            ("pg_host", self.postgres.host().to_owned()),
+            ("pg_port", self.postgres.port().to_string()),
+            ("pg_tls_host", "localhost".to_owned()),
+            (
+                "pg_ca_file",
+                self.postgres
+                    .ca_cert_path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            // Another service's database, with CONNECT revoked from PUBLIC as the stories do.
+            ("other_database", "paperless".to_owned()),
             ("pg_external_host", "127.0.0.1".to_owned()),
             ("pg_external_port", self.closed_port.port().to_string()),
             ("paperless_url", format!("http://{}/", self.paperless.addr)),
             ("repo_dir", self.workspace.dir.path().display().to_string()),
         ];
         pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+
+    /// The generated passwords, as variables the suites declare secret.
+    pub fn secret_variables(&self) -> Vec<(String, String)> {
+        let c = &self.credentials;
+        let mut pairs = vec![
+            ("pg_password".to_owned(), c.superuser.clone()),
+            ("paperless_db_password".to_owned(), c.paperless.clone()),
+            ("app_password".to_owned(), c.app.clone()),
+            ("homelab_password".to_owned(), c.homelab.clone()),
+        ];
+        pairs.extend(
+            c.services
+                .iter()
+                .map(|(s, p)| (format!("{s}_password"), p.clone())),
+        );
+        pairs
+    }
+
+    /// Databases and roles a run left behind.
+    pub async fn leftovers(&self) -> Result<Vec<String>, String> {
+        let now = stories::inventory(&self.postgres).await?;
+        Ok(now
+            .into_iter()
+            .filter(|n| !self.baseline.contains(n))
+            .collect())
+    }
+
+    /// A vars file with the passwords (mode 0600), so `sandbox up` never prints them.
+    fn write_secret_vars(&self) -> Result<std::path::PathBuf, String> {
+        let path = self.workspace.dir.path().join("sandbox-secrets.yaml");
+        let text: String = self
+            .secret_variables()
+            .iter()
+            .map(|(k, v)| format!("{k}: \"{v}\"\n"))
+            .collect();
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        }
+        Ok(path)
     }
 
     fn describe(&self) -> String {
@@ -83,10 +147,17 @@ impl Sandbox {
         for name in SERVICE_NAMES {
             text.push_str(&format!("    {name} → 127.0.0.1\n"));
         }
+        let pg = &self.postgres;
+        let ca = pg
+            .ca_cert_path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         text.push_str(&format!(
-            "  PostgreSQL port   {}\n",
-            self.postgres_port.addr
+            "  PostgreSQL        postgresql://postgres@{}:{}/postgres (TLS CA {ca})\n",
+            pg.host(),
+            pg.port()
         ));
+        text.push_str("    databases: paperless, app_test_db, homelab, vikunja, hedgedoc, linkding, navidrome\n");
         text.push_str(&format!(
             "  Paperless web     http://{}/\n",
             self.paperless.addr
@@ -96,7 +167,11 @@ impl Sandbox {
             "  homelab checkout  {}\n",
             self.workspace.dir.path().display()
         ));
-        text.push_str("\nPoint suites at it with:\n  attest run");
+        text.push_str("\nPoint suites at it with:\n  attest run --allow-mutating");
+        match self.write_secret_vars() {
+            Ok(path) => text.push_str(&format!(" \\\n    --vars {}", path.display())),
+            Err(e) => text.push_str(&format!(" (passwords unavailable: {e})")),
+        }
         for (name, value) in self.variables() {
             text.push_str(&format!(" \\\n    --set {name}={value}"));
         }
@@ -130,15 +205,34 @@ pub fn main(args: SandboxArgs, runtime: &tokio::runtime::Runtime) -> u8 {
             let mut run = args.run;
             // The sandbox is throwaway: mutating checks are safe to run in it.
             run.allow_mutating = true;
+            let mut set = sandbox.variables();
+            set.extend(sandbox.secret_variables());
             let extra = VarSources {
-                set: sandbox.variables(),
+                set,
                 files: Vec::new(),
             };
             let target = run.target.clone().unwrap_or_else(|| "sandbox".into());
-            run_suites(&run, extra, target, runtime)
+            let code = run_suites(&run, extra, target, runtime);
+            match runtime.block_on(sandbox.leftovers()) {
+                Ok(left) if left.is_empty() => code,
+                Ok(left) => {
+                    error_line(&format!(
+                        "the run left these behind in the sandbox PostgreSQL: {}",
+                        left.join(", ")
+                    ));
+                    code.max(exit::CHECK_FAILED)
+                }
+                Err(e) => {
+                    error_line(&format!(
+                        "cannot check the sandbox PostgreSQL for leftovers: {e}"
+                    ));
+                    code.max(exit::CHECK_FAILED)
+                }
+            }
         }
     };
     runtime.block_on(sandbox.dns.shutdown());
+    runtime.block_on(sandbox.postgres.stop());
     drop(sandbox.workspace);
     code
 }
