@@ -57,3 +57,23 @@ fn sandbox_runs_the_bundled_suites_and_passes_every_kind() {
     assert!(reports.path().join("junit.xml").exists());
     assert!(reports.path().join("report.md").exists());
 }
+
+#[test]
+fn sandbox_without_postgresql_binaries_names_the_debian_package() {
+    let reports = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_attest"))
+        .args(["sandbox", "--report-dir"])
+        .arg(reports.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("PG_BINDIR", "/nonexistent")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("postgresql"), "{stderr}");
+    assert!(
+        stderr.contains("apt-get install") || stderr.contains("Debian"),
+        "{stderr}"
+    );
+}
