@@ -320,6 +320,42 @@ impl ConnectError {
             _ => None,
         }
     }
+
+    /// What to try next, for the people reading the failure.
+    pub fn hint(&self) -> &'static str {
+        match self.sqlstate() {
+            Some("28P01") => "wrong password or unknown role: compare with the Secret (`kubectl get secret … -o jsonpath='{.data.postgres-password}' | base64 -d`)",
+            Some("28000") => "the role may not log in, or pg_hba.conf has no line for this host/user/database",
+            Some("3D000") => "the database does not exist: create it (`CREATE DATABASE …`) or fix `dbname`",
+            Some("57P03") => "the server is starting up or shutting down; retry with `retry:`",
+            Some(_) => "the server refused the session; its message says why",
+            None => match self {
+                ConnectError::Refused(_) => "nothing listens there: is the pod running and the Service pointing at it?",
+                ConnectError::Unreachable(_) => "no route or no answer: check DNS, NetworkPolicy and the port-forward",
+                _ => "check sslmode and sslrootcert against the server's TLS settings",
+            },
+        }
+    }
+}
+
+/// Drops a database (and its sessions) as `admin`; nothing happens if it is already gone.
+/// Used by teardown steps, so it owns its arguments.
+pub async fn drop_database(
+    dialer: Arc<dyn Dialer>,
+    admin: Target,
+    name: String,
+) -> Result<(), String> {
+    let mut admin = admin;
+    admin.dbname = "postgres".into();
+    let session = connect(dialer.as_ref(), &admin)
+        .await
+        .map_err(|e| format!("cannot connect as {} to clean up: {e}", admin.describe()))?;
+    let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&name));
+    session
+        .client
+        .batch_execute(&sql)
+        .await
+        .map_err(|e| server_error(&e))
 }
 
 /// An open session and what it took to open it.

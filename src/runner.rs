@@ -266,7 +266,7 @@ async fn run_suite(
         };
 
         let outcome = match skip_reason {
-            Some(reason) => skipped(&suite, check, reason),
+            Some(reason) => skipped(&suite, check, reason, &redactor),
             None => {
                 let ctx = CheckContext {
                     suite_id: suite.id.clone(),
@@ -412,8 +412,10 @@ fn base_outcome(suite: &Suite, check: &SuiteCheck, status: Status, message: Stri
     }
 }
 
-fn skipped(suite: &Suite, check: &SuiteCheck, reason: String) -> Outcome {
-    base_outcome(suite, check, Status::Skipped, reason)
+fn skipped(suite: &Suite, check: &SuiteCheck, reason: String, redactor: &Redactor) -> Outcome {
+    let mut outcome = base_outcome(suite, check, Status::Skipped, reason);
+    outcome.target = redactor.redact(&outcome.target);
+    outcome
 }
 
 /// The point where text leaves a check: everything is redacted here.

@@ -186,6 +186,13 @@ impl Verdict {
     }
 }
 
+/// The verdict when a PostgreSQL check cannot even open its session.
+pub fn cannot_connect(target: &crate::pg::Target, error: &crate::pg::ConnectError) -> Verdict {
+    Verdict::fail(format!("cannot connect as {}: {error}", target.describe()))
+        .found(error.to_string())
+        .hint(error.hint())
+}
+
 /// Milliseconds as a measurement value, rounded to microseconds.
 pub fn millis(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0

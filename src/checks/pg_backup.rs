@@ -12,7 +12,9 @@ use tokio_postgres::Client;
 
 use super::{millis, Check, Kind, Verdict};
 use crate::context::CheckContext;
-use crate::pg::{connect, ident, server_error, unique_name, ConnectionSpec, SslMode, Target};
+use crate::pg::{
+    connect, drop_database, ident, server_error, unique_name, ConnectionSpec, SslMode, Target,
+};
 use crate::suite::{format_duration, Safety};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -197,26 +199,11 @@ impl PgBackupCheck {
         let scratch_name = unique_name("attest_restore");
         let mut admin = source.clone();
         admin.dbname = "postgres".into();
-        {
-            let (dialer, admin, name) = (ctx.dialer.clone(), admin.clone(), scratch_name.clone());
-            ctx.on_teardown(
-                format!("drop scratch database `{scratch_name}`"),
-                async move {
-                    let session = connect(dialer.as_ref(), &admin)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&name));
-                    session
-                        .client
-                        .batch_execute(&sql)
-                        .await
-                        .map_err(|e| server_error(&e))
-                },
-            );
-        }
+        let drop = drop_database(ctx.dialer.clone(), admin.clone(), scratch_name.clone());
+        ctx.on_teardown(format!("drop scratch database `{scratch_name}`"), drop);
         let admin_session = match connect(ctx.dialer.as_ref(), &admin).await {
             Ok(session) => session,
-            Err(e) => return Verdict::fail(format!("cannot connect as {}: {e}", admin.describe())),
+            Err(e) => return super::cannot_connect(&admin, &e),
         };
         if let Err(e) = admin_session
             .client

@@ -50,10 +50,7 @@ impl PgCrudCheck {
         };
         let session = match connect(ctx.dialer.as_ref(), &target).await {
             Ok(session) => session,
-            Err(e) => {
-                return Verdict::fail(format!("cannot connect as {}: {e}", target.describe()))
-                    .hint("check the role's credentials; a `postgres` check on the same connection tells more")
-            }
+            Err(e) => return super::cannot_connect(&target, &e),
         };
         let table = format!(
             "{}.{}",

@@ -79,10 +79,7 @@ impl PgIsolationCheck {
 
         let session = match connect(ctx.dialer.as_ref(), &target).await {
             Ok(session) => session,
-            Err(e) => {
-                return Verdict::fail(format!("cannot connect as {}: {e}", target.describe()))
-                    .hint("the role needs to log in to its own database for the remaining probes")
-            }
+            Err(e) => return super::cannot_connect(&target, &e),
         };
         let client = &session.client;
 

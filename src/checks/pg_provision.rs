@@ -10,7 +10,8 @@ use serde::Deserialize;
 use super::{millis, Check, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::pg::{
-    connect, ident, literal, server_error, unique_name, ConnectionSpec, Dialer, Target,
+    connect, drop_database, ident, literal, server_error, unique_name, ConnectionSpec, Dialer,
+    Target,
 };
 use crate::suite::{format_duration, Safety};
 
@@ -63,17 +64,12 @@ pub async fn drop_database_and_role(
     database: String,
     role: String,
 ) -> Result<(), String> {
+    drop_database(dialer.clone(), admin.clone(), database).await?;
     let mut admin = admin;
     admin.dbname = "postgres".into();
     let session = connect(dialer.as_ref(), &admin)
         .await
         .map_err(|e| format!("cannot connect as {} to clean up: {e}", admin.describe()))?;
-    let drop_database = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&database));
-    session
-        .client
-        .batch_execute(&drop_database)
-        .await
-        .map_err(|e| server_error(&e))?;
     let role_exists = session
         .client
         .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
@@ -151,13 +147,9 @@ impl PgProvisionCheck {
                 .found(server_error(&error))
                 .hint("provisioning needs a role with CREATEDB and CREATEROLE, such as the chart's `postgres` superuser")
         };
-        let connect_failed = |e| {
-            Verdict::fail(format!("cannot connect as {}: {e}", admin.describe()))
-                .hint("a `postgres` check on the same connection shows why")
-        };
         let session = connect(ctx.dialer.as_ref(), admin)
             .await
-            .map_err(connect_failed)?;
+            .map_err(|e| super::cannot_connect(admin, &e))?;
         let create_role = format!(
             "CREATE ROLE {} LOGIN PASSWORD {}",
             ident(role),
@@ -195,7 +187,7 @@ impl PgProvisionCheck {
         inside.dbname = database.to_owned();
         let session = connect(ctx.dialer.as_ref(), &inside)
             .await
-            .map_err(connect_failed)?;
+            .map_err(|e| super::cannot_connect(&inside, &e))?;
         session
             .client
             .batch_execute(&schema_grants(role))

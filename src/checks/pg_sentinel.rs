@@ -51,10 +51,7 @@ impl PgSentinelCheck {
         };
         let session = match connect(ctx.dialer.as_ref(), &target).await {
             Ok(session) => session,
-            Err(e) => {
-                return Verdict::fail(format!("cannot connect as {}: {e}", target.describe()))
-                    .hint("the server may still be restarting: give the check `retry:` and a longer `timeout:`")
-            }
+            Err(e) => return super::cannot_connect(&target, &e),
         };
         let client = &session.client;
         match self.action {

@@ -156,21 +156,10 @@ fn expect_text(expect: PgExpect) -> &'static str {
 }
 
 fn failure(who: &str, error: &ConnectError, expect: PgExpect) -> Verdict {
-    let hint = match error.sqlstate() {
-        Some("28P01") => "wrong password or unknown role: compare with the Secret (`kubectl get secret … -o jsonpath='{.data.postgres-password}' | base64 -d`)",
-        Some("28000") => "the role may not log in, or pg_hba.conf has no line for this host/user/database",
-        Some("3D000") => "the database does not exist: create it (`CREATE DATABASE …`) or fix `dbname`",
-        Some("57P03") => "the server is starting up or shutting down; retry with `retry:`",
-        _ => match error {
-            ConnectError::Refused(_) => "nothing listens there: is the pod running and the Service pointing at it?",
-            ConnectError::Unreachable(_) => "no route or no answer: check DNS, NetworkPolicy and the port-forward",
-            _ => "check sslmode and sslrootcert against the server's TLS settings",
-        },
-    };
     Verdict::fail(format!("{who}: {error}"))
         .expected(expect_text(expect))
         .found(error.to_string())
-        .hint(hint)
+        .hint(error.hint())
 }
 
 impl Check for PostgresCheck {

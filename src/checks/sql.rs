@@ -11,7 +11,7 @@ use tokio_postgres::SimpleQueryMessage;
 use super::{Check, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::matchers::clip;
-use crate::pg::{server_error, ConnectError, ConnectionSpec};
+use crate::pg::{server_error, ConnectionSpec};
 use crate::suite::parse_duration;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -232,19 +232,7 @@ impl SqlCheck {
         };
         let client = match ctx.sessions.client(ctx.dialer.as_ref(), &target).await {
             Ok(client) => client,
-            Err(e) => {
-                let code = if let ConnectError::Server { code, .. } = &e {
-                    code.as_str()
-                } else {
-                    ""
-                };
-                return Verdict::fail(format!("cannot connect as {}: {e}", target.describe()))
-                    .hint(if code.starts_with("28") {
-                        "authentication failed: check the role's password and pg_hba.conf"
-                    } else {
-                        "is the server up and reachable? A `postgres` check before this one tells more"
-                    });
-            }
+            Err(e) => return super::cannot_connect(&target, &e),
         };
         let started = std::time::Instant::now();
         let messages = match client.simple_query(&query).await {
