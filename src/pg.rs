@@ -663,3 +663,46 @@ impl ServerCertVerifier for ChainOnly {
         self.0.supported_verify_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_fills_what_fields_leave_unset() {
+        let ctx = CheckContext::for_test();
+        let spec = ConnectionSpec {
+            uri: Some("postgresql://app:s3cret@db.example:5433/appdb?sslmode=require".into()),
+            user: Some("override".into()),
+            ..ConnectionSpec::default()
+        };
+        let target = spec.resolve(&ctx).unwrap();
+        assert_eq!(target.host, "db.example");
+        assert_eq!(target.port, 5433);
+        assert_eq!(target.user, "override");
+        assert_eq!(target.password.as_deref(), Some("s3cret"));
+        assert_eq!(target.dbname, "appdb");
+        assert_eq!(target.sslmode, SslMode::Require);
+        assert_eq!(target.describe(), "override@db.example:5433/appdb");
+        // The password became a secret the moment it was resolved.
+        assert_eq!(ctx.redactor.redact("pw=s3cret"), "pw=[REDACTED]");
+    }
+
+    #[test]
+    fn verify_modes_need_a_root_certificate() {
+        let ctx = CheckContext::for_test();
+        let spec = ConnectionSpec {
+            host: Some("h".into()),
+            sslmode: Some(SslMode::VerifyFull),
+            ..ConnectionSpec::default()
+        };
+        assert!(spec.resolve(&ctx).unwrap_err().contains("sslrootcert"));
+    }
+
+    #[test]
+    fn unique_names_stay_within_postgres_limits() {
+        let name = unique_name(&"x".repeat(100));
+        assert!(name.len() <= 63, "{name}");
+        assert_ne!(unique_name("app"), unique_name("app"));
+    }
+}

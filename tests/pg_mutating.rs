@@ -283,3 +283,37 @@ async fn backup_without_client_tools_names_the_debian_package() {
     out.assert_code(1);
     out.expect("backup", "error", "postgresql-client");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolation_reports_denied_reads_of_another_roles_table() {
+    let pg = server().await;
+    let admin = pg.superuser_client("postgres").await.unwrap();
+    admin
+        .batch_execute(
+            "CREATE ROLE other_service; CREATE TABLE private_notes (note text);
+             ALTER TABLE private_notes OWNER TO other_service;",
+        )
+        .await
+        .unwrap();
+    // The app role may log in to `postgres` (PUBLIC keeps CONNECT there) but not read the table.
+    let app = app(&pg).replace("dbname: \"${app_database}\"", "dbname: postgres");
+    let checks = format!(
+        "  - id: isolation\n    title: isolation\n    pg-isolation: {{connection: {app}, tables: [public.private_notes]}}\n"
+    );
+    let out = attest(&suite(&pg, &checks))
+        .args(&["run", "--allow-mutating"])
+        .run_async()
+        .await;
+    out.assert_code(0);
+    out.expect("isolation", "passed", "SELECT public.private_notes (42501)");
+    admin
+        .batch_execute("GRANT SELECT ON private_notes TO PUBLIC")
+        .await
+        .unwrap();
+    let out = attest(&suite(&pg, &checks))
+        .args(&["run", "--allow-mutating"])
+        .run_async()
+        .await;
+    out.assert_code(1);
+    out.expect("isolation", "failed", "can read `public.private_notes`");
+}
