@@ -186,6 +186,18 @@ impl Verdict {
     }
 }
 
+/// Resolves a check's connection and opens a fresh session, or says why it could not.
+pub async fn open_session(
+    spec: &crate::pg::ConnectionSpec,
+    ctx: &CheckContext,
+) -> Result<(crate::pg::Target, crate::pg::Session), Verdict> {
+    let target = spec.resolve(ctx).map_err(Verdict::error)?;
+    match crate::pg::connect(ctx.dialer.as_ref(), &target).await {
+        Ok(session) => Ok((target, session)),
+        Err(e) => Err(cannot_connect(&target, &e)),
+    }
+}
+
 /// The verdict when a PostgreSQL check cannot even open its session.
 pub fn cannot_connect(target: &crate::pg::Target, error: &crate::pg::ConnectError) -> Verdict {
     Verdict::fail(format!("cannot connect as {}: {error}", target.describe()))

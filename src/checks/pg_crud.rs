@@ -44,13 +44,9 @@ impl PgCrudCheck {
         if self.rows == 0 || self.rows > MAX_ROWS {
             return Verdict::error(format!("rows must be between 1 and {MAX_ROWS}"));
         }
-        let target = match self.connection.resolve(ctx) {
-            Ok(target) => target,
-            Err(e) => return Verdict::error(e),
-        };
-        let session = match connect(ctx.dialer.as_ref(), &target).await {
-            Ok(session) => session,
-            Err(e) => return super::cannot_connect(&target, &e),
+        let (target, session) = match super::open_session(&self.connection, ctx).await {
+            Ok(opened) => opened,
+            Err(verdict) => return verdict,
         };
         let table = format!(
             "{}.{}",

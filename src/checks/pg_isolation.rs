@@ -50,6 +50,34 @@ fn quote_table(name: &str) -> String {
     name.split('.').map(ident).collect::<Vec<_>>().join(".")
 }
 
+/// Tries `CREATE <object>`; denial is the expected outcome. Anything created is dropped at once.
+async fn probe_create(
+    client: &tokio_postgres::Client,
+    object: &str,
+    role: &str,
+    plural: &str,
+    fix: &str,
+) -> Result<String, String> {
+    let name = ident(&unique_name("attest_probe"));
+    match client
+        .batch_execute(&format!("CREATE {object} {name}"))
+        .await
+    {
+        Ok(()) => {
+            let _ = client.batch_execute(&format!("DROP {object} {name}")).await;
+            Err(format!(
+                "role `{role}` can create {plural}: `ALTER ROLE {} {fix}`",
+                ident(role)
+            ))
+        }
+        Err(e) if sqlstate(&e) == Some("42501") => Ok("42501".to_owned()),
+        Err(e) => Err(format!(
+            "could not probe CREATE {object}: {}",
+            server_error(&e)
+        )),
+    }
+}
+
 impl PgIsolationCheck {
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let target = match self.connection.resolve(ctx) {
@@ -96,53 +124,14 @@ impl PgIsolationCheck {
             });
         }
 
-        if self.create_role {
-            let name = unique_name("attest_probe");
-            let denied = match client
-                .batch_execute(&format!("CREATE ROLE {}", ident(&name)))
-                .await
-            {
-                Ok(()) => {
-                    let _ = client
-                        .batch_execute(&format!("DROP ROLE {}", ident(&name)))
-                        .await;
-                    Err(format!(
-                        "role `{role}` can create roles: `ALTER ROLE {} NOCREATEROLE`",
-                        ident(&role)
-                    ))
-                }
-                Err(e) if sqlstate(&e) == Some("42501") => Ok("42501".to_owned()),
-                Err(e) => Err(format!("could not probe CREATE ROLE: {}", server_error(&e))),
-            };
+        let creations = [
+            (self.create_role, "ROLE", "roles", "NOCREATEROLE"),
+            (self.create_database, "DATABASE", "databases", "NOCREATEDB"),
+        ];
+        for (_, object, plural, fix) in creations.into_iter().filter(|c| c.0) {
+            let denied = probe_create(client, object, &role, plural, fix).await;
             probes.push(Probe {
-                action: "CREATE ROLE".into(),
-                denied,
-            });
-        }
-
-        if self.create_database {
-            let name = unique_name("attest_probe");
-            let denied = match client
-                .batch_execute(&format!("CREATE DATABASE {}", ident(&name)))
-                .await
-            {
-                Ok(()) => {
-                    let _ = client
-                        .batch_execute(&format!("DROP DATABASE {}", ident(&name)))
-                        .await;
-                    Err(format!(
-                        "role `{role}` can create databases: `ALTER ROLE {} NOCREATEDB`",
-                        ident(&role)
-                    ))
-                }
-                Err(e) if sqlstate(&e) == Some("42501") => Ok("42501".to_owned()),
-                Err(e) => Err(format!(
-                    "could not probe CREATE DATABASE: {}",
-                    server_error(&e)
-                )),
-            };
-            probes.push(Probe {
-                action: "CREATE DATABASE".into(),
+                action: format!("CREATE {object}"),
                 denied,
             });
         }

@@ -45,13 +45,9 @@ impl Kind for PgSentinelCheck {
 
 impl PgSentinelCheck {
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
-        let target = match self.connection.resolve(ctx) {
-            Ok(target) => target,
-            Err(e) => return Verdict::error(e),
-        };
-        let session = match connect(ctx.dialer.as_ref(), &target).await {
-            Ok(session) => session,
-            Err(e) => return super::cannot_connect(&target, &e),
+        let (target, session) = match super::open_session(&self.connection, ctx).await {
+            Ok(opened) => opened,
+            Err(verdict) => return verdict,
         };
         let client = &session.client;
         match self.action {

@@ -83,13 +83,7 @@ impl Attest {
 
     pub fn run(self) -> Output {
         let output = self.command().output().expect("run attest");
-        Output {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            dir: self.dir.path().to_owned(),
-            _keep: Some(self.dir),
-        }
+        Output::new(output, self.dir)
     }
 
     /// Runs on a blocking thread, so in-process servers of an async test keep serving.
@@ -112,17 +106,21 @@ impl Running {
 
     pub fn wait(self) -> Output {
         let output = self.child.wait_with_output().expect("wait for attest");
-        Output {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            dir: self.dir.path().to_owned(),
-            _keep: Some(self.dir),
-        }
+        Output::new(output, self.dir)
     }
 }
 
 impl Output {
+    fn new(output: std::process::Output, dir: TempDir) -> Output {
+        Output {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            dir: dir.path().to_owned(),
+            _keep: Some(dir),
+        }
+    }
+
     pub fn assert_code(&self, code: i32) -> &Output {
         assert_eq!(
             self.code, code,
