@@ -187,6 +187,15 @@ pub fn generate_password() -> String {
 }
 
 pub fn main(args: SandboxArgs, runtime: &tokio::runtime::Runtime) -> u8 {
+    // Catch Ctrl-C from the start: the default action would kill us with a PostgreSQL server
+    // and temporary folders still in place.
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = interrupted.clone();
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
     let sandbox = match runtime.block_on(Sandbox::start()) {
         Ok(sandbox) => sandbox,
         Err(message) => {
@@ -194,6 +203,11 @@ pub fn main(args: SandboxArgs, runtime: &tokio::runtime::Runtime) -> u8 {
             return exit::USAGE;
         }
     };
+    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        eprintln!("attest: interrupted while starting the sandbox; removing it");
+        runtime.block_on(sandbox.postgres.stop());
+        return exit::INTERRUPTED;
+    }
     let code = match args.action {
         Some(SandboxAction::Up) => {
             eprintln!("{}\n{}", "attest sandbox is up:".bold(), sandbox.describe());
