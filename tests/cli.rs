@@ -487,3 +487,19 @@ fn json_console_format_is_not_corrupted() {
             .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
     }
 }
+
+#[test]
+fn quiet_and_single_threaded_runs_still_report_everything() {
+    let out = Attest::new()
+        .suite("demo", PASSING)
+        .args(&["run", "-q", "--test-threads", "1"])
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains(".."),
+        "terse output expected: {}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("test [command]"), "{}", out.stdout);
+    assert_eq!(out.json()["summary"]["passed"], 2);
+}

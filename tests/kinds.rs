@@ -328,3 +328,18 @@ fn command_judges_exit_code_and_streams() {
     out.assert_code(1);
     out.expect("c", "error", "cannot start");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_search_domains_complete_short_names() {
+    let server = dns().await;
+    let ns = server.addr();
+    let body = format!(
+        "name: db\nnameserver: {ns}\nsearch: [data.svc.cluster.local]\naddresses: [10.43.0.7]"
+    );
+    let out = run_one("dns", &body).run_async().await;
+    out.assert_code(0);
+    let out = run_one("dns", &format!("name: db\nnameserver: {ns}"))
+        .run_async()
+        .await;
+    out.assert_code(1);
+}
