@@ -66,9 +66,10 @@ impl PgReadyCheck {
         let result = connect(ctx.dialer.as_ref(), &target).await.map(|_| ());
         let elapsed = started.elapsed();
         let state = readiness(&result);
-        let detail = match &result {
-            Ok(()) => String::new(),
-            Err(e) => format!(" ({e})"),
+        // A refused login still proves the server accepts connections; say so, not why.
+        let detail = match (&result, state) {
+            (Err(e), Readiness::NoResponse | Readiness::Rejecting) => format!(" ({e})"),
+            _ => String::new(),
         };
         Verdict::judge(state == self.expect, format!("{address}: {}{detail}", state.text()))
             .expected(self.expect.text())
