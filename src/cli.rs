@@ -260,6 +260,11 @@ pub fn run_suites(
         paths.push(PathBuf::from("suites"));
     }
     let redactor = Redactor::default();
+    // libpq's own password variable is a secret wherever it shows up, whether or not a suite
+    // refers to it (a `command` check may print its environment).
+    if let Ok(password) = std::env::var("PGPASSWORD") {
+        redactor.add(&password);
+    }
     let files = match load::discover(&paths) {
         Ok(files) if files.is_empty() => {
             error_line(&format!(

@@ -225,8 +225,16 @@ struct Preamble {
 fn read_preamble(path: &Path, text: &str) -> Result<Preamble, LoadError> {
     let raw: Value = serde_saphyr::from_str_with_options(text, yaml_options())
         .map_err(|e| LoadError::from_yaml(path, &e))?;
-    let variables = match raw.get("variables") {
-        Some(vars) => serde_json::from_value(vars.clone()).unwrap_or_default(),
+    // A malformed declaration is reported, with its position, by the typed parse; until then
+    // the names are still known, so references to them are not misreported as unknown.
+    let variables = match raw.get("variables").and_then(Value::as_object) {
+        Some(vars) => vars
+            .iter()
+            .map(|(name, decl)| {
+                let decl = serde_json::from_value(decl.clone()).unwrap_or_default();
+                (name.clone(), decl)
+            })
+            .collect(),
         None => BTreeMap::new(),
     };
     let registered = raw
@@ -388,12 +396,7 @@ fn undefined_references(
                             "unknown variable `{name}`: declare it under `variables:` or pass `--set {name}=VALUE` (write `$$` for a literal `$`)"
                         )
                     });
-                    errors.push(LoadError::at(
-                        path,
-                        index as u64 + 1,
-                        chars[i].0 as u64 + 1,
-                        message,
-                    ));
+                    errors.push(LoadError::at(path, index as u64 + 1, i as u64 + 1, message));
                 }
             }
             i = end.max(i + 1);

@@ -6,6 +6,8 @@ use regex::Regex;
 use schemars::JsonSchema;
 use serde::{de, Deserialize, Deserializer};
 
+use crate::redact::Redactor;
+
 /// A pattern written in a suite: `text` matches as a substring, `/re/` as a regular expression.
 #[derive(Clone, JsonSchema)]
 #[schemars(with = "String")]
@@ -53,11 +55,11 @@ impl<'de> Deserialize<'de> for Pattern {
     }
 }
 
-/// How a forbidden match is shown: the line itself, or only its number (for files that may
-/// hold secrets).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShowMatch {
-    Line,
+/// How a forbidden match is shown: the line itself (redacted before it is shortened, so no
+/// part of a secret survives the cut), or only its number (for files that may hold secrets).
+#[derive(Clone, Copy)]
+pub enum ShowMatch<'r> {
+    Line(&'r Redactor),
     LineNumber,
 }
 
@@ -67,7 +69,7 @@ pub fn check_patterns(
     text: &str,
     contains: &[Pattern],
     excludes: &[Pattern],
-    show: ShowMatch,
+    show: ShowMatch<'_>,
 ) -> Vec<String> {
     let missing = contains
         .iter()
@@ -76,7 +78,9 @@ pub fn check_patterns(
     let present = excludes.iter().filter(|p| p.is_match(text)).map(move |p| {
         match text.lines().enumerate().find(|(_, line)| p.is_match(line)) {
             Some((index, line)) => match show {
-                ShowMatch::Line => format!("{p} found: `{}`", clip(line.trim(), 120)),
+                ShowMatch::Line(redactor) => {
+                    format!("{p} found: `{}`", clip(&redactor.redact(line.trim()), 120))
+                }
                 ShowMatch::LineNumber => format!("{p} found on line {}", index + 1),
             },
             None => format!("{p} found"),
@@ -123,7 +127,7 @@ mod tests {
                 Pattern::parse("migrated").unwrap(),
             ],
             &[Pattern::parse("/(?i)sqlite/").unwrap()],
-            ShowMatch::Line,
+            ShowMatch::Line(&Redactor::default()),
         );
         assert_eq!(problems.len(), 2);
         assert!(problems[0].contains("`migrated` not found"));

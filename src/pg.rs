@@ -130,12 +130,16 @@ impl ConnectionSpec {
     /// Resolves runtime variables, the URI and the PG* environment into a [`Target`].
     pub fn resolve(&self, ctx: &CheckContext) -> Result<Target, String> {
         let expand = |v: &Option<String>| v.as_deref().map(|s| ctx.expand(s)).transpose();
-        let uri = match expand(&self.uri)? {
-            Some(uri) => Some(
-                uri.parse::<tokio_postgres::Config>()
-                    .map_err(|e| format!("connection URI is not valid: {e}"))?,
-            ),
-            None => None,
+        let (uri, uri_sslmode, uri_sslrootcert) = match expand(&self.uri)? {
+            Some(uri) => {
+                let (rest, sslmode, sslrootcert) = split_tls_params(&uri);
+                let config = rest
+                    .parse::<tokio_postgres::Config>()
+                    .map_err(|e| format!("connection URI is not valid: {e}"))?;
+                let sslmode = sslmode.map(|m| SslMode::parse(&m)).transpose()?;
+                (Some(config), sslmode, sslrootcert.map(PathBuf::from))
+            }
+            None => (None, None, None),
         };
         let from_uri_host = uri.as_ref().and_then(|c| {
             c.get_hosts().first().map(|h| match h {
@@ -194,20 +198,17 @@ impl ConnectionSpec {
             .or_else(|| uri.as_ref().and_then(|c| c.get_dbname().map(str::to_owned)))
             .or_else(|| env("PGDATABASE"))
             .unwrap_or_else(|| user.clone());
-        let sslmode = match self.sslmode {
+        let sslmode = match self.sslmode.or(uri_sslmode) {
             Some(mode) => mode,
             None => match env("PGSSLMODE") {
                 Some(mode) => SslMode::parse(&mode)?,
-                None => match uri.as_ref().map(|c| c.get_ssl_mode()) {
-                    Some(WireSslMode::Disable) => SslMode::Disable,
-                    Some(WireSslMode::Require) => SslMode::Require,
-                    _ => SslMode::Prefer,
-                },
+                None => SslMode::Prefer,
             },
         };
         let sslrootcert = self
             .sslrootcert
             .clone()
+            .or(uri_sslrootcert)
             .or_else(|| env("PGSSLROOTCERT").map(PathBuf::from));
         if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && sslrootcert.is_none() {
             return Err(format!(
@@ -233,6 +234,28 @@ impl ConnectionSpec {
             application_name,
         })
     }
+}
+
+/// Takes `sslmode` and `sslrootcert` out of a URI's query: tokio-postgres knows neither
+/// `verify-ca`/`verify-full` nor `sslrootcert`, which libpq URIs commonly carry.
+fn split_tls_params(uri: &str) -> (String, Option<String>, Option<String>) {
+    let Some((base, query)) = uri.split_once('?') else {
+        return (uri.to_owned(), None, None);
+    };
+    let (mut sslmode, mut sslrootcert, mut kept) = (None, None, Vec::new());
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("sslmode", value)) => sslmode = Some(value.to_owned()),
+            Some(("sslrootcert", value)) => sslrootcert = Some(value.to_owned()),
+            _ => kept.push(pair),
+        }
+    }
+    let rest = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (rest, sslmode, sslrootcert)
 }
 
 /// A byte stream to a PostgreSQL server.
@@ -279,12 +302,21 @@ impl Sessions {
         dialer: &dyn Dialer,
         target: &Target,
     ) -> Result<Arc<Client>, ConnectError> {
-        let mut open = self.open.lock().await;
-        if let Some(client) = open.get(target).filter(|c| !c.is_closed()) {
+        if let Some(client) = self
+            .open
+            .lock()
+            .await
+            .get(target)
+            .filter(|c| !c.is_closed())
+        {
             return Ok(client.clone());
         }
+        // Connect without holding the lock: one unreachable server must not stall the others.
         let client = Arc::new(connect(dialer, target).await?.client);
-        open.insert(target.clone(), client.clone());
+        self.open
+            .lock()
+            .await
+            .insert(target.clone(), client.clone());
         Ok(client)
     }
 }
@@ -339,17 +371,14 @@ impl ConnectError {
 }
 
 /// Drops a database (and its sessions) as `admin`; nothing happens if it is already gone.
-/// Used by teardown steps, so it owns its arguments.
+/// Sessions tagged like `admin` (see [`Target::tagged`]) are stopped first, so a CREATE still
+/// in flight cannot commit after the drop. Used by teardown steps, so it owns its arguments.
 pub async fn drop_database(
     dialer: Arc<dyn Dialer>,
     admin: Target,
     name: String,
 ) -> Result<(), String> {
-    let mut admin = admin;
-    admin.dbname = "postgres".into();
-    let session = connect(dialer.as_ref(), &admin)
-        .await
-        .map_err(|e| format!("cannot connect as {} to clean up: {e}", admin.describe()))?;
+    let (session, _) = teardown_session(dialer.as_ref(), &admin, "postgres").await?;
     let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&name));
     session
         .client
@@ -480,6 +509,65 @@ pub fn scalar<'a>(client: &'a Client, sql: &'a str) -> BoxFuture<'a, Option<Stri
     })
 }
 
+impl Target {
+    /// The same target, its sessions marked with a name of their own, so teardown can find
+    /// (and stop) a statement still running when the check was cancelled.
+    pub fn tagged(&self) -> Target {
+        let mut tagged = self.clone();
+        tagged.application_name = unique_name("attest");
+        tagged
+    }
+}
+
+/// A session for cleaning up after `target`: in `dbname`, untagged, with every session tagged
+/// like `target` already stopped. Returns the tag it stopped.
+pub async fn teardown_session(
+    dialer: &dyn Dialer,
+    target: &Target,
+    dbname: &str,
+) -> Result<(Session, String), String> {
+    let tag = target.application_name.clone();
+    let mut cleaner = target.clone();
+    cleaner.dbname = dbname.to_owned();
+    cleaner.application_name = "attest-teardown".into();
+    let session = connect(dialer, &cleaner)
+        .await
+        .map_err(|e| format!("cannot connect as {} to clean up: {e}", cleaner.describe()))?;
+    if tag.starts_with("attest_") {
+        terminate_tagged(&session.client, &tag).await?;
+    }
+    Ok((session, tag))
+}
+
+/// Stops every session carrying `application_name` and waits (up to 5 s) until they are gone:
+/// a CREATE still in flight when a check was cancelled is rolled back instead of committing
+/// after the teardown ran.
+pub async fn terminate_tagged(client: &Client, application_name: &str) -> Result<(), String> {
+    let sql = "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+               WHERE application_name = $1 AND pid <> pg_backend_pid()) t";
+    client
+        .query_one(sql, &[&application_name])
+        .await
+        .map_err(|e| server_error(&e))?;
+    for _ in 0..50 {
+        let left: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                &[&application_name],
+            )
+            .await
+            .map_err(|e| server_error(&e))?
+            .get(0);
+        if left == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!(
+        "sessions `{application_name}` did not end within 5 s"
+    ))
+}
+
 /// A server error as users read it: message and SQLSTATE.
 pub fn server_error(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
@@ -509,8 +597,13 @@ pub fn unique_name(base: &str) -> String {
     let suffix = Alphanumeric
         .sample_string(&mut rand::rng(), 6)
         .to_lowercase();
-    let base: String = base.chars().take(63 - 7).collect();
-    format!("{base}_{suffix}")
+    // PostgreSQL truncates names to 63 bytes; cut first, on a character boundary, so the name
+    // we later drop is the name that was created.
+    let mut end = base.len().min(63 - 7);
+    while !base.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}_{suffix}", &base[..end])
 }
 
 fn classify(error: tokio_postgres::Error) -> ConnectError {
@@ -686,6 +779,16 @@ mod tests {
         assert_eq!(target.describe(), "override@db.example:5433/appdb");
         // The password became a secret the moment it was resolved.
         assert_eq!(ctx.redactor.redact("pw=s3cret"), "pw=[REDACTED]");
+        let spec = ConnectionSpec {
+            uri: Some(
+                "postgresql://h/db?sslmode=verify-full&sslrootcert=/ca.pem&connect_timeout=5"
+                    .into(),
+            ),
+            ..ConnectionSpec::default()
+        };
+        let target = spec.resolve(&ctx).unwrap();
+        assert_eq!(target.sslmode, SslMode::VerifyFull);
+        assert_eq!(target.sslrootcert, Some(PathBuf::from("/ca.pem")));
     }
 
     #[test]
@@ -702,6 +805,8 @@ mod tests {
     #[test]
     fn unique_names_stay_within_postgres_limits() {
         let name = unique_name(&"x".repeat(100));
+        assert!(name.len() <= 63, "{name}");
+        let name = unique_name(&"ä".repeat(60));
         assert!(name.len() <= 63, "{name}");
         assert_ne!(unique_name("app"), unique_name("app"));
     }

@@ -146,15 +146,22 @@ pub fn run(
     // Counts come back, but our own outcome records are what reports and the exit code use.
     let _ = libtest_mimic::run(args, trials);
 
-    let suites: Vec<SuiteRecord> = runtime.block_on(async {
-        let mut records = Vec::new();
+    let (suites, crashed) = runtime.block_on(async {
+        let mut records: Vec<SuiteRecord> = Vec::new();
+        let mut crashed = 0;
         for handle in handles {
             match handle.await {
                 Ok(record) => records.push(record),
-                Err(e) => eprintln!("attest: a suite task panicked: {e}"),
+                Err(e) => {
+                    // A bug in attest, not in the environment: never let it pass as success.
+                    eprintln!(
+                        "attest: internal error: a suite stopped early ({e}); its teardown may not have run"
+                    );
+                    crashed += 1;
+                }
             }
         }
-        records
+        (records, crashed)
     });
     interrupt_watch.abort();
 
@@ -165,7 +172,7 @@ pub fn run(
     let summary = record.summary();
     let state = if interrupted {
         FinalState::Interrupted
-    } else if summary.failed + summary.errors > 0 || record.teardown_failures() > 0 {
+    } else if summary.failed + summary.errors > 0 || record.teardown_failures() > 0 || crashed > 0 {
         FinalState::Failed
     } else {
         FinalState::Success
@@ -218,6 +225,8 @@ fn reporting_trial(suite: &Suite, check: &SuiteCheck, rx: oneshot::Receiver<Outc
         )),
     })
     .with_kind(check.decl.kind)
+    // So that `--ignored` lists and counts the checks it runs.
+    .with_ignored_flag(check.decl.ignore.is_some())
 }
 
 /// What every check of a run shares: the way to PostgreSQL and the reusable sessions.

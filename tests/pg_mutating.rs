@@ -317,3 +317,27 @@ async fn isolation_reports_denied_reads_of_another_roles_table() {
     out.assert_code(1);
     out.expect("isolation", "failed", "can read `public.private_notes`");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_never_drops_what_already_existed() {
+    let pg = server().await;
+    let admin = pg.superuser_client("postgres").await.unwrap();
+    admin
+        .batch_execute("CREATE ROLE app_user LOGIN")
+        .await
+        .unwrap();
+    admin.batch_execute("CREATE DATABASE appdb").await.unwrap();
+    let before = inventory(&pg).await;
+    let yaml = suite(&pg, "").replace("role: app_user", "role: app_user\n      unique: false");
+    let out = attest(&yaml)
+        .args(&["run", "--allow-mutating"])
+        .run_async()
+        .await;
+    out.assert_code(1);
+    out.expect("provision", "failed", "already exists");
+    assert_eq!(
+        inventory(&pg).await,
+        before,
+        "pre-existing role or database was dropped"
+    );
+}

@@ -141,7 +141,7 @@ impl CommandCheck {
             });
         }
         let labelled = |stream: &str, text: &str, contains: &[Pattern], excludes: &[Pattern]| {
-            check_patterns(text, contains, excludes, ShowMatch::Line)
+            check_patterns(text, contains, excludes, ShowMatch::Line(&ctx.redactor))
                 .into_iter()
                 .map(|p| format!("{stream}: {p}"))
                 .collect::<Vec<_>>()
@@ -169,8 +169,8 @@ impl CommandCheck {
                     "exit {}; stdout `{}`; stderr `{}`",
                     code.map(|c| c.to_string())
                         .unwrap_or_else(|| "by signal".into()),
-                    clip(stdout.trim(), 200),
-                    clip(stderr.trim(), 200)
+                    clip(&ctx.redactor.redact(stdout.trim()), 200),
+                    clip(&ctx.redactor.redact(stderr.trim()), 200)
                 ))
         };
         verdict

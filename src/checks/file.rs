@@ -52,7 +52,12 @@ impl FileCheck {
                     .found("no such file")
                     .hint("paths are relative to the directory attest runs in; run it from the repository root")
             }
-            (Err(_), false) => return Verdict::pass(format!("`{shown}` does not exist, as expected")),
+            (Err(e), false) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Verdict::pass(format!("`{shown}` does not exist, as expected"))
+            }
+            (Err(e), false) => {
+                return Verdict::error(format!("cannot tell whether `{shown}` exists: {e}"))
+            }
             (Err(e), true) => {
                 return Verdict::error(format!("cannot read `{shown}`: {e}"))
             }

@@ -162,7 +162,7 @@ impl HttpCheck {
                 &body,
                 &self.body_contains,
                 &self.body_excludes,
-                ShowMatch::Line,
+                ShowMatch::Line(&ctx.redactor),
             )
             .into_iter()
             .map(|p| format!("body: {p}")),
@@ -178,7 +178,10 @@ impl HttpCheck {
         } else {
             Verdict::fail(format!("{method} {url}: {}", problems.join("; ")))
                 .expected(self.expectation())
-                .found(format!("{found}; body starts `{}`", clip(body.trim(), 160)))
+                .found(format!(
+                    "{found}; body starts `{}`",
+                    clip(&ctx.redactor.redact(body.trim()), 160)
+                ))
         };
         verdict
             .measure("status", f64::from(status))

@@ -186,12 +186,13 @@ impl Verdict {
     }
 }
 
-/// Resolves a check's connection and opens a fresh session, or says why it could not.
+/// Resolves a check's connection and opens a fresh session, tagged (see `Target::tagged`) so
+/// its teardown can stop it, or says why it could not.
 pub async fn open_session(
     spec: &crate::pg::ConnectionSpec,
     ctx: &CheckContext,
 ) -> Result<(crate::pg::Target, crate::pg::Session), Verdict> {
-    let target = spec.resolve(ctx).map_err(Verdict::error)?;
+    let target = spec.resolve(ctx).map_err(Verdict::error)?.tagged();
     match crate::pg::connect(ctx.dialer.as_ref(), &target).await {
         Ok(session) => Ok((target, session)),
         Err(e) => Err(cannot_connect(&target, &e)),

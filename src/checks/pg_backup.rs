@@ -77,8 +77,33 @@ pub fn find_tool(name: &str) -> Result<PathBuf, String> {
     newest.map(|(_, p)| p).ok_or_else(missing)
 }
 
-/// A client tool run against `target`, with the password in the environment, never in argv.
-fn tool(program: &Path, target: &Target) -> tokio::process::Command {
+/// Writes a 0600 password file for the client tools: the password then appears neither in
+/// their argv nor in their environment.
+fn write_passfile(dir: &Path, target: &Target) -> Result<Option<PathBuf>, String> {
+    let Some(password) = &target.password else {
+        return Ok(None);
+    };
+    let escape = |text: &str| text.replace('\\', "\\\\").replace(':', "\\:");
+    let line = format!(
+        "{}:{}:*:{}:{}\n",
+        escape(&target.host),
+        target.port,
+        escape(&target.user),
+        escape(password)
+    );
+    let path = dir.join("pgpass");
+    std::fs::write(&path, line).map_err(|e| format!("cannot write a password file: {e}"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("cannot protect the password file: {e}"))?;
+    }
+    Ok(Some(path))
+}
+
+/// A client tool run against `target`: the password comes from a 0600 file, never argv.
+fn tool(program: &Path, target: &Target, passfile: Option<&Path>) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(program);
     command
         .args([
@@ -102,10 +127,20 @@ fn tool(program: &Path, target: &Target) -> tokio::process::Command {
             },
         )
         .kill_on_drop(true);
-    match &target.password {
-        Some(password) => command.env("PGPASSWORD", password),
-        None => command.env_remove("PGPASSWORD"),
-    };
+    // Only what we pass may steer the tools: no inherited service file or host override.
+    for inherited in [
+        "PGPASSWORD",
+        "PGPASSFILE",
+        "PGHOSTADDR",
+        "PGSERVICE",
+        "PGSERVICEFILE",
+        "PGDATABASE",
+    ] {
+        command.env_remove(inherited);
+    }
+    if let Some(passfile) = passfile {
+        command.env("PGPASSFILE", passfile);
+    }
     if let Some(root) = &target.sslrootcert {
         command.env("PGSSLROOTCERT", root);
     }
@@ -167,7 +202,7 @@ async fn checksum(client: &Client, table: &str) -> Result<String, String> {
 impl PgBackupCheck {
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let mut source = match self.connection.resolve(ctx) {
-            Ok(target) => target,
+            Ok(target) => target.tagged(),
             Err(e) => return Verdict::error(e),
         };
         if let Some(database) = &self.database {
@@ -185,9 +220,13 @@ impl PgBackupCheck {
             Err(e) => return Verdict::error(format!("cannot create a temporary folder: {e}")),
         };
         let dump_file = workdir.path().join("dump.pgc");
+        let passfile = match write_passfile(workdir.path(), &source) {
+            Ok(passfile) => passfile,
+            Err(e) => return Verdict::error(e),
+        };
 
         let started = Instant::now();
-        let mut dump = tool(&pg_dump, &source);
+        let mut dump = tool(&pg_dump, &source, passfile.as_deref());
         dump.args(["-Fc", "-d", &source.dbname, "-f"])
             .arg(&dump_file);
         if let Err(e) = run_tool(dump, "pg_dump").await {
@@ -217,7 +256,7 @@ impl PgBackupCheck {
             .hint("the restore test needs a role with CREATEDB");
         }
         let restore_started = Instant::now();
-        let mut restore = tool(&pg_restore, &source);
+        let mut restore = tool(&pg_restore, &source, passfile.as_deref());
         restore
             .args([
                 "--no-owner",

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{millis, Check, Kind, Verdict};
 use crate::context::CheckContext;
-use crate::pg::{connect, ident, server_error, sqlstate, unique_name, ConnectionSpec};
+use crate::pg::{ident, server_error, sqlstate, teardown_session, unique_name, ConnectionSpec};
 use crate::suite::{format_duration, Safety};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -56,9 +56,8 @@ impl PgCrudCheck {
         {
             let (dialer, target, table) = (ctx.dialer.clone(), target.clone(), table.clone());
             ctx.on_teardown(format!("drop scratch table {table}"), async move {
-                let session = connect(dialer.as_ref(), &target)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let (session, _) =
+                    teardown_session(dialer.as_ref(), &target, &target.dbname).await?;
                 session
                     .client
                     .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))

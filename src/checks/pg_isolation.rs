@@ -9,7 +9,8 @@ use serde::Deserialize;
 use super::{Check, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::pg::{
-    connect, ident, server_error, sqlstate, unique_name, ConnectError, ConnectionSpec,
+    connect, ident, server_error, sqlstate, teardown_session, unique_name, ConnectError,
+    ConnectionSpec,
 };
 use crate::suite::Safety;
 
@@ -50,15 +51,17 @@ fn quote_table(name: &str) -> String {
     name.split('.').map(ident).collect::<Vec<_>>().join(".")
 }
 
-/// Tries `CREATE <object>`; denial is the expected outcome. Anything created is dropped at once.
+/// Tries `CREATE <object> <name>`; denial is the expected outcome. Anything created is dropped
+/// at once (and again by teardown, should that fail or the check be cancelled).
 async fn probe_create(
     client: &tokio_postgres::Client,
     object: &str,
+    name: &str,
     role: &str,
     plural: &str,
     fix: &str,
 ) -> Result<String, String> {
-    let name = ident(&unique_name("attest_probe"));
+    let name = ident(name);
     match client
         .batch_execute(&format!("CREATE {object} {name}"))
         .await
@@ -81,7 +84,7 @@ async fn probe_create(
 impl PgIsolationCheck {
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let target = match self.connection.resolve(ctx) {
-            Ok(target) => target,
+            Ok(target) => target.tagged(),
             Err(e) => return Verdict::error(e),
         };
         let role = target.user.clone();
@@ -124,12 +127,61 @@ impl PgIsolationCheck {
             });
         }
 
+        let (probe_role, probe_database) =
+            (unique_name("attest_probe"), unique_name("attest_probe"));
+        {
+            let (dialer, target) = (ctx.dialer.clone(), target.clone());
+            let (probe_role, probe_database) = (probe_role.clone(), probe_database.clone());
+            ctx.on_teardown("drop anything the CREATE probes made", async move {
+                let (session, _) =
+                    teardown_session(dialer.as_ref(), &target, &target.dbname).await?;
+                // Only what exists: even `DROP ROLE IF EXISTS` needs CREATEROLE, which the
+                // application role (rightly) lacks. Separate statements: DROP DATABASE may not
+                // run inside a transaction block.
+                let probes = [
+                    (
+                        "SELECT 1 FROM pg_database WHERE datname = $1",
+                        "DATABASE",
+                        &probe_database,
+                    ),
+                    (
+                        "SELECT 1 FROM pg_roles WHERE rolname = $1",
+                        "ROLE",
+                        &probe_role,
+                    ),
+                ];
+                for (exists, object, name) in probes {
+                    let found = session.client.query_opt(exists, &[name]).await;
+                    if found.map_err(|e| server_error(&e))?.is_some() {
+                        let drop = format!("DROP {object} {}", ident(name));
+                        session
+                            .client
+                            .batch_execute(&drop)
+                            .await
+                            .map_err(|e| server_error(&e))?;
+                    }
+                }
+                Ok(())
+            });
+        }
         let creations = [
-            (self.create_role, "ROLE", "roles", "NOCREATEROLE"),
-            (self.create_database, "DATABASE", "databases", "NOCREATEDB"),
+            (
+                self.create_role,
+                "ROLE",
+                &probe_role,
+                "roles",
+                "NOCREATEROLE",
+            ),
+            (
+                self.create_database,
+                "DATABASE",
+                &probe_database,
+                "databases",
+                "NOCREATEDB",
+            ),
         ];
-        for (_, object, plural, fix) in creations.into_iter().filter(|c| c.0) {
-            let denied = probe_create(client, object, &role, plural, fix).await;
+        for (_, object, name, plural, fix) in creations.into_iter().filter(|c| c.0) {
+            let denied = probe_create(client, object, name, &role, plural, fix).await;
             probes.push(Probe {
                 action: format!("CREATE {object}"),
                 denied,

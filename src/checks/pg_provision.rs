@@ -1,6 +1,7 @@
 //! `pg-provision` (mutating): create an application database and role the way the stories do,
 //! hand the credentials to later checks, and drop exactly what was created at the end.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -10,8 +11,8 @@ use serde::Deserialize;
 use super::{millis, Check, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::pg::{
-    connect, drop_database, ident, literal, server_error, unique_name, ConnectionSpec, Dialer,
-    Target,
+    connect, drop_database, ident, literal, server_error, sqlstate, teardown_session, unique_name,
+    ConnectionSpec, Dialer, Target,
 };
 use crate::suite::{format_duration, Safety};
 
@@ -57,32 +58,42 @@ fn schema_grants(role: &str) -> String {
     )
 }
 
-/// Drops the database and the role, whatever exists of them; safe to run twice.
-pub async fn drop_database_and_role(
+/// What this check created, as far as teardown may assume: a flag is raised just before its
+/// CREATE is sent (it may commit even if we are cancelled) and lowered when the server says
+/// the object already existed, so a pre-existing database or role is never dropped.
+#[derive(Default)]
+struct Created {
+    role: AtomicBool,
+    database: AtomicBool,
+}
+
+/// Stops the check's own sessions, then drops what it created; safe to run twice.
+async fn drop_created(
     dialer: Arc<dyn Dialer>,
     admin: Target,
     database: String,
     role: String,
+    created: Arc<Created>,
 ) -> Result<(), String> {
-    drop_database(dialer.clone(), admin.clone(), database).await?;
-    let mut admin = admin;
-    admin.dbname = "postgres".into();
-    let session = connect(dialer.as_ref(), &admin)
-        .await
-        .map_err(|e| format!("cannot connect as {} to clean up: {e}", admin.describe()))?;
-    let role_exists = session
-        .client
-        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
-        .await
-        .map_err(|e| server_error(&e))?
-        .is_some();
-    if role_exists {
-        let drop_role = format!("DROP OWNED BY {0}; DROP ROLE {0}", ident(&role));
-        session
+    let (session, _) = teardown_session(dialer.as_ref(), &admin, "postgres").await?;
+    if created.database.load(Ordering::SeqCst) {
+        drop_database(dialer.clone(), admin.clone(), database).await?;
+    }
+    if created.role.load(Ordering::SeqCst) {
+        let role_exists = session
             .client
-            .batch_execute(&drop_role)
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
             .await
-            .map_err(|e| server_error(&e))?;
+            .map_err(|e| server_error(&e))?
+            .is_some();
+        if role_exists {
+            let drop_role = format!("DROP OWNED BY {0}; DROP ROLE {0}", ident(&role));
+            session
+                .client
+                .batch_execute(&drop_role)
+                .await
+                .map_err(|e| server_error(&e))?;
+        }
     }
     Ok(())
 }
@@ -90,7 +101,7 @@ pub async fn drop_database_and_role(
 impl PgProvisionCheck {
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let admin = match self.connection.resolve(ctx) {
-            Ok(target) => target,
+            Ok(target) => target.tagged(),
             Err(e) => return Verdict::error(e),
         };
         let (database, role) = if self.unique {
@@ -108,18 +119,25 @@ impl PgProvisionCheck {
         ctx.redactor.add(&password);
 
         // Cleanup is registered before anything exists, so a failure half-way still cleans up.
+        let created = Arc::new(Created::default());
         ctx.on_teardown(
             format!("drop database `{database}` and role `{role}`"),
-            drop_database_and_role(
+            drop_created(
                 ctx.dialer.clone(),
                 admin.clone(),
                 database.clone(),
                 role.clone(),
+                created.clone(),
             ),
         );
 
         let started = std::time::Instant::now();
-        if let Err(verdict) = self.create(ctx, &admin, &database, &role, &password).await {
+        let names = Names {
+            database: &database,
+            role: &role,
+            password: &password,
+        };
+        if let Err(verdict) = self.create(ctx, &admin, names, &created).await {
             return verdict;
         }
         let elapsed = started.elapsed();
@@ -137,35 +155,54 @@ impl PgProvisionCheck {
         &self,
         ctx: &CheckContext,
         admin: &Target,
-        database: &str,
-        role: &str,
-        password: &str,
+        names: Names<'_>,
+        created: &Created,
     ) -> Result<(), Verdict> {
+        let Names {
+            database,
+            role,
+            password,
+        } = names;
         let step_failed = |step: &str, error: tokio_postgres::Error| {
-            Verdict::fail(format!("{step} failed: {}", server_error(&error)))
+            let found = server_error(&error);
+            let hint = match sqlstate(&error) {
+                Some("42710") | Some("42P04") => "it already exists and was left alone: pick another name, or keep `unique: true`",
+                _ => "provisioning needs a role with CREATEDB and CREATEROLE, such as the chart's `postgres` superuser",
+            };
+            Verdict::fail(format!("{step} failed: {found}"))
                 .expected(format!("{} may {step}", admin.user))
-                .found(server_error(&error))
-                .hint("provisioning needs a role with CREATEDB and CREATEROLE, such as the chart's `postgres` superuser")
+                .found(found)
+                .hint(hint)
         };
         let session = connect(ctx.dialer.as_ref(), admin)
             .await
             .map_err(|e| super::cannot_connect(admin, &e))?;
+        // A SCRAM verifier computed here: the password itself never travels in SQL text, so it
+        // cannot end up in the server log or pg_stat_activity.
+        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
         let create_role = format!(
             "CREATE ROLE {} LOGIN PASSWORD {}",
             ident(role),
-            literal(password)
+            literal(&verifier)
         );
-        session
+        created.role.store(true, Ordering::SeqCst);
+        if let Err(e) = session.client.batch_execute(&create_role).await {
+            if sqlstate(&e) == Some("42710") {
+                created.role.store(false, Ordering::SeqCst);
+            }
+            return Err(step_failed("create a role", e));
+        }
+        created.database.store(true, Ordering::SeqCst);
+        if let Err(e) = session
             .client
-            .batch_execute(&create_role)
+            .batch_execute(&format!("CREATE DATABASE {}", ident(database)))
             .await
-            .map_err(|e| step_failed("create a role", e))?;
-        let create_database = format!("CREATE DATABASE {}", ident(database));
-        session
-            .client
-            .batch_execute(&create_database)
-            .await
-            .map_err(|e| step_failed("create a database", e))?;
+        {
+            if sqlstate(&e) == Some("42P04") {
+                created.database.store(false, Ordering::SeqCst);
+            }
+            return Err(step_failed("create a database", e));
+        }
         let mut database_grants = format!(
             "GRANT ALL PRIVILEGES ON DATABASE {} TO {};",
             ident(database),
@@ -195,6 +232,13 @@ impl PgProvisionCheck {
             .map_err(|e| step_failed("grant on schema public", e))?;
         Ok(())
     }
+}
+
+/// The names and password one provisioning creates.
+struct Names<'a> {
+    database: &'a str,
+    role: &'a str,
+    password: &'a str,
 }
 
 impl Check for PgProvisionCheck {

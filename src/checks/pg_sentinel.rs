@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{Check, Kind, Verdict};
 use crate::context::CheckContext;
-use crate::pg::{connect, server_error, ConnectionSpec};
+use crate::pg::{literal, server_error, teardown_session, ConnectionSpec};
 use crate::suite::Safety;
 
 const TABLE: &str = "attest_sentinel";
@@ -53,6 +53,26 @@ impl PgSentinelCheck {
         match self.action {
             SentinelAction::Write => {
                 let token = crate::sandbox::generate_password();
+                // Registered first: a write cut short by a timeout or Ctrl-C is cleaned up too.
+                let (dialer, owner, name) = (ctx.dialer.clone(), target.clone(), self.name.clone());
+                ctx.on_teardown(format!("remove sentinel `{}`", self.name), async move {
+                    let (session, _) =
+                        teardown_session(dialer.as_ref(), &owner, &owner.dbname).await?;
+                    let cleanup = format!(
+                        "DO $$ BEGIN
+                           IF to_regclass('{TABLE}') IS NOT NULL THEN
+                             DELETE FROM {TABLE} WHERE name = {name};
+                             IF NOT EXISTS (SELECT 1 FROM {TABLE}) THEN DROP TABLE {TABLE}; END IF;
+                           END IF;
+                         END $$",
+                        name = literal(&name)
+                    );
+                    session
+                        .client
+                        .batch_execute(&cleanup)
+                        .await
+                        .map_err(|e| server_error(&e))
+                });
                 let sql = format!(
                     "CREATE TABLE IF NOT EXISTS {TABLE} (name text PRIMARY KEY, token text NOT NULL, written_at timestamptz NOT NULL DEFAULT now())"
                 );
@@ -69,17 +89,6 @@ impl PgSentinelCheck {
                         server_error(&e)
                     ));
                 }
-                let (dialer, owner, name) = (ctx.dialer.clone(), target.clone(), self.name.clone());
-                ctx.on_teardown(format!("remove sentinel `{}`", self.name), async move {
-                    let session = connect(dialer.as_ref(), &owner).await.map_err(|e| e.to_string())?;
-                    let client = &session.client;
-                    let remove = format!("DELETE FROM {TABLE} WHERE name = $1");
-                    client.execute(&remove, &[&name]).await.map_err(|e| server_error(&e))?;
-                    let drop_if_empty = format!(
-                        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM {TABLE}) THEN DROP TABLE {TABLE}; END IF; END $$"
-                    );
-                    client.batch_execute(&drop_if_empty).await.map_err(|e| server_error(&e))
-                });
                 Verdict::pass(format!(
                     "wrote sentinel `{}` to {}",
                     self.name,

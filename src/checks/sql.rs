@@ -252,14 +252,8 @@ impl SqlCheck {
                 _ => None,
             })
             .collect();
-        let shown_query = clip(
-            query
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .as_str(),
-            80,
-        );
+        let one_line = query.split_whitespace().collect::<Vec<_>>().join(" ");
+        let shown_query = clip(&ctx.redactor.redact(&one_line), 80);
 
         let mut problems = Vec::new();
         let mut shown = format!("{} row(s)", rows.len());
@@ -292,6 +286,12 @@ impl SqlCheck {
                         vec![]
                     }
                 },
+                Some(_) if rows.is_empty() => {
+                    problems.push(format!(
+                        "no rows, so no value to compare with `{condition}`"
+                    ));
+                    vec![]
+                }
                 Some(column) => {
                     let mut values = Vec::new();
                     for row in &rows {
