@@ -165,7 +165,9 @@ impl Comparison {
                 .iter()
                 .any(|c| normalize_bool(c) == normalize_bool(value))),
             _ => {
-                if let (Ok(a), Ok(b)) = (value.parse::<f64>(), self.operand.parse::<f64>()) {
+                // Only finite numbers compare as numbers; "NaN" or "inf" text compares as text.
+                let number = |text: &str| text.parse::<f64>().ok().filter(|n| n.is_finite());
+                if let (Some(a), Some(b)) = (number(value), number(&self.operand)) {
                     return Ok(ordering(a, b));
                 }
                 if let Ok(limit) = parse_duration(&self.operand) {
@@ -387,6 +389,7 @@ mod tests {
         assert!(c("~ /^act/").holds(Some("active")).unwrap());
         assert!(c("in [active, inactive]").holds(Some("inactive")).unwrap());
         assert!(c("== null").holds(None).unwrap());
+        assert!(c("== NaN").holds(Some("NaN")).unwrap());
         assert!("=> 3"
             .parse::<Comparison>()
             .unwrap_err()
