@@ -7,13 +7,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use colored::Colorize;
 use libtest_mimic::{Arguments, ColorSetting, FormatSetting};
 
-use crate::exit;
-use crate::load::{self, VarSources};
-use crate::redact::Redactor;
-use crate::report;
-use crate::runner::{self, FinalState, RunConfig};
+use attest_core::exit;
+use attest_core::load::{self, VarSources};
+use attest_core::redact::Redactor;
+use attest_core::report;
+use attest_core::runner::{self, FinalState, RunConfig};
 use crate::sandbox;
-use crate::suite::Safety;
+use attest_core::suite::Safety;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -150,7 +150,7 @@ pub fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Schema => {
-            let schema = crate::schema::suite_schema();
+            let schema = attest_core::schema::suite_schema();
             println!(
                 "{}",
                 serde_json::to_string_pretty(&schema).expect("schema serializes")

@@ -1,3 +1,8 @@
+//! The `attest` binary: a thin command line over attest-core.
+
+mod cli;
+mod sandbox;
+
 fn main() -> std::process::ExitCode {
-    attest::cli::main()
+    cli::main()
 }

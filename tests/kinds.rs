@@ -5,7 +5,7 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use attest::sandbox::{dns_server::DnsServer, listeners};
+use attest_sandbox::{dns_server::DnsServer, listeners};
 use common::{one_check, Attest};
 use tokio::io::AsyncReadExt;
 

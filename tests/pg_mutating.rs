@@ -3,7 +3,7 @@
 
 mod common;
 
-use attest::sandbox::postgres::{PostgresOptions, TempPostgres};
+use attest_sandbox::postgres::{PostgresOptions, TempPostgres};
 use common::Attest;
 
 const PASSWORD: &str = "Adm1n-Secret-pw";

@@ -3,7 +3,7 @@
 
 mod common;
 
-use attest::sandbox::postgres::{PostgresOptions, TempPostgres};
+use attest_sandbox::postgres::{PostgresOptions, TempPostgres};
 use common::{one_check, Attest};
 
 const PASSWORD: &str = "Sup3r-Secret-pw";

@@ -114,7 +114,7 @@ impl PgProvisionCheck {
                 Ok(password) => password,
                 Err(e) => return Verdict::error(e),
             },
-            None => crate::sandbox::generate_password(),
+            None => crate::pg::generate_password(),
         };
         ctx.redactor.add(&password);
 

@@ -1,10 +1,9 @@
-//! attest: acceptance criteria for self-hosted PostgreSQL deployments, as data.
+//! attest-core: acceptance criteria for self-hosted PostgreSQL deployments, as data.
 //!
 //! Data flows one way: suite files ([`suite`], [`load`]) → plan and execution ([`runner`],
 //! [`checks`]) → outcomes ([`outcome`]) → reporters ([`report`]).
 
 pub mod checks;
-pub mod cli;
 pub mod context;
 pub mod exit;
 pub mod load;
@@ -14,6 +13,5 @@ pub mod pg;
 pub mod redact;
 pub mod report;
 pub mod runner;
-pub mod sandbox;
 pub mod schema;
 pub mod suite;

@@ -4,11 +4,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use colored::Colorize;
-
-use crate::cli::{error_line, run_suites, SandboxAction, SandboxArgs};
-use crate::exit;
-use crate::load::VarSources;
 
 pub mod dns_server;
 pub mod listeners;
@@ -122,7 +117,7 @@ impl Sandbox {
     }
 
     /// A vars file with the passwords (mode 0600), so `sandbox up` never prints them.
-    fn write_secret_vars(&self) -> Result<std::path::PathBuf, String> {
+    pub fn write_secret_vars(&self) -> Result<std::path::PathBuf, String> {
         let path = self.workspace.dir.path().join("sandbox-secrets.yaml");
         let text: String = self
             .secret_variables()
@@ -138,7 +133,7 @@ impl Sandbox {
         Ok(path)
     }
 
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         let mut text = String::new();
         text.push_str(&format!(
             "  DNS server        {} (udp+tcp)\n",
@@ -178,75 +173,4 @@ impl Sandbox {
         text.push('\n');
         text
     }
-}
-
-/// A strong random password, like `openssl rand -base64` in the stories, URL-safe.
-pub fn generate_password() -> String {
-    use rand::distr::{Alphanumeric, SampleString};
-    Alphanumeric.sample_string(&mut rand::rng(), 32)
-}
-
-pub fn main(args: SandboxArgs, runtime: &tokio::runtime::Runtime) -> u8 {
-    // Catch Ctrl-C from the start: the default action would kill us with a PostgreSQL server
-    // and temporary folders still in place.
-    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = interrupted.clone();
-    runtime.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-    });
-    let sandbox = match runtime.block_on(Sandbox::start()) {
-        Ok(sandbox) => sandbox,
-        Err(message) => {
-            error_line(&message);
-            return exit::USAGE;
-        }
-    };
-    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
-        eprintln!("attest: interrupted while starting the sandbox; removing it");
-        runtime.block_on(sandbox.postgres.stop());
-        return exit::INTERRUPTED;
-    }
-    let code = match args.action {
-        Some(SandboxAction::Up) => {
-            eprintln!("{}\n{}", "attest sandbox is up:".bold(), sandbox.describe());
-            eprintln!("Press Ctrl-C to stop and remove it.");
-            let _ = runtime.block_on(tokio::signal::ctrl_c());
-            exit::SUCCESS
-        }
-        None => {
-            let mut run = args.run;
-            // The sandbox is throwaway: mutating checks are safe to run in it.
-            run.allow_mutating = true;
-            let mut set = sandbox.variables();
-            set.extend(sandbox.secret_variables());
-            let extra = VarSources {
-                set,
-                files: Vec::new(),
-            };
-            let target = run.target.clone().unwrap_or_else(|| "sandbox".into());
-            let code = run_suites(&run, extra, target, runtime);
-            match runtime.block_on(sandbox.leftovers()) {
-                Ok(left) if left.is_empty() => code,
-                Ok(left) => {
-                    error_line(&format!(
-                        "the run left these behind in the sandbox PostgreSQL: {}",
-                        left.join(", ")
-                    ));
-                    code.max(exit::CHECK_FAILED)
-                }
-                Err(e) => {
-                    error_line(&format!(
-                        "cannot check the sandbox PostgreSQL for leftovers: {e}"
-                    ));
-                    code.max(exit::CHECK_FAILED)
-                }
-            }
-        }
-    };
-    runtime.block_on(sandbox.dns.shutdown());
-    runtime.block_on(sandbox.postgres.stop());
-    drop(sandbox.workspace);
-    code
 }

@@ -4,9 +4,9 @@
 
 use tokio_postgres::{Client, NoTls};
 
-use super::generate_password;
+use attest_core::pg::generate_password;
 use super::postgres::TempPostgres;
-use crate::pg::{ident, literal};
+use attest_core::pg::{ident, literal};
 
 /// The compose host's services, each with its own database and role.
 pub const SERVICES: &[&str] = &["vikunja", "hedgedoc", "linkding", "navidrome"];
@@ -78,7 +78,7 @@ async fn exec(client: &Client, sql: &str) -> Result<(), String> {
     client.batch_execute(sql).await.map_err(|e| {
         format!(
             "sandbox provisioning failed: {}",
-            crate::pg::server_error(&e)
+            attest_core::pg::server_error(&e)
         )
     })
 }
@@ -219,6 +219,6 @@ pub async fn inventory(pg: &TempPostgres) -> Result<Vec<String>, String> {
             &[],
         )
         .await
-        .map_err(|e| crate::pg::server_error(&e))?;
+        .map_err(|e| attest_core::pg::server_error(&e))?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }

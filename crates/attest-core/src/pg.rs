@@ -811,3 +811,9 @@ mod tests {
         assert_ne!(unique_name("app"), unique_name("app"));
     }
 }
+
+/// A strong random password, like `openssl rand -base64` in the stories, URL-safe.
+pub fn generate_password() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 32)
+}

@@ -52,7 +52,7 @@ impl PgSentinelCheck {
         let client = &session.client;
         match self.action {
             SentinelAction::Write => {
-                let token = crate::sandbox::generate_password();
+                let token = crate::pg::generate_password();
                 // Registered first: a write cut short by a timeout or Ctrl-C is cleaned up too.
                 let (dialer, owner, name) = (ctx.dialer.clone(), target.clone(), self.name.clone());
                 ctx.on_teardown(format!("remove sentinel `{}`", self.name), async move {

@@ -1,0 +1,74 @@
+//! `attest sandbox`: starts the stand-ins of attest-sandbox and runs the suites against them.
+
+use colored::Colorize;
+
+use attest_core::exit;
+use attest_core::load::VarSources;
+use attest_sandbox::Sandbox;
+
+use crate::cli::{error_line, run_suites, SandboxAction, SandboxArgs};
+
+pub fn main(args: SandboxArgs, runtime: &tokio::runtime::Runtime) -> u8 {
+    // Catch Ctrl-C from the start: the default action would kill us with a PostgreSQL server
+    // and temporary folders still in place.
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = interrupted.clone();
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let sandbox = match runtime.block_on(Sandbox::start()) {
+        Ok(sandbox) => sandbox,
+        Err(message) => {
+            error_line(&message);
+            return exit::USAGE;
+        }
+    };
+    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        eprintln!("attest: interrupted while starting the sandbox; removing it");
+        runtime.block_on(sandbox.postgres.stop());
+        return exit::INTERRUPTED;
+    }
+    let code = match args.action {
+        Some(SandboxAction::Up) => {
+            eprintln!("{}\n{}", "attest sandbox is up:".bold(), sandbox.describe());
+            eprintln!("Press Ctrl-C to stop and remove it.");
+            let _ = runtime.block_on(tokio::signal::ctrl_c());
+            exit::SUCCESS
+        }
+        None => {
+            let mut run = args.run;
+            // The sandbox is throwaway: mutating checks are safe to run in it.
+            run.allow_mutating = true;
+            let mut set = sandbox.variables();
+            set.extend(sandbox.secret_variables());
+            let extra = VarSources {
+                set,
+                files: Vec::new(),
+            };
+            let target = run.target.clone().unwrap_or_else(|| "sandbox".into());
+            let code = run_suites(&run, extra, target, runtime);
+            match runtime.block_on(sandbox.leftovers()) {
+                Ok(left) if left.is_empty() => code,
+                Ok(left) => {
+                    error_line(&format!(
+                        "the run left these behind in the sandbox PostgreSQL: {}",
+                        left.join(", ")
+                    ));
+                    code.max(exit::CHECK_FAILED)
+                }
+                Err(e) => {
+                    error_line(&format!(
+                        "cannot check the sandbox PostgreSQL for leftovers: {e}"
+                    ));
+                    code.max(exit::CHECK_FAILED)
+                }
+            }
+        }
+    };
+    runtime.block_on(sandbox.dns.shutdown());
+    runtime.block_on(sandbox.postgres.stop());
+    drop(sandbox.workspace);
+    code
+}
