@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use crate::pg::{Dialer, DirectDialer, Sessions};
+use crate::kube_access::KubeAccess;
+use crate::net::{DirectNetwork, Network};
+use crate::pg::Sessions;
 use crate::redact::Redactor;
 
 /// Marks a variable whose value only exists once an earlier check has run (`register:`).
@@ -66,10 +68,29 @@ pub struct CheckContext {
     pub teardown: Arc<TeardownStack>,
     pub cancel: CancellationToken,
     pub redactor: Redactor,
-    /// How PostgreSQL servers are reached (direct, port-forward, sandbox).
-    pub dialer: Arc<dyn Dialer>,
+    pub services: Services,
+}
+
+/// What every check of a run shares, passed in through the run configuration so that tests
+/// (and, next, port-forwards) can inject their own.
+#[derive(Clone)]
+pub struct Services {
+    /// How every kind reaches its target.
+    pub network: Arc<dyn Network>,
     /// Query-only PostgreSQL sessions shared by the whole run.
     pub sessions: Arc<Sessions>,
+    /// The Kubernetes client, created on first use.
+    pub kube: Arc<KubeAccess>,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Services {
+            network: Arc::new(DirectNetwork),
+            sessions: Arc::default(),
+            kube: Arc::default(),
+        }
+    }
 }
 
 impl CheckContext {
@@ -118,8 +139,7 @@ impl CheckContext {
             teardown: Arc::default(),
             cancel: CancellationToken::new(),
             redactor: Redactor::default(),
-            dialer: Arc::new(DirectDialer),
-            sessions: Arc::default(),
+            services: Services::default(),
         }
     }
 }

@@ -6,8 +6,10 @@
 pub mod checks;
 pub mod context;
 pub mod exit;
+pub mod kube_access;
 pub mod load;
 pub mod matchers;
+pub mod net;
 pub mod outcome;
 pub mod pg;
 pub mod redact;

@@ -504,10 +504,7 @@ fn validate(path: &Path, file: SuiteFile) -> Result<Suite, Vec<LoadError>> {
                 .map(|(key, secret)| (format!("{name}_{key}"), *key, *secret))
                 .collect();
         }
-        let safety = decl
-            .safety
-            .unwrap_or_default()
-            .max(checks::kind_safety(decl.kind));
+        let safety = decl.safety.unwrap_or_default().max(decl.check.safety());
         checks_out.push(SuiteCheck {
             location: format!("{}:{line}:{column}", path.display()),
             safety,

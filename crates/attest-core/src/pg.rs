@@ -1,5 +1,5 @@
 //! Reaching PostgreSQL: connection settings as suites write them, resolved against runtime
-//! variables and the standard PG* environment, dialled through one seam ([`Dialer`]) so checks
+//! variables and the standard PG* environment, dialled through the network seam ([`crate::net::Network`]) so checks
 //! do not care whether the server is reached directly, through a port-forward or in a sandbox.
 
 use std::path::PathBuf;
@@ -12,12 +12,12 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::config::SslMode as WireSslMode;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, NoTls};
 
 use crate::context::CheckContext;
+use crate::net::{NetError, Network, Route, Stream};
 
 /// How a suite says where PostgreSQL is and who connects. Unset fields fall back to the URI,
 /// then to the standard `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`,
@@ -258,37 +258,6 @@ fn split_tls_params(uri: &str) -> (String, Option<String>, Option<String>) {
     (rest, sslmode, sslrootcert)
 }
 
-/// A byte stream to a PostgreSQL server.
-pub trait PgStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> PgStream for T {}
-
-/// The seam between checks and the network: direct TCP today; a Kubernetes port-forward or a
-/// simulator plugs in here without any check changing.
-pub trait Dialer: Send + Sync {
-    fn dial(
-        &self,
-        host: String,
-        port: u16,
-    ) -> BoxFuture<'static, std::io::Result<Box<dyn PgStream>>>;
-}
-
-/// Plain TCP to `host:port`.
-pub struct DirectDialer;
-
-impl Dialer for DirectDialer {
-    fn dial(
-        &self,
-        host: String,
-        port: u16,
-    ) -> BoxFuture<'static, std::io::Result<Box<dyn PgStream>>> {
-        Box::pin(async move {
-            let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-            stream.set_nodelay(true)?;
-            Ok(Box::new(stream) as Box<dyn PgStream>)
-        })
-    }
-}
-
 /// Sessions that only carry queries, reused per (server, role, database, TLS) for the whole
 /// run, so a suite of twenty `sql` checks logs in once.
 #[derive(Default)]
@@ -299,7 +268,7 @@ pub struct Sessions {
 impl Sessions {
     pub async fn client(
         &self,
-        dialer: &dyn Dialer,
+        network: &dyn Network,
         target: &Target,
     ) -> Result<Arc<Client>, ConnectError> {
         if let Some(client) = self
@@ -312,7 +281,7 @@ impl Sessions {
             return Ok(client.clone());
         }
         // Connect without holding the lock: one unreachable server must not stall the others.
-        let client = Arc::new(connect(dialer, target).await?.client);
+        let client = Arc::new(connect(network, target).await?.client);
         self.open
             .lock()
             .await
@@ -374,11 +343,11 @@ impl ConnectError {
 /// Sessions tagged like `admin` (see [`Target::tagged`]) are stopped first, so a CREATE still
 /// in flight cannot commit after the drop. Used by teardown steps, so it owns its arguments.
 pub async fn drop_database(
-    dialer: Arc<dyn Dialer>,
+    network: Arc<dyn Network>,
     admin: Target,
     name: String,
 ) -> Result<(), String> {
-    let (session, _) = teardown_session(dialer.as_ref(), &admin, "postgres").await?;
+    let (session, _) = teardown_session(network.as_ref(), &admin, "postgres").await?;
     let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&name));
     session
         .client
@@ -399,23 +368,20 @@ pub struct Session {
 /// Boxed on purpose: it pins down the future's lifetimes, which rustc otherwise fails to prove
 /// `Send` for inside the checks' own futures (rust-lang/rust#102211).
 pub fn connect<'a>(
-    dialer: &'a dyn Dialer,
+    network: &'a dyn Network,
     target: &'a Target,
 ) -> BoxFuture<'a, Result<Session, ConnectError>> {
-    Box::pin(connect_inner(dialer, target))
+    Box::pin(connect_inner(network, target))
 }
 
-async fn connect_inner(dialer: &dyn Dialer, target: &Target) -> Result<Session, ConnectError> {
+async fn connect_inner(network: &dyn Network, target: &Target) -> Result<Session, ConnectError> {
     let started = Instant::now();
-    let stream = dialer
-        .dial(target.host.clone(), target.port)
+    let stream = network
+        .connect(&Route::tcp(target.host.clone(), target.port))
         .await
-        .map_err(|e| {
-            let text = format!("cannot reach {}:{}: {e}", target.host, target.port);
-            match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => ConnectError::Refused(text),
-                _ => ConnectError::Unreachable(text),
-            }
+        .map_err(|e| match e {
+            NetError::Refused { .. } => ConnectError::Refused(e.to_string()),
+            _ => ConnectError::Unreachable(e.to_string()),
         })?;
     let mut config = tokio_postgres::Config::new();
     config
@@ -443,7 +409,7 @@ async fn connect_inner(dialer: &dyn Dialer, target: &Target) -> Result<Session, 
         (client, false)
     } else {
         let mut make = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target)?);
-        let tls = <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<Box<dyn PgStream>>>::make_tls_connect(
+        let tls = <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<Box<dyn Stream>>>::make_tls_connect(
             &mut make,
             &target.host,
         )
@@ -522,7 +488,7 @@ impl Target {
 /// A session for cleaning up after `target`: in `dbname`, untagged, with every session tagged
 /// like `target` already stopped. Returns the tag it stopped.
 pub async fn teardown_session(
-    dialer: &dyn Dialer,
+    network: &dyn Network,
     target: &Target,
     dbname: &str,
 ) -> Result<(Session, String), String> {
@@ -530,7 +496,7 @@ pub async fn teardown_session(
     let mut cleaner = target.clone();
     cleaner.dbname = dbname.to_owned();
     cleaner.application_name = "attest-teardown".into();
-    let session = connect(dialer, &cleaner)
+    let session = connect(network, &cleaner)
         .await
         .map_err(|e| format!("cannot connect as {} to clean up: {e}", cleaner.describe()))?;
     if tag.starts_with("attest_") {
@@ -816,4 +782,40 @@ mod tests {
 pub fn generate_password() -> String {
     use rand::distr::{Alphanumeric, SampleString};
     Alphanumeric.sample_string(&mut rand::rng(), 32)
+}
+
+/// Finds a PostgreSQL program (`pg_dump`, `initdb`, ...), the one search used everywhere:
+/// `PG_BINDIR` alone when set (a silent fallback would hide a typo), else the newest of
+/// Debian's versioned folders (the real binaries, not the `pg_wrapper` links), else `PATH`.
+pub fn find_program(name: &str) -> Result<PathBuf, String> {
+    let missing =
+        || format!("`{name}` not found: install Debian's `postgresql` package (or set PG_BINDIR)");
+    if let Some(dir) = std::env::var_os("PG_BINDIR") {
+        let path = std::path::Path::new(&dir).join(name);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("{} in PG_BINDIR={}", missing(), path.display()))
+        };
+    }
+    let newest_debian = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version: u32 = e.file_name().to_str()?.parse().ok()?;
+            Some((version, e.path().join("bin").join(name)))
+        })
+        .filter(|(_, path)| path.is_file())
+        .max()
+        .map(|(_, path)| path);
+    newest_debian
+        .or_else(|| {
+            std::env::var_os("PATH")
+                .iter()
+                .flat_map(std::env::split_paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+        .ok_or_else(missing)
 }

@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::checks::Verdict;
-use crate::context::{CheckContext, RuntimeVars, TeardownStack};
+use crate::context::{CheckContext, RuntimeVars, Services, TeardownStack};
 use crate::load::{Suite, SuiteCheck};
 use crate::outcome::{Outcome, RunRecord, Status, SuiteRecord};
 use crate::redact::Redactor;
@@ -29,6 +29,8 @@ pub struct RunConfig {
     /// Label for reports: `sandbox`, or what `--target` says.
     pub target: String,
     pub libtest: Arguments,
+    /// Network, PostgreSQL sessions and the Kubernetes client the checks use.
+    pub services: Services,
 }
 
 /// How a run ended, before it becomes an exit code.
@@ -122,10 +124,7 @@ pub fn run(
     }
 
     let cancel = CancellationToken::new();
-    let services = Services {
-        dialer: Arc::new(crate::pg::DirectDialer),
-        sessions: Arc::default(),
-    };
+    let services = config.services.clone();
     let interrupt_watch = runtime.spawn(watch_interrupt(cancel.clone()));
     let handles: Vec<_> = suites
         .into_iter()
@@ -229,13 +228,6 @@ fn reporting_trial(suite: &Suite, check: &SuiteCheck, rx: oneshot::Receiver<Outc
     .with_ignored_flag(check.decl.ignore.is_some())
 }
 
-/// What every check of a run shares: the way to PostgreSQL and the reusable sessions.
-#[derive(Clone)]
-struct Services {
-    dialer: Arc<dyn crate::pg::Dialer>,
-    sessions: Arc<crate::pg::Sessions>,
-}
-
 async fn run_suite(
     suite: Suite,
     slots: Vec<Slot>,
@@ -284,8 +276,7 @@ async fn run_suite(
                     teardown: teardown.clone(),
                     cancel: cancel.clone(),
                     redactor: redactor.clone(),
-                    dialer: services.dialer.clone(),
-                    sessions: services.sessions.clone(),
+                    services: services.clone(),
                 };
                 let started = Instant::now();
                 let (verdict, attempts) = tokio::select! {

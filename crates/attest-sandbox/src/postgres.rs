@@ -261,26 +261,19 @@ async fn run(command: Command, what: &str) -> Result<(), String> {
     }
 }
 
+/// The folder of the server programs, found by attest-core's one search for PostgreSQL
+/// programs, so the sandbox and `pg-backup` agree on which installation they use.
 fn find_bin_dir() -> Result<PathBuf, String> {
-    let has_server = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    if let Some(dir) = std::env::var_os("PG_BINDIR").map(PathBuf::from) {
-        let missing = format!("PG_BINDIR={}: {MISSING}", dir.display());
-        return has_server(&dir).then_some(dir).ok_or(missing);
+    let initdb = attest_core::pg::find_program("initdb").map_err(|e| format!("{e}; {MISSING}"))?;
+    let dir = initdb.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.join("pg_ctl").is_file() {
+        Ok(dir)
+    } else {
+        Err(format!(
+            "{}: no pg_ctl beside initdb; {MISSING}",
+            dir.display()
+        ))
     }
-    // Debian's pg_config may come with libpq-dev alone, so check what it points at.
-    if let Ok(output) = Command::new("pg_config").arg("--bindir").output() {
-        let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-        if output.status.success() && has_server(&dir) {
-            return Ok(dir);
-        }
-    }
-    let installed = std::fs::read_dir("/usr/lib/postgresql").map_err(|_| MISSING.to_owned())?;
-    let versions = installed.flatten().filter_map(|e| {
-        let version: u32 = e.file_name().to_str()?.parse().ok()?;
-        Some((version, e.path().join("bin"))).filter(|(_, dir)| has_server(dir))
-    });
-    let newest = versions.max().map(|(_, dir)| dir);
-    newest.ok_or_else(|| MISSING.to_owned())
 }
 
 /// uid and gid of the `postgres` system user, from /etc/passwd.

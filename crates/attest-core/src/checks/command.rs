@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Instant;
 
-use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 
-use super::{millis, Check, Kind, Verdict};
+use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::matchers::{check_patterns, clip, Pattern, ShowMatch};
 use crate::suite::format_duration;
@@ -70,11 +69,6 @@ fn command_line<'de, D: Deserializer<'de>>(d: D) -> Result<CommandLine, D::Error
     }
 }
 
-impl Kind for CommandCheck {
-    /// `register: NAME` makes the trimmed standard output available as `${NAME_stdout}`.
-    const EXPORTS: &'static [(&'static str, bool)] = &[("stdout", false)];
-}
-
 impl CommandLine {
     fn display(&self) -> String {
         match self {
@@ -114,7 +108,7 @@ impl CommandCheck {
         Ok(command)
     }
 
-    async fn observe(&self, ctx: &CheckContext) -> Verdict {
+    async fn inspect(&self, ctx: &CheckContext) -> Verdict {
         let shown = self.run.display();
         let mut command = match self.build(ctx) {
             Ok(command) => command,
@@ -180,12 +174,14 @@ impl CommandCheck {
     }
 }
 
-impl Check for CommandCheck {
+impl Kind for CommandCheck {
+    /// `register: NAME` makes the trimmed standard output available as `${NAME_stdout}`.
+    const EXPORTS: &'static [(&'static str, bool)] = &[("stdout", false)];
     fn target(&self) -> String {
         self.run.display()
     }
 
-    fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
-        Box::pin(self.observe(ctx))
+    fn observe(&self, ctx: &CheckContext) -> impl std::future::Future<Output = Verdict> + Send {
+        self.inspect(ctx)
     }
 }

@@ -3,7 +3,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use hickory_resolver::config::{
     ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
     ResolverOpts,
@@ -14,7 +13,7 @@ use hickory_resolver::Resolver;
 use schemars::JsonSchema;
 use serde::{de, Deserialize, Deserializer};
 
-use super::{millis, Check, Kind, Verdict};
+use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::suite::{format_duration, HumanDuration};
 
@@ -60,8 +59,6 @@ pub enum DnsExpect {
     Resolves,
     Nxdomain,
 }
-
-impl Kind for DnsCheck {}
 
 /// How long one query waits for an answer; the check's own timeout bounds the whole lookup.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -130,8 +127,25 @@ impl DnsCheck {
             .map(|a| a.to_string())
             .unwrap_or_else(|| "the system resolver".into())
     }
+}
 
-    async fn observe(&self) -> Verdict {
+fn join(addrs: &[IpAddr]) -> String {
+    if addrs.is_empty() {
+        return "no addresses".into();
+    }
+    addrs
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Kind for DnsCheck {
+    fn target(&self) -> String {
+        format!("{} via {}", self.name, self.server_label())
+    }
+
+    async fn observe(&self, _ctx: &CheckContext) -> Verdict {
         let resolver = match self.resolver() {
             Ok(resolver) => resolver,
             Err(message) => return Verdict::error(message),
@@ -209,27 +223,6 @@ impl DnsCheck {
             }
             _ => verdict,
         }
-    }
-}
-
-fn join(addrs: &[IpAddr]) -> String {
-    if addrs.is_empty() {
-        return "no addresses".into();
-    }
-    addrs
-        .iter()
-        .map(|a| a.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-impl Check for DnsCheck {
-    fn target(&self) -> String {
-        format!("{} via {}", self.name, self.server_label())
-    }
-
-    fn run<'a>(&'a self, _ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
-        Box::pin(self.observe())
     }
 }
 

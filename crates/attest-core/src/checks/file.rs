@@ -4,12 +4,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Check, Kind, Verdict};
+use super::{Kind, Verdict};
 use crate::context::CheckContext;
 use crate::matchers::{check_patterns, Pattern, ShowMatch};
 
@@ -39,10 +38,8 @@ fn yes() -> bool {
     true
 }
 
-impl Kind for FileCheck {}
-
 impl FileCheck {
-    async fn observe(&self) -> Verdict {
+    async fn inspect(&self) -> Verdict {
         let path = &self.path;
         let shown = path.display();
         let content = match (tokio::fs::read(path).await, self.exists) {
@@ -207,13 +204,13 @@ async fn git_ignore_status(path: &Path) -> Result<GitStatus, String> {
     }
 }
 
-impl Check for FileCheck {
+impl Kind for FileCheck {
     fn target(&self) -> String {
         self.path.display().to_string()
     }
 
-    fn run<'a>(&'a self, _ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
-        Box::pin(self.observe())
+    fn observe(&self, _ctx: &CheckContext) -> impl std::future::Future<Output = Verdict> + Send {
+        self.inspect()
     }
 }
 

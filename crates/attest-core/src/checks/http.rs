@@ -2,16 +2,17 @@
 //! unless asked, so "the web interface answers 302 to login" can be checked as such.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 
-use super::{millis, Check, Kind, Verdict};
+use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::matchers::{check_patterns, clip, Pattern, ShowMatch};
+use crate::net::{endpoint, Endpoint, Route};
 use crate::suite::format_duration;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -65,13 +66,32 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
     })
 }
 
-impl Kind for HttpCheck {}
-
 /// Bytes of body kept for matching; a health page or login redirect is far smaller.
 const BODY_LIMIT: usize = 1 << 20;
 
 impl HttpCheck {
-    fn client(&self) -> Result<reqwest::Client, String> {
+    /// A client whose connections to the URL's host follow its route: direct routes are
+    /// dialled by reqwest itself; any other route through a loopback bridge, with the logical
+    /// host name kept for TLS verification and the Host header.
+    async fn client_for(
+        &self,
+        url: &str,
+        ctx: &CheckContext,
+    ) -> Result<(reqwest::Client, Option<Endpoint>), String> {
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| format!("`url` is not a valid URL: {e}"))?;
+        let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
+            return Ok((self.client(None)?, None));
+        };
+        let route = Route::tcp(host, port);
+        let endpoint = endpoint(&ctx.services.network, &route)
+            .await
+            .map_err(|e| e.to_string())?;
+        let bridge = endpoint.bridge_addr().map(|addr| (host.to_owned(), addr));
+        Ok((self.client(bridge)?, Some(endpoint)))
+    }
+
+    fn client(&self, bridge: Option<(String, SocketAddr)>) -> Result<reqwest::Client, String> {
         let redirects = if self.follow_redirects {
             reqwest::redirect::Policy::limited(10)
         } else {
@@ -90,9 +110,66 @@ impl HttpCheck {
                 builder = builder.add_root_certificate(cert);
             }
         }
+        if let Some((host, addr)) = bridge {
+            builder = builder.resolve(&host, addr);
+        }
         builder
             .build()
             .map_err(|e| format!("cannot build an HTTP client: {e}"))
+    }
+
+    fn expected_status(&self) -> String {
+        if self.status.is_empty() {
+            "2xx".into()
+        } else {
+            self.status
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(" or ")
+        }
+    }
+
+    fn expectation(&self) -> String {
+        let mut parts = vec![format!("status {}", self.expected_status())];
+        if let Some(pattern) = &self.location {
+            parts.push(format!("Location matching {pattern}"));
+        }
+        for pattern in &self.body_contains {
+            parts.push(format!("body containing {pattern}"));
+        }
+        for pattern in &self.body_excludes {
+            parts.push(format!("body without {pattern}"));
+        }
+        parts.join(", ")
+    }
+}
+
+async fn read_body(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= BODY_LIMIT {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// reqwest's top-level message is generic ("error sending request"); the cause says why.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+impl Kind for HttpCheck {
+    fn target(&self) -> String {
+        self.url.clone()
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
@@ -100,7 +177,8 @@ impl HttpCheck {
             Ok(url) => url,
             Err(e) => return Verdict::error(e),
         };
-        let client = match self.client() {
+        // The endpoint (a bridge, when there is one) lives until the response is read.
+        let (client, _endpoint) = match self.client_for(&url, ctx).await {
             Ok(client) => client,
             Err(e) => return Verdict::error(e),
         };
@@ -186,63 +264,5 @@ impl HttpCheck {
         verdict
             .measure("status", f64::from(status))
             .measure("response_ms", millis(elapsed))
-    }
-
-    fn expected_status(&self) -> String {
-        if self.status.is_empty() {
-            "2xx".into()
-        } else {
-            self.status
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(" or ")
-        }
-    }
-
-    fn expectation(&self) -> String {
-        let mut parts = vec![format!("status {}", self.expected_status())];
-        if let Some(pattern) = &self.location {
-            parts.push(format!("Location matching {pattern}"));
-        }
-        for pattern in &self.body_contains {
-            parts.push(format!("body containing {pattern}"));
-        }
-        for pattern in &self.body_excludes {
-            parts.push(format!("body without {pattern}"));
-        }
-        parts.join(", ")
-    }
-}
-
-async fn read_body(mut response: reqwest::Response) -> String {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        body.extend_from_slice(&chunk);
-        if body.len() >= BODY_LIMIT {
-            break;
-        }
-    }
-    String::from_utf8_lossy(&body).into_owned()
-}
-
-/// reqwest's top-level message is generic ("error sending request"); the cause says why.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
-
-impl Check for HttpCheck {
-    fn target(&self) -> String {
-        self.url.clone()
-    }
-
-    fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
-        Box::pin(self.observe(ctx))
     }
 }

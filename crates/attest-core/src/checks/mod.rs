@@ -1,10 +1,11 @@
 //! Check kinds: one module each, behind the small [`Check`] trait, registered in one list.
 //!
-//! Adding a kind: write `src/checks/<kind>.rs` with a spec type that implements [`Check`] and
-//! [`Kind`], then add one line to the `kinds!` list below.
+//! Adding a kind: write `checks/<kind>.rs` with a spec type that implements `Deserialize`,
+//! `JsonSchema` and [`Kind`], then add one line to the `kinds!` list below.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 
 use futures::future::BoxFuture;
 use serde::de::MapAccess;
@@ -27,21 +28,71 @@ pub mod postgres;
 pub mod sql;
 pub mod tcp;
 
-/// What every check kind does: observe something and decide whether it meets the expectation.
+/// A check as the runner sees it: object-safe, one per check in a suite. Every kind gets it
+/// from the blanket implementation over [`Kind`]; nothing implements it by hand.
 pub trait Check: Send + Sync + fmt::Debug {
     /// What the check talks to, for reports (`127.0.0.1:5432`, a URL, a path).
     fn target(&self) -> String;
+    /// How much this check disturbs the environment (may depend on its fields).
+    fn safety(&self) -> Safety;
+    /// What the check needs to be allowed to do, for a preflight before anything runs.
+    fn permissions(&self) -> Vec<Permission>;
     /// Observes and judges. Returns data; never prints.
     fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict>;
 }
 
-/// Static facts about a kind, known before any suite is parsed.
-pub trait Kind {
-    /// The least safety class of this kind; a suite may raise it, never lower it.
+/// One check kind: its fields (the `Deserialize` type), what it observes, and its facts.
+pub trait Kind: Send + Sync + fmt::Debug {
+    /// The least safety class of any check of this kind (for docs and the schema); a check may
+    /// be more disruptive (see [`Kind::safety`]) and a suite may raise it, never lower it.
     const SAFETY: Safety = Safety::ReadOnly;
     /// Values the kind hands to later checks when a check says `register: NAME`: each becomes
     /// the variable `NAME_<key>`; `true` marks it secret.
     const EXPORTS: &'static [(&'static str, bool)] = &[];
+
+    /// What the check talks to, for reports.
+    fn target(&self) -> String;
+
+    /// This check's safety class; by default the kind's.
+    fn safety(&self) -> Safety {
+        Self::SAFETY
+    }
+
+    /// Permissions this check needs (Kubernetes verbs and resources); none by default.
+    fn permissions(&self) -> Vec<Permission> {
+        Vec::new()
+    }
+
+    /// Observes and judges. Returns data; never prints.
+    fn observe(&self, ctx: &CheckContext) -> impl Future<Output = Verdict> + Send;
+}
+
+impl<K: Kind> Check for K {
+    fn target(&self) -> String {
+        Kind::target(self)
+    }
+    fn safety(&self) -> Safety {
+        Kind::safety(self)
+    }
+    fn permissions(&self) -> Vec<Permission> {
+        Kind::permissions(self)
+    }
+    fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
+        Box::pin(self.observe(ctx))
+    }
+}
+
+/// A permission a check needs, in Kubernetes' terms (`get pods/log in apps`), so a preflight
+/// can ask the API server before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Permission {
+    pub verb: String,
+    /// API group, empty for the core group.
+    pub group: String,
+    /// Resource, with its subresource if any: `pods/exec`.
+    pub resource: String,
+    /// Namespace, or `None` for cluster-scoped resources and all namespaces.
+    pub namespace: Option<String>,
 }
 
 macro_rules! kinds {
@@ -65,14 +116,6 @@ macro_rules! kinds {
             generator: &mut schemars::SchemaGenerator,
         ) -> Vec<(&'static str, schemars::Schema)> {
             vec![$(($name, generator.subschema_for::<$ty>())),*]
-        }
-
-        /// The least safety class of a kind.
-        pub fn kind_safety(name: &str) -> Safety {
-            match name {
-                $($name => <$ty as Kind>::SAFETY,)*
-                _ => Safety::ReadOnly,
-            }
         }
 
         /// What a kind exports when registered.
@@ -193,7 +236,7 @@ pub async fn open_session(
     ctx: &CheckContext,
 ) -> Result<(crate::pg::Target, crate::pg::Session), Verdict> {
     let target = spec.resolve(ctx).map_err(Verdict::error)?.tagged();
-    match crate::pg::connect(ctx.dialer.as_ref(), &target).await {
+    match crate::pg::connect(ctx.services.network.as_ref(), &target).await {
         Ok(session) => Ok((target, session)),
         Err(e) => Err(cannot_connect(&target, &e)),
     }

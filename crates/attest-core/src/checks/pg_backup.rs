@@ -5,15 +5,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio_postgres::Client;
 
-use super::{millis, Check, Kind, Verdict};
+use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
+use crate::net::{endpoint, Endpoint, Route};
 use crate::pg::{
-    connect, drop_database, ident, server_error, unique_name, ConnectionSpec, SslMode, Target,
+    connect, drop_database, find_program, ident, server_error, unique_name, ConnectionSpec,
+    SslMode, Target,
 };
 use crate::suite::{format_duration, Safety};
 
@@ -30,64 +31,22 @@ pub struct PgBackupCheck {
     pub checksum_tables: Vec<String>,
 }
 
-impl Kind for PgBackupCheck {
-    const SAFETY: Safety = Safety::Mutating;
-}
-
-/// Finds a PostgreSQL client program: `PG_BINDIR`, then PATH, then Debian's versioned folders.
-pub fn find_tool(name: &str) -> Result<PathBuf, String> {
-    let missing = || {
-        format!(
-            "`{name}` not found: install Debian's `postgresql-client` package (or set PG_BINDIR)"
-        )
-    };
-    // An explicit PG_BINDIR is the only place looked at: a surprise fallback would hide a typo.
-    if let Some(dir) = std::env::var_os("PG_BINDIR") {
-        let path = Path::new(&dir).join(name);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!(
-                "{} in PG_BINDIR={}",
-                missing(),
-                Path::new(&dir).display()
-            ))
-        };
-    }
-    if let Some(path) = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-    {
-        return Ok(path);
-    }
-    let newest = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            Some((
-                e.file_name().to_str()?.parse::<u32>().ok()?,
-                e.path().join("bin").join(name),
-            ))
-        })
-        .filter(|(_, p)| p.is_file())
-        .max();
-    newest.map(|(_, p)| p).ok_or_else(missing)
-}
-
 /// Writes a 0600 password file for the client tools: the password then appears neither in
 /// their argv nor in their environment.
-fn write_passfile(dir: &Path, target: &Target) -> Result<Option<PathBuf>, String> {
+fn write_passfile(
+    dir: &Path,
+    target: &Target,
+    endpoint: &Endpoint,
+) -> Result<Option<PathBuf>, String> {
     let Some(password) = &target.password else {
         return Ok(None);
     };
     let escape = |text: &str| text.replace('\\', "\\\\").replace(':', "\\:");
+    let (_, port) = endpoint.host_port();
     let line = format!(
         "{}:{}:*:{}:{}\n",
         escape(&target.host),
-        target.port,
+        port,
         escape(&target.user),
         escape(password)
     );
@@ -102,16 +61,24 @@ fn write_passfile(dir: &Path, target: &Target) -> Result<Option<PathBuf>, String
     Ok(Some(path))
 }
 
-/// A client tool run against `target`: the password comes from a 0600 file, never argv.
-fn tool(program: &Path, target: &Target, passfile: Option<&Path>) -> tokio::process::Command {
+/// A client tool run against `target` at `endpoint`: the password comes from a 0600 file,
+/// never argv. Through a bridge, `-h` keeps the logical host name (TLS verifies it) and
+/// `PGHOSTADDR` says where to connect.
+fn tool(
+    program: &Path,
+    target: &Target,
+    endpoint: &Endpoint,
+    passfile: Option<&Path>,
+) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(program);
+    let (_, port) = endpoint.host_port();
     command
         .args([
             "--no-password",
             "-h",
             &target.host,
             "-p",
-            &target.port.to_string(),
+            &port.to_string(),
             "-U",
             &target.user,
         ])
@@ -140,6 +107,9 @@ fn tool(program: &Path, target: &Target, passfile: Option<&Path>) -> tokio::proc
     }
     if let Some(passfile) = passfile {
         command.env("PGPASSFILE", passfile);
+    }
+    if let Some(bridge) = endpoint.bridge_addr() {
+        command.env("PGHOSTADDR", bridge.ip().to_string());
     }
     if let Some(root) = &target.sslrootcert {
         command.env("PGSSLROOTCERT", root);
@@ -199,7 +169,12 @@ async fn checksum(client: &Client, table: &str) -> Result<String, String> {
         .map_err(|e| format!("checksum of {table}: {}", server_error(&e)))
 }
 
-impl PgBackupCheck {
+impl Kind for PgBackupCheck {
+    const SAFETY: Safety = Safety::Mutating;
+    fn target(&self) -> String {
+        self.connection.label()
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let mut source = match self.connection.resolve(ctx) {
             Ok(target) => target.tagged(),
@@ -211,7 +186,7 @@ impl PgBackupCheck {
                 Err(e) => return Verdict::error(e),
             }
         }
-        let (pg_dump, pg_restore) = match (find_tool("pg_dump"), find_tool("pg_restore")) {
+        let (pg_dump, pg_restore) = match (find_program("pg_dump"), find_program("pg_restore")) {
             (Ok(dump), Ok(restore)) => (dump, restore),
             (Err(e), _) | (_, Err(e)) => return Verdict::error(e),
         };
@@ -220,13 +195,19 @@ impl PgBackupCheck {
             Err(e) => return Verdict::error(format!("cannot create a temporary folder: {e}")),
         };
         let dump_file = workdir.path().join("dump.pgc");
-        let passfile = match write_passfile(workdir.path(), &source) {
+        // pg_dump and pg_restore dial for themselves: give them an address on this route.
+        let route = Route::tcp(source.host.clone(), source.port);
+        let endpoint = match endpoint(&ctx.services.network, &route).await {
+            Ok(endpoint) => endpoint,
+            Err(e) => return Verdict::fail(e.to_string()).hint(e.hint()),
+        };
+        let passfile = match write_passfile(workdir.path(), &source, &endpoint) {
             Ok(passfile) => passfile,
             Err(e) => return Verdict::error(e),
         };
 
         let started = Instant::now();
-        let mut dump = tool(&pg_dump, &source, passfile.as_deref());
+        let mut dump = tool(&pg_dump, &source, &endpoint, passfile.as_deref());
         dump.args(["-Fc", "-d", &source.dbname, "-f"])
             .arg(&dump_file);
         if let Err(e) = run_tool(dump, "pg_dump").await {
@@ -238,9 +219,13 @@ impl PgBackupCheck {
         let scratch_name = unique_name("attest_restore");
         let mut admin = source.clone();
         admin.dbname = "postgres".into();
-        let drop = drop_database(ctx.dialer.clone(), admin.clone(), scratch_name.clone());
+        let drop = drop_database(
+            ctx.services.network.clone(),
+            admin.clone(),
+            scratch_name.clone(),
+        );
         ctx.on_teardown(format!("drop scratch database `{scratch_name}`"), drop);
-        let admin_session = match connect(ctx.dialer.as_ref(), &admin).await {
+        let admin_session = match connect(ctx.services.network.as_ref(), &admin).await {
             Ok(session) => session,
             Err(e) => return super::cannot_connect(&admin, &e),
         };
@@ -256,7 +241,7 @@ impl PgBackupCheck {
             .hint("the restore test needs a role with CREATEDB");
         }
         let restore_started = Instant::now();
-        let mut restore = tool(&pg_restore, &source, passfile.as_deref());
+        let mut restore = tool(&pg_restore, &source, &endpoint, passfile.as_deref());
         restore
             .args([
                 "--no-owner",
@@ -275,8 +260,8 @@ impl PgBackupCheck {
         let mut restored = source.clone();
         restored.dbname = scratch_name.clone();
         let (original, copy) = match (
-            connect(ctx.dialer.as_ref(), &source).await,
-            connect(ctx.dialer.as_ref(), &restored).await,
+            connect(ctx.services.network.as_ref(), &source).await,
+            connect(ctx.services.network.as_ref(), &restored).await,
         ) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => {
@@ -337,15 +322,5 @@ impl PgBackupCheck {
             .measure("restore_ms", millis(restore_time))
             .measure("tables", before.len() as f64)
             .measure("rows", rows as f64)
-    }
-}
-
-impl Check for PgBackupCheck {
-    fn target(&self) -> String {
-        self.connection.label()
-    }
-
-    fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
-        Box::pin(self.observe(ctx))
     }
 }

@@ -3,11 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{millis, Check, Kind, Verdict};
+use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::pg::{ident, server_error, sqlstate, teardown_session, unique_name, ConnectionSpec};
 use crate::suite::{format_duration, Safety};
@@ -33,13 +32,31 @@ fn public() -> String {
     "public".into()
 }
 
-impl Kind for PgCrudCheck {
-    const SAFETY: Safety = Safety::Mutating;
-}
-
 const MAX_ROWS: u32 = 1_000_000;
 
-impl PgCrudCheck {
+fn step_failed(step: &str, role: &str, schema: &str, error: &tokio_postgres::Error) -> Verdict {
+    let hint = match (step, sqlstate(error)) {
+        ("create", Some("42501")) => format!(
+            "role `{role}` has no CREATE on schema {schema} — the stories grant `ALL ON SCHEMA public`"
+        ),
+        (_, Some("42501")) => format!("role `{role}` lacks a privilege on its own table: check ALTER DEFAULT PRIVILEGES"),
+        _ => "run the same statement in psql as this role for the full error".to_owned(),
+    };
+    Verdict::fail(format!(
+        "{step} failed as `{role}`: {}",
+        server_error(error)
+    ))
+    .expected(format!("`{role}` can {step}"))
+    .found(server_error(error))
+    .hint(hint)
+}
+
+impl Kind for PgCrudCheck {
+    const SAFETY: Safety = Safety::Mutating;
+    fn target(&self) -> String {
+        self.connection.label()
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         if self.rows == 0 || self.rows > MAX_ROWS {
             return Verdict::error(format!("rows must be between 1 and {MAX_ROWS}"));
@@ -54,10 +71,11 @@ impl PgCrudCheck {
             ident(&unique_name("attest_crud"))
         );
         {
-            let (dialer, target, table) = (ctx.dialer.clone(), target.clone(), table.clone());
+            let (network, target, table) =
+                (ctx.services.network.clone(), target.clone(), table.clone());
             ctx.on_teardown(format!("drop scratch table {table}"), async move {
                 let (session, _) =
-                    teardown_session(dialer.as_ref(), &target, &target.dbname).await?;
+                    teardown_session(network.as_ref(), &target, &target.dbname).await?;
                 session
                     .client
                     .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
@@ -150,32 +168,5 @@ impl PgCrudCheck {
             verdict = verdict.measure(format!("{name}_ms"), millis(d));
         }
         verdict.measure("rows", n as f64)
-    }
-}
-
-fn step_failed(step: &str, role: &str, schema: &str, error: &tokio_postgres::Error) -> Verdict {
-    let hint = match (step, sqlstate(error)) {
-        ("create", Some("42501")) => format!(
-            "role `{role}` has no CREATE on schema {schema} — the stories grant `ALL ON SCHEMA public`"
-        ),
-        (_, Some("42501")) => format!("role `{role}` lacks a privilege on its own table: check ALTER DEFAULT PRIVILEGES"),
-        _ => "run the same statement in psql as this role for the full error".to_owned(),
-    };
-    Verdict::fail(format!(
-        "{step} failed as `{role}`: {}",
-        server_error(error)
-    ))
-    .expected(format!("`{role}` can {step}"))
-    .found(server_error(error))
-    .hint(hint)
-}
-
-impl Check for PgCrudCheck {
-    fn target(&self) -> String {
-        self.connection.label()
-    }
-
-    fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
-        Box::pin(self.observe(ctx))
     }
 }

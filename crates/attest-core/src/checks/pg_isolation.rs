@@ -2,11 +2,10 @@
 //! denial of what the stories say an app user must not do. A denial that does not happen is a
 //! failure naming the hole; anything an attempt created is removed at once.
 
-use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{Check, Kind, Verdict};
+use super::{Kind, Verdict};
 use crate::context::CheckContext;
 use crate::pg::{
     connect, ident, server_error, sqlstate, teardown_session, unique_name, ConnectError,
@@ -35,10 +34,6 @@ pub struct PgIsolationCheck {
 
 fn yes() -> bool {
     true
-}
-
-impl Kind for PgIsolationCheck {
-    const SAFETY: Safety = Safety::Mutating;
 }
 
 /// One attempt: what was tried, and whether (and how) it was denied.
@@ -81,7 +76,12 @@ async fn probe_create(
     }
 }
 
-impl PgIsolationCheck {
+impl Kind for PgIsolationCheck {
+    const SAFETY: Safety = Safety::Mutating;
+    fn target(&self) -> String {
+        self.connection.label()
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let target = match self.connection.resolve(ctx) {
             Ok(target) => target.tagged(),
@@ -93,7 +93,7 @@ impl PgIsolationCheck {
         for database in &self.databases {
             let mut other = target.clone();
             other.dbname = database.clone();
-            let denied = match connect(ctx.dialer.as_ref(), &other).await {
+            let denied = match connect(ctx.services.network.as_ref(), &other).await {
                 Ok(_) => Err(format!(
                     "role `{role}` can connect to database `{database}`: run `REVOKE CONNECT ON DATABASE {} FROM PUBLIC` (or tighten pg_hba.conf)",
                     ident(database)
@@ -108,7 +108,7 @@ impl PgIsolationCheck {
             });
         }
 
-        let session = match connect(ctx.dialer.as_ref(), &target).await {
+        let session = match connect(ctx.services.network.as_ref(), &target).await {
             Ok(session) => session,
             Err(e) => return super::cannot_connect(&target, &e),
         };
@@ -130,11 +130,11 @@ impl PgIsolationCheck {
         let (probe_role, probe_database) =
             (unique_name("attest_probe"), unique_name("attest_probe"));
         {
-            let (dialer, target) = (ctx.dialer.clone(), target.clone());
+            let (network, target) = (ctx.services.network.clone(), target.clone());
             let (probe_role, probe_database) = (probe_role.clone(), probe_database.clone());
             ctx.on_teardown("drop anything the CREATE probes made", async move {
                 let (session, _) =
-                    teardown_session(dialer.as_ref(), &target, &target.dbname).await?;
+                    teardown_session(network.as_ref(), &target, &target.dbname).await?;
                 // Only what exists: even `DROP ROLE IF EXISTS` needs CREATEROLE, which the
                 // application role (rightly) lacks. Separate statements: DROP DATABASE may not
                 // run inside a transaction block.
@@ -223,15 +223,5 @@ impl PgIsolationCheck {
         verdict
             .measure("probes", probes.len() as f64)
             .measure("denied", denials.len() as f64)
-    }
-}
-
-impl Check for PgIsolationCheck {
-    fn target(&self) -> String {
-        self.connection.label()
-    }
-
-    fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
-        Box::pin(self.observe(ctx))
     }
 }

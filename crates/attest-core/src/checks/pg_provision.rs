@@ -4,15 +4,15 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{millis, Check, Kind, Verdict};
+use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
+use crate::net::Network;
 use crate::pg::{
     connect, drop_database, ident, literal, server_error, sqlstate, teardown_session, unique_name,
-    ConnectionSpec, Dialer, Target,
+    ConnectionSpec, Target,
 };
 use crate::suite::{format_duration, Safety};
 
@@ -40,12 +40,6 @@ fn yes() -> bool {
     true
 }
 
-impl Kind for PgProvisionCheck {
-    const SAFETY: Safety = Safety::Mutating;
-    const EXPORTS: &'static [(&'static str, bool)] =
-        &[("user", false), ("password", true), ("database", false)];
-}
-
 /// The grants of Stories 5.5 and 10.2, run inside the new database.
 fn schema_grants(role: &str) -> String {
     let role = ident(role);
@@ -69,15 +63,15 @@ struct Created {
 
 /// Stops the check's own sessions, then drops what it created; safe to run twice.
 async fn drop_created(
-    dialer: Arc<dyn Dialer>,
+    network: Arc<dyn Network>,
     admin: Target,
     database: String,
     role: String,
     created: Arc<Created>,
 ) -> Result<(), String> {
-    let (session, _) = teardown_session(dialer.as_ref(), &admin, "postgres").await?;
+    let (session, _) = teardown_session(network.as_ref(), &admin, "postgres").await?;
     if created.database.load(Ordering::SeqCst) {
-        drop_database(dialer.clone(), admin.clone(), database).await?;
+        drop_database(network.clone(), admin.clone(), database).await?;
     }
     if created.role.load(Ordering::SeqCst) {
         let role_exists = session
@@ -99,58 +93,6 @@ async fn drop_created(
 }
 
 impl PgProvisionCheck {
-    async fn observe(&self, ctx: &CheckContext) -> Verdict {
-        let admin = match self.connection.resolve(ctx) {
-            Ok(target) => target.tagged(),
-            Err(e) => return Verdict::error(e),
-        };
-        let (database, role) = if self.unique {
-            (unique_name(&self.database), unique_name(&self.role))
-        } else {
-            (self.database.clone(), self.role.clone())
-        };
-        let password = match &self.password {
-            Some(password) => match ctx.expand(password) {
-                Ok(password) => password,
-                Err(e) => return Verdict::error(e),
-            },
-            None => crate::pg::generate_password(),
-        };
-        ctx.redactor.add(&password);
-
-        // Cleanup is registered before anything exists, so a failure half-way still cleans up.
-        let created = Arc::new(Created::default());
-        ctx.on_teardown(
-            format!("drop database `{database}` and role `{role}`"),
-            drop_created(
-                ctx.dialer.clone(),
-                admin.clone(),
-                database.clone(),
-                role.clone(),
-                created.clone(),
-            ),
-        );
-
-        let started = std::time::Instant::now();
-        let names = Names {
-            database: &database,
-            role: &role,
-            password: &password,
-        };
-        if let Err(verdict) = self.create(ctx, &admin, names, &created).await {
-            return verdict;
-        }
-        let elapsed = started.elapsed();
-        Verdict::pass(format!(
-            "created database `{database}` and role `{role}` with the stories' grants in {}",
-            format_duration(elapsed)
-        ))
-        .measure("provision_ms", millis(elapsed))
-        .export("user", role)
-        .export("password", password)
-        .export("database", database)
-    }
-
     async fn create(
         &self,
         ctx: &CheckContext,
@@ -174,7 +116,7 @@ impl PgProvisionCheck {
                 .found(found)
                 .hint(hint)
         };
-        let session = connect(ctx.dialer.as_ref(), admin)
+        let session = connect(ctx.services.network.as_ref(), admin)
             .await
             .map_err(|e| super::cannot_connect(admin, &e))?;
         // A SCRAM verifier computed here: the password itself never travels in SQL text, so it
@@ -222,7 +164,7 @@ impl PgProvisionCheck {
 
         let mut inside = admin.clone();
         inside.dbname = database.to_owned();
-        let session = connect(ctx.dialer.as_ref(), &inside)
+        let session = connect(ctx.services.network.as_ref(), &inside)
             .await
             .map_err(|e| super::cannot_connect(&inside, &e))?;
         session
@@ -241,12 +183,63 @@ struct Names<'a> {
     password: &'a str,
 }
 
-impl Check for PgProvisionCheck {
+impl Kind for PgProvisionCheck {
+    const SAFETY: Safety = Safety::Mutating;
+    const EXPORTS: &'static [(&'static str, bool)] =
+        &[("user", false), ("password", true), ("database", false)];
     fn target(&self) -> String {
         self.connection.label()
     }
 
-    fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
-        Box::pin(self.observe(ctx))
+    async fn observe(&self, ctx: &CheckContext) -> Verdict {
+        let admin = match self.connection.resolve(ctx) {
+            Ok(target) => target.tagged(),
+            Err(e) => return Verdict::error(e),
+        };
+        let (database, role) = if self.unique {
+            (unique_name(&self.database), unique_name(&self.role))
+        } else {
+            (self.database.clone(), self.role.clone())
+        };
+        let password = match &self.password {
+            Some(password) => match ctx.expand(password) {
+                Ok(password) => password,
+                Err(e) => return Verdict::error(e),
+            },
+            None => crate::pg::generate_password(),
+        };
+        ctx.redactor.add(&password);
+
+        // Cleanup is registered before anything exists, so a failure half-way still cleans up.
+        let created = Arc::new(Created::default());
+        ctx.on_teardown(
+            format!("drop database `{database}` and role `{role}`"),
+            drop_created(
+                ctx.services.network.clone(),
+                admin.clone(),
+                database.clone(),
+                role.clone(),
+                created.clone(),
+            ),
+        );
+
+        let started = std::time::Instant::now();
+        let names = Names {
+            database: &database,
+            role: &role,
+            password: &password,
+        };
+        if let Err(verdict) = self.create(ctx, &admin, names, &created).await {
+            return verdict;
+        }
+        let elapsed = started.elapsed();
+        Verdict::pass(format!(
+            "created database `{database}` and role `{role}` with the stories' grants in {}",
+            format_duration(elapsed)
+        ))
+        .measure("provision_ms", millis(elapsed))
+        .export("user", role)
+        .export("password", password)
+        .export("database", database)
     }
 }

@@ -1,10 +1,9 @@
 //! `pg-ready`: the `pg_isready` answer (accepting, rejecting, no response) without the binary.
 
-use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{millis, Check, Kind, Verdict};
+use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::pg::{connect, ConnectError, ConnectionSpec};
 
@@ -37,8 +36,6 @@ impl Readiness {
     }
 }
 
-impl Kind for PgReadyCheck {}
-
 /// Like pg_isready: any answer from a running server counts as accepting, even a refused
 /// password; only "the database system is starting up / shutting down" (57P03) is rejecting.
 fn readiness(result: &Result<(), ConnectError>) -> Readiness {
@@ -50,7 +47,11 @@ fn readiness(result: &Result<(), ConnectError>) -> Readiness {
     }
 }
 
-impl PgReadyCheck {
+impl Kind for PgReadyCheck {
+    fn target(&self) -> String {
+        self.connection.label()
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let mut target = match self.connection.resolve(ctx) {
             Ok(target) => target,
@@ -63,7 +64,9 @@ impl PgReadyCheck {
             .get_or_insert_with(|| "attest-pg-ready-probe".to_owned());
         let address = format!("{}:{}", target.host, target.port);
         let started = std::time::Instant::now();
-        let result = connect(ctx.dialer.as_ref(), &target).await.map(|_| ());
+        let result = connect(ctx.services.network.as_ref(), &target)
+            .await
+            .map(|_| ());
         let elapsed = started.elapsed();
         let state = readiness(&result);
         // A refused login still proves the server accepts connections; say so, not why.
@@ -76,15 +79,5 @@ impl PgReadyCheck {
             .found(state.text())
             .hint_unless_passed("`pg_isready -h HOST -p PORT` gives the same answer; check the pod's readiness and logs")
             .measure("response_ms", millis(elapsed))
-    }
-}
-
-impl Check for PgReadyCheck {
-    fn target(&self) -> String {
-        self.connection.label()
-    }
-
-    fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
-        Box::pin(self.observe(ctx))
     }
 }

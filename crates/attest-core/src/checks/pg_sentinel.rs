@@ -1,11 +1,10 @@
 //! `pg-sentinel`: write a random token to a sentinel table, or verify a token written earlier
 //! (data surviving a pod delete or a node drain). The written row is removed at the end.
 
-use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{Check, Kind, Verdict};
+use super::{Kind, Verdict};
 use crate::context::CheckContext;
 use crate::pg::{literal, server_error, teardown_session, ConnectionSpec};
 use crate::suite::Safety;
@@ -38,12 +37,20 @@ fn default_name() -> String {
 }
 
 impl Kind for PgSentinelCheck {
-    /// Writing creates a table row (and the table); verify only reads, but one suite does both.
-    const SAFETY: Safety = Safety::Mutating;
     const EXPORTS: &'static [(&'static str, bool)] = &[("token", false)];
-}
 
-impl PgSentinelCheck {
+    fn target(&self) -> String {
+        self.connection.label()
+    }
+
+    /// Writing creates a table row (and the table); verifying only reads.
+    fn safety(&self) -> Safety {
+        match self.action {
+            SentinelAction::Write => Safety::Mutating,
+            SentinelAction::Verify => Safety::ReadOnly,
+        }
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let (target, session) = match super::open_session(&self.connection, ctx).await {
             Ok(opened) => opened,
@@ -54,10 +61,14 @@ impl PgSentinelCheck {
             SentinelAction::Write => {
                 let token = crate::pg::generate_password();
                 // Registered first: a write cut short by a timeout or Ctrl-C is cleaned up too.
-                let (dialer, owner, name) = (ctx.dialer.clone(), target.clone(), self.name.clone());
+                let (network, owner, name) = (
+                    ctx.services.network.clone(),
+                    target.clone(),
+                    self.name.clone(),
+                );
                 ctx.on_teardown(format!("remove sentinel `{}`", self.name), async move {
                     let (session, _) =
-                        teardown_session(dialer.as_ref(), &owner, &owner.dbname).await?;
+                        teardown_session(network.as_ref(), &owner, &owner.dbname).await?;
                     let cleanup = format!(
                         "DO $$ BEGIN
                            IF to_regclass('{TABLE}') IS NOT NULL THEN
@@ -123,15 +134,5 @@ impl PgSentinelCheck {
                 }
             }
         }
-    }
-}
-
-impl Check for PgSentinelCheck {
-    fn target(&self) -> String {
-        self.connection.label()
-    }
-
-    fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
-        Box::pin(self.observe(ctx))
     }
 }

@@ -1,12 +1,11 @@
 //! `postgres`: connect and authenticate; expect success or a specific refusal; assert the
 //! server version, superuser status and TLS of the session.
 
-use futures::future::BoxFuture;
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{millis, Check, Kind, Verdict};
+use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::pg::{connect, scalar, ConnectError, ConnectionSpec};
 use crate::suite::{format_duration, HumanDuration};
@@ -43,8 +42,6 @@ pub enum PgExpect {
     Unreachable,
 }
 
-impl Kind for PostgresCheck {}
-
 fn glob(pattern: &str) -> Regex {
     let escaped = regex::escape(pattern)
         .replace("\\*", ".*")
@@ -52,14 +49,45 @@ fn glob(pattern: &str) -> Regex {
     Regex::new(&format!("^{escaped}$")).expect("escaped glob is a valid regex")
 }
 
-impl PostgresCheck {
+fn matches_expectation(error: &ConnectError, expect: PgExpect) -> bool {
+    match expect {
+        PgExpect::Ok => false,
+        PgExpect::AuthFails => matches!(error.sqlstate(), Some("28P01" | "28000")),
+        PgExpect::DbMissing => error.sqlstate() == Some("3D000"),
+        PgExpect::Refused => matches!(error, ConnectError::Refused(_)),
+        PgExpect::Unreachable => matches!(error, ConnectError::Unreachable(_)),
+    }
+}
+
+fn expect_text(expect: PgExpect) -> &'static str {
+    match expect {
+        PgExpect::Ok => "connected and authenticated",
+        PgExpect::AuthFails => "authentication refused (SQLSTATE 28P01 or 28000)",
+        PgExpect::DbMissing => "database does not exist (SQLSTATE 3D000)",
+        PgExpect::Refused => "connection refused",
+        PgExpect::Unreachable => "no answer",
+    }
+}
+
+fn failure(who: &str, error: &ConnectError, expect: PgExpect) -> Verdict {
+    Verdict::fail(format!("{who}: {error}"))
+        .expected(expect_text(expect))
+        .found(error.to_string())
+        .hint(error.hint())
+}
+
+impl Kind for PostgresCheck {
+    fn target(&self) -> String {
+        self.connection.label()
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let target = match self.connection.resolve(ctx) {
             Ok(target) => target,
             Err(e) => return Verdict::error(e),
         };
         let who = target.describe();
-        let result = connect(ctx.dialer.as_ref(), &target).await;
+        let result = connect(ctx.services.network.as_ref(), &target).await;
         let session = match (result, self.expect) {
             (Ok(session), PgExpect::Ok) => session,
             (Ok(_), expect) => {
@@ -132,43 +160,6 @@ impl PostgresCheck {
             Verdict::fail(format!("{who}: {}", problems.join("; "))).found(facts)
         };
         verdict.measure("connect_ms", millis(session.connect_time))
-    }
-}
-
-fn matches_expectation(error: &ConnectError, expect: PgExpect) -> bool {
-    match expect {
-        PgExpect::Ok => false,
-        PgExpect::AuthFails => matches!(error.sqlstate(), Some("28P01" | "28000")),
-        PgExpect::DbMissing => error.sqlstate() == Some("3D000"),
-        PgExpect::Refused => matches!(error, ConnectError::Refused(_)),
-        PgExpect::Unreachable => matches!(error, ConnectError::Unreachable(_)),
-    }
-}
-
-fn expect_text(expect: PgExpect) -> &'static str {
-    match expect {
-        PgExpect::Ok => "connected and authenticated",
-        PgExpect::AuthFails => "authentication refused (SQLSTATE 28P01 or 28000)",
-        PgExpect::DbMissing => "database does not exist (SQLSTATE 3D000)",
-        PgExpect::Refused => "connection refused",
-        PgExpect::Unreachable => "no answer",
-    }
-}
-
-fn failure(who: &str, error: &ConnectError, expect: PgExpect) -> Verdict {
-    Verdict::fail(format!("{who}: {error}"))
-        .expected(expect_text(expect))
-        .found(error.to_string())
-        .hint(error.hint())
-}
-
-impl Check for PostgresCheck {
-    fn target(&self) -> String {
-        self.connection.label()
-    }
-
-    fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
-        Box::pin(self.observe(ctx))
     }
 }
 

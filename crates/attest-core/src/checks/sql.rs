@@ -1,14 +1,13 @@
 //! `sql`: run a query and assert on its result: the value (first column of the first row, or a
 //! named column of every row), the row count, emptiness, or an interval's age.
 
-use futures::future::BoxFuture;
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::{de, Deserialize, Deserializer};
 use std::fmt;
 use tokio_postgres::SimpleQueryMessage;
 
-use super::{Check, Kind, Verdict};
+use super::{Kind, Verdict};
 use crate::context::CheckContext;
 use crate::matchers::clip;
 use crate::pg::{server_error, ConnectionSpec};
@@ -33,8 +32,6 @@ pub struct SqlCheck {
     #[serde(default)]
     pub empty: Option<bool>,
 }
-
-impl Kind for SqlCheck {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -222,7 +219,11 @@ pub fn parse_interval(text: &str) -> Option<f64> {
     seen.then_some(total)
 }
 
-impl SqlCheck {
+impl Kind for SqlCheck {
+    fn target(&self) -> String {
+        self.connection.label()
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let target = match self.connection.resolve(ctx) {
             Ok(target) => target,
@@ -232,7 +233,12 @@ impl SqlCheck {
             Ok(query) => query,
             Err(e) => return Verdict::error(e),
         };
-        let client = match ctx.sessions.client(ctx.dialer.as_ref(), &target).await {
+        let client = match ctx
+            .services
+            .sessions
+            .client(ctx.services.network.as_ref(), &target)
+            .await
+        {
             Ok(client) => client,
             Err(e) => return super::cannot_connect(&target, &e),
         };
@@ -359,16 +365,6 @@ impl SqlCheck {
         verdict
             .measure("rows", rows.len() as f64)
             .measure("query_ms", super::millis(elapsed))
-    }
-}
-
-impl Check for SqlCheck {
-    fn target(&self) -> String {
-        self.connection.label()
-    }
-
-    fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
-        Box::pin(self.observe(ctx))
     }
 }
 

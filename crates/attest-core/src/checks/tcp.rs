@@ -2,18 +2,16 @@
 //! refusal ("5432 is not exposed").
 
 use std::fmt;
-use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::{de, Deserialize, Deserializer};
-use tokio::net::TcpStream;
 
-use super::{millis, Check, Kind, Verdict};
+use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
+use crate::net::{NetError, Route};
 use crate::suite::{format_duration, parse_duration, HumanDuration};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -47,8 +45,6 @@ pub enum TcpExpect {
     Refused,
     Unreachable,
 }
-
-impl Kind for TcpCheck {}
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_COUNT: u32 = 10_000;
@@ -184,64 +180,6 @@ impl TcpCheck {
             .ok_or_else(|| Verdict::fail(format!("`{}` resolved to no address", self.host)))
     }
 
-    async fn observe(&self) -> Verdict {
-        if self.count == 0 || self.count > MAX_COUNT {
-            return Verdict::error(format!("count must be between 1 and {MAX_COUNT}"));
-        }
-        let addr = match self.resolve().await {
-            Ok(addr) => addr,
-            Err(verdict) => return verdict,
-        };
-        let mut samples = Vec::with_capacity(self.count as usize);
-        for attempt in 1..=self.count {
-            let started = Instant::now();
-            let result =
-                tokio::time::timeout(self.connect_timeout(), TcpStream::connect(addr)).await;
-            let elapsed = started.elapsed();
-            match (result, self.expect) {
-                (Ok(Ok(_stream)), TcpExpect::Open) => samples.push(elapsed),
-                (Ok(Ok(_)), expect) => {
-                    return Verdict::fail(format!("{addr} accepted a connection"))
-                        .expected(format!("connection {}", expect_word(expect)))
-                        .found("the port is open")
-                        .hint("the port is exposed; check the Service type, NetworkPolicy or published ports");
-                }
-                (Ok(Err(e)), TcpExpect::Refused) if e.kind() == ErrorKind::ConnectionRefused => {
-                    return Verdict::pass(format!("{addr} refused the connection, as expected"))
-                }
-                (Err(_), TcpExpect::Unreachable) => {
-                    return Verdict::pass(format!(
-                        "{addr} did not answer within {}, as expected",
-                        format_duration(self.connect_timeout())
-                    ))
-                }
-                (Ok(Err(e)), TcpExpect::Unreachable)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable
-                    ) =>
-                {
-                    return Verdict::pass(format!("{addr} is unreachable ({e}), as expected"))
-                }
-                (outcome, expect) => {
-                    let found = match outcome {
-                        Ok(Err(e)) => format!("connection failed: {e}"),
-                        Err(_) => format!(
-                            "no answer within {}",
-                            format_duration(self.connect_timeout())
-                        ),
-                        Ok(Ok(_)) => unreachable!("open connections are handled above"),
-                    };
-                    return Verdict::fail(format!("connect #{attempt} to {addr} failed"))
-                        .expected(format!("connection {}", expect_word(expect)))
-                        .found(found)
-                        .hint("is the service running and listening on that port? `kubectl get endpoints` shows whether a Service has ready pods");
-                }
-            }
-        }
-        self.judge_latency(addr, Stats::new(samples))
-    }
-
     fn judge_latency(&self, addr: SocketAddr, stats: Stats) -> Verdict {
         let fmt = |s: Stat| format_duration(stats.get(s));
         let spread = format!(
@@ -303,13 +241,65 @@ fn expect_word(expect: TcpExpect) -> &'static str {
     }
 }
 
-impl Check for TcpCheck {
+impl Kind for TcpCheck {
     fn target(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
 
-    fn run<'a>(&'a self, _ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
-        Box::pin(self.observe())
+    async fn observe(&self, ctx: &CheckContext) -> Verdict {
+        if self.count == 0 || self.count > MAX_COUNT {
+            return Verdict::error(format!("count must be between 1 and {MAX_COUNT}"));
+        }
+        let addr = match self.resolve().await {
+            Ok(addr) => addr,
+            Err(verdict) => return verdict,
+        };
+        let route = Route::tcp(addr.ip().to_string(), addr.port());
+        let network = &ctx.services.network;
+        let mut samples = Vec::with_capacity(self.count as usize);
+        for attempt in 1..=self.count {
+            let started = Instant::now();
+            let result =
+                tokio::time::timeout(self.connect_timeout(), network.connect(&route)).await;
+            let elapsed = started.elapsed();
+            match (result, self.expect) {
+                (Ok(Ok(_stream)), TcpExpect::Open) => samples.push(elapsed),
+                (Ok(Ok(_)), expect) => {
+                    return Verdict::fail(format!("{addr} accepted a connection"))
+                        .expected(format!("connection {}", expect_word(expect)))
+                        .found("the port is open")
+                        .hint("the port is exposed; check the Service type, NetworkPolicy or published ports");
+                }
+                (Ok(Err(e)), TcpExpect::Refused) if e.is_refused() => {
+                    return Verdict::pass(format!("{addr} refused the connection, as expected"))
+                }
+                (Err(_), TcpExpect::Unreachable) => {
+                    return Verdict::pass(format!(
+                        "{addr} did not answer within {}, as expected",
+                        format_duration(self.connect_timeout())
+                    ))
+                }
+                (
+                    Ok(Err(e @ NetError::Unreachable { no_route: true, .. })),
+                    TcpExpect::Unreachable,
+                ) => return Verdict::pass(format!("{addr} is unreachable ({e}), as expected")),
+                (outcome, expect) => {
+                    let found = match outcome {
+                        Ok(Err(e)) => format!("connection failed: {e}"),
+                        Err(_) => format!(
+                            "no answer within {}",
+                            format_duration(self.connect_timeout())
+                        ),
+                        Ok(Ok(_)) => unreachable!("open connections are handled above"),
+                    };
+                    return Verdict::fail(format!("connect #{attempt} to {addr} failed"))
+                        .expected(format!("connection {}", expect_word(expect)))
+                        .found(found)
+                        .hint("is the service running and listening on that port? `kubectl get endpoints` shows whether a Service has ready pods");
+                }
+            }
+        }
+        self.judge_latency(addr, Stats::new(samples))
     }
 }
 

@@ -1,0 +1,318 @@
+//! How checks reach their targets: every kind goes through a [`Route`] and one [`Network`]
+//! seam, so a target can be a plain `host:port` today and a Kubernetes Service or pod port
+//! through a port-forward next, without any check changing. Programs attest runs (pg_dump,
+//! pg_restore) and clients that dial for themselves (HTTP) get a [`LoopbackBridge`]: a
+//! listener on 127.0.0.1 that carries each connection along the route.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// A byte stream to a target.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
+/// Where a check's traffic goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// A host name or address and a port, dialled directly.
+    Tcp { host: String, port: u16 },
+}
+
+impl Route {
+    pub fn tcp(host: impl Into<String>, port: u16) -> Route {
+        Route::Tcp {
+            host: host.into(),
+            port,
+        }
+    }
+
+    /// The host name TLS verifies against: the logical name, whatever the path.
+    pub fn logical_host(&self) -> &str {
+        match self {
+            Route::Tcp { host, .. } => host,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        match self {
+            Route::Tcp { port, .. } => *port,
+        }
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Route::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Route::Tcp { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+/// Why a route could not be opened. Kinds turn these into verdicts; the hint says what to try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetError {
+    /// The name did not resolve.
+    Resolve { host: String, reason: String },
+    /// Something answered and refused: nothing listens on that port.
+    Refused { route: String },
+    /// No answer, no route, or a reset before the connection was made. `no_route` when the
+    /// network said so (host or network unreachable) rather than failing otherwise.
+    Unreachable {
+        route: String,
+        reason: String,
+        no_route: bool,
+    },
+    /// A local problem: cannot bind the bridge, out of file descriptors.
+    Local { reason: String },
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            NetError::Resolve { host, reason } => write!(f, "cannot resolve `{host}`: {reason}"),
+            NetError::Refused { route } => write!(f, "connection to {route} refused"),
+            NetError::Unreachable { route, reason, .. } => {
+                write!(f, "cannot reach {route}: {reason}")
+            }
+            NetError::Local { reason } => f.write_str(reason),
+        }
+    }
+}
+
+impl std::error::Error for NetError {}
+
+impl NetError {
+    /// Classifies an I/O error from connecting along `route`.
+    pub fn from_io(route: &Route, error: &std::io::Error) -> NetError {
+        match error.kind() {
+            std::io::ErrorKind::ConnectionRefused => NetError::Refused {
+                route: route.to_string(),
+            },
+            kind => NetError::Unreachable {
+                route: route.to_string(),
+                reason: error.to_string(),
+                no_route: matches!(
+                    kind,
+                    std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable
+                ),
+            },
+        }
+    }
+
+    /// What to try next.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            NetError::Resolve { .. } => {
+                "check the name (from outside the cluster, `*.svc.cluster.local` needs a port-forward or the cluster DNS)"
+            }
+            NetError::Refused { .. } => {
+                "nothing listens there: is the pod running and the Service pointing at it?"
+            }
+            NetError::Unreachable { .. } => {
+                "no route or no answer: check DNS, NetworkPolicy, firewalls and the port-forward"
+            }
+            NetError::Local { .. } => "a problem on the machine running attest",
+        }
+    }
+
+    pub fn is_refused(&self) -> bool {
+        matches!(self, NetError::Refused { .. })
+    }
+}
+
+/// The seam between checks and the network.
+pub trait Network: Send + Sync {
+    /// Opens a byte stream along `route`.
+    fn connect(&self, route: &Route) -> BoxFuture<'static, Result<Box<dyn Stream>, NetError>>;
+
+    /// Whether other programs can dial `route` as written (`host:port`); otherwise they get a
+    /// [`LoopbackBridge`].
+    fn dialable(&self, route: &Route) -> bool;
+}
+
+/// Plain TCP, names resolved by the system resolver.
+pub struct DirectNetwork;
+
+impl Network for DirectNetwork {
+    fn connect(&self, route: &Route) -> BoxFuture<'static, Result<Box<dyn Stream>, NetError>> {
+        let route = route.clone();
+        Box::pin(async move {
+            let Route::Tcp { host, port } = &route;
+            let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
+                .await
+                .map_err(|e| NetError::from_io(&route, &e))?;
+            stream.set_nodelay(true).map_err(|e| NetError::Local {
+                reason: e.to_string(),
+            })?;
+            Ok(Box::new(stream) as Box<dyn Stream>)
+        })
+    }
+
+    fn dialable(&self, route: &Route) -> bool {
+        matches!(route, Route::Tcp { .. })
+    }
+}
+
+/// Where another program should connect to reach a route.
+pub enum Endpoint {
+    /// The route itself: `host:port`.
+    Direct { host: String, port: u16 },
+    /// A loopback listener carrying connections along the route; lives as long as this value.
+    Bridged(LoopbackBridge),
+}
+
+impl Endpoint {
+    /// Host and port to hand to a program (`-h`/`-p`, a URL).
+    pub fn host_port(&self) -> (String, u16) {
+        match self {
+            Endpoint::Direct { host, port } => (host.clone(), *port),
+            Endpoint::Bridged(bridge) => (bridge.addr.ip().to_string(), bridge.addr.port()),
+        }
+    }
+
+    /// The local address when bridged, so TLS can keep verifying the logical name
+    /// (libpq `hostaddr`, an HTTP client's resolve override).
+    pub fn bridge_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Endpoint::Direct { .. } => None,
+            Endpoint::Bridged(bridge) => Some(bridge.addr),
+        }
+    }
+}
+
+/// An endpoint for `route` that another program can dial.
+pub async fn endpoint(network: &Arc<dyn Network>, route: &Route) -> Result<Endpoint, NetError> {
+    if network.dialable(route) {
+        let Route::Tcp { host, port } = route;
+        return Ok(Endpoint::Direct {
+            host: host.clone(),
+            port: *port,
+        });
+    }
+    LoopbackBridge::start(network.clone(), route.clone())
+        .await
+        .map(Endpoint::Bridged)
+}
+
+/// A listener on 127.0.0.1 that opens the route for every connection it accepts and copies
+/// bytes both ways. Stops accepting when dropped.
+pub struct LoopbackBridge {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl LoopbackBridge {
+    pub async fn start(
+        network: Arc<dyn Network>,
+        route: Route,
+    ) -> Result<LoopbackBridge, NetError> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| NetError::Local {
+                reason: format!("cannot open a loopback bridge: {e}"),
+            })?;
+        let addr = listener.local_addr().map_err(|e| NetError::Local {
+            reason: e.to_string(),
+        })?;
+        let task = tokio::spawn(async move {
+            while let Ok((mut local, _)) = listener.accept().await {
+                let network = network.clone();
+                let route = route.clone();
+                tokio::spawn(async move {
+                    // A failed connect closes the local side; the program reports it.
+                    if let Ok(mut remote) = network.connect(&route).await {
+                        let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;
+                    }
+                });
+            }
+        });
+        Ok(LoopbackBridge { addr, task })
+    }
+}
+
+impl Drop for LoopbackBridge {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A network that sends every route to one loopback address, as a port-forward would.
+    struct Redirect(SocketAddr);
+
+    impl Network for Redirect {
+        fn connect(&self, _route: &Route) -> BoxFuture<'static, Result<Box<dyn Stream>, NetError>> {
+            let addr = self.0;
+            Box::pin(async move {
+                let stream = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| NetError::from_io(&Route::tcp("redirect", addr.port()), &e))?;
+                Ok(Box::new(stream) as Box<dyn Stream>)
+            })
+        }
+        fn dialable(&self, _route: &Route) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bridge_carries_bytes_along_an_injected_route() {
+        let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server_addr = server.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = server.accept().await.unwrap();
+            let mut buf = [0u8; 4];
+            socket.read_exact(&mut buf).await.unwrap();
+            socket
+                .write_all(&buf.map(|b| b.to_ascii_uppercase()))
+                .await
+                .unwrap();
+        });
+        let network: Arc<dyn Network> = Arc::new(Redirect(server_addr));
+        let route = Route::tcp("postgres-postgresql.data.svc.cluster.local", 5432);
+        let endpoint = endpoint(&network, &route).await.unwrap();
+        let bridge = endpoint.bridge_addr().expect("not dialable, so bridged");
+        assert!(bridge.ip().is_loopback());
+        let mut client = tokio::net::TcpStream::connect(bridge).await.unwrap();
+        client.write_all(b"ping").await.unwrap();
+        let mut reply = [0u8; 4];
+        client.read_exact(&mut reply).await.unwrap();
+        assert_eq!(&reply, b"PING");
+    }
+
+    #[tokio::test]
+    async fn direct_routes_are_handed_out_as_written_and_refusals_are_typed() {
+        let network: Arc<dyn Network> = Arc::new(DirectNetwork);
+        let route = Route::tcp("127.0.0.1", 5432);
+        assert_eq!(
+            endpoint(&network, &route).await.unwrap().host_port(),
+            ("127.0.0.1".to_owned(), 5432)
+        );
+        // A port nothing listens on: bind, learn the port, close.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let error = network
+            .connect(&Route::tcp("127.0.0.1", port))
+            .await
+            .err()
+            .expect("refused");
+        assert!(error.is_refused(), "{error}");
+        assert_eq!(
+            error.to_string(),
+            format!("connection to 127.0.0.1:{port} refused")
+        );
+    }
+}
