@@ -61,7 +61,7 @@ pub enum NetError {
     /// The name did not resolve.
     Resolve { host: String, reason: String },
     /// Something answered and refused: nothing listens on that port.
-    Refused { route: String },
+    Refused { route: String, reason: String },
     /// No answer, no route, or a reset before the connection was made. `no_route` when the
     /// network said so (host or network unreachable) rather than failing otherwise.
     Unreachable {
@@ -77,7 +77,7 @@ impl fmt::Display for NetError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             NetError::Resolve { host, reason } => write!(f, "cannot resolve `{host}`: {reason}"),
-            NetError::Refused { route } => write!(f, "connection to {route} refused"),
+            NetError::Refused { route, reason } => write!(f, "cannot reach {route}: {reason}"),
             NetError::Unreachable { route, reason, .. } => {
                 write!(f, "cannot reach {route}: {reason}")
             }
@@ -94,6 +94,7 @@ impl NetError {
         match error.kind() {
             std::io::ErrorKind::ConnectionRefused => NetError::Refused {
                 route: route.to_string(),
+                reason: error.to_string(),
             },
             kind => NetError::Unreachable {
                 route: route.to_string(),

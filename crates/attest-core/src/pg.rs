@@ -2,7 +2,7 @@
 //! variables and the standard PG* environment, dialled through the network seam ([`crate::net::Network`]) so checks
 //! do not care whether the server is reached directly, through a port-forward or in a sandbox.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -788,14 +788,18 @@ pub fn generate_password() -> String {
 /// `PG_BINDIR` alone when set (a silent fallback would hide a typo), else the newest of
 /// Debian's versioned folders (the real binaries, not the `pg_wrapper` links), else `PATH`.
 pub fn find_program(name: &str) -> Result<PathBuf, String> {
+    let package = match name {
+        "pg_dump" | "pg_restore" | "psql" | "pg_isready" => "postgresql-client",
+        _ => "postgresql",
+    };
     let missing =
-        || format!("`{name}` not found: install Debian's `postgresql` package (or set PG_BINDIR)");
+        || format!("`{name}` not found: install Debian's `{package}` package (or set PG_BINDIR)");
     if let Some(dir) = std::env::var_os("PG_BINDIR") {
-        let path = std::path::Path::new(&dir).join(name);
+        let path = Path::new(&dir).join(name);
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(format!("{} in PG_BINDIR={}", missing(), path.display()))
+            Err(format!("{} (looked in PG_BINDIR={})", missing(), Path::new(&dir).display()))
         };
     }
     let newest_debian = std::fs::read_dir("/usr/lib/postgresql")
