@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use colored::Colorize;
@@ -12,7 +13,7 @@ use attest_core::exit;
 use attest_core::load::{self, VarSources};
 use attest_core::redact::Redactor;
 use attest_core::report;
-use attest_core::runner::{self, FinalState, RunConfig};
+use attest_core::runner::{self, FinalState, RunConfig, StopSignals};
 use attest_core::suite::Safety;
 
 #[derive(Parser, Debug)]
@@ -148,6 +149,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
+    // From here on SIGINT, SIGTERM and SIGHUP stop a run cleanly instead of killing it.
+    let stop = StopSignals::install(&runtime);
     let code = match cli.command {
         Command::Schema => {
             let schema = attest_core::schema::suite_schema();
@@ -164,11 +167,12 @@ pub fn main() -> ExitCode {
                 VarSources::default(),
                 args.target.clone().unwrap_or_else(|| "live".into()),
                 &runtime,
+                &stop,
             )
         }
         Command::Sandbox(args) => {
             setup_color(&args.run.libtest);
-            sandbox::main(args, &runtime)
+            sandbox::main(args, &runtime, &stop)
         }
     };
     ExitCode::from(code)
@@ -190,7 +194,13 @@ fn setup_color(flags: &LibtestFlags) {
 }
 
 pub fn error_line(message: &str) {
-    eprintln!("{} {message}", "error:".red().bold());
+    say(&format!("{} {message}", "error:".red().bold()));
+}
+
+/// A line on stderr; a closed stderr never stops a run (teardown and reports still happen).
+pub fn say(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{text}");
 }
 
 /// Splits positionals into suite paths and at most one filter: a word that names an existing
@@ -229,7 +239,9 @@ fn libtest_arguments(flags: &LibtestFlags, filter: Option<String>) -> Arguments 
         skip: flags.skip.clone(),
         ignored: flags.ignored,
         include_ignored: flags.include_ignored,
-        test_threads: flags.test_threads,
+        // One reporting thread by default: checks still run concurrently, but their lines
+        // appear in cause-and-effect order (a check before the dependents it made skip).
+        test_threads: Some(flags.test_threads.unwrap_or(1)),
         quiet: flags.quiet,
         format: flags.format.map(|f| match f {
             Format::Pretty => FormatSetting::Pretty,
@@ -248,6 +260,7 @@ pub fn run_suites(
     extra: VarSources,
     target: String,
     runtime: &tokio::runtime::Runtime,
+    stop: &Arc<StopSignals>,
 ) -> u8 {
     let (mut paths, filter) = match split_positionals(&args.positional) {
         Ok(split) => split,
@@ -297,10 +310,10 @@ pub fn run_suites(
             for e in &errors {
                 error_line(&redactor.redact(&e.to_string()));
             }
-            eprintln!(
+            say(&format!(
                 "attest: {} problem(s) in the suites; nothing was run",
                 errors.len()
-            );
+            ));
             return exit::USAGE;
         }
     };
@@ -311,11 +324,17 @@ pub fn run_suites(
     } else {
         Safety::ReadOnly
     };
+    let progress = {
+        use std::io::IsTerminal;
+        std::io::stderr().is_terminal() && !matches!(args.libtest.format, Some(Format::Json))
+    };
     let config = RunConfig {
         allow,
         target,
         libtest: libtest_arguments(&args.libtest, filter),
         services: Default::default(),
+        stop: stop.clone(),
+        progress,
     };
     let result = runner::run(suites, config, redactor, runtime);
     match result.state {
@@ -336,7 +355,7 @@ pub fn run_suites(
     match report::write_all(&result.record, &args.report_dir) {
         Ok(written) => {
             let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-            eprintln!("{} {}", "reports:".bold(), names.join(", "));
+            say(&format!("{} {}", "reports:".bold(), names.join(", ")));
         }
         Err(e) => {
             error_line(&format!(

@@ -6,18 +6,15 @@ use attest_core::exit;
 use attest_core::load::VarSources;
 use attest_sandbox::Sandbox;
 
-use crate::cli::{error_line, run_suites, SandboxAction, SandboxArgs};
+use std::sync::Arc;
 
-pub fn main(args: SandboxArgs, runtime: &tokio::runtime::Runtime) -> u8 {
-    // Catch Ctrl-C from the start: the default action would kill us with a PostgreSQL server
-    // and temporary folders still in place.
-    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = interrupted.clone();
-    runtime.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-    });
+use attest_core::runner::StopSignals;
+
+use crate::cli::{error_line, run_suites, say, SandboxAction, SandboxArgs};
+
+pub fn main(args: SandboxArgs, runtime: &tokio::runtime::Runtime, stop: &Arc<StopSignals>) -> u8 {
+    // Signals are caught from the start (see `StopSignals`): the default action would kill us
+    // with a PostgreSQL server and temporary folders still in place.
     let sandbox = match runtime.block_on(Sandbox::start()) {
         Ok(sandbox) => sandbox,
         Err(message) => {
@@ -25,16 +22,23 @@ pub fn main(args: SandboxArgs, runtime: &tokio::runtime::Runtime) -> u8 {
             return exit::USAGE;
         }
     };
-    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
-        eprintln!("attest: interrupted while starting the sandbox; removing it");
+    if let Some(signal) = stop.interruption() {
+        say(&format!(
+            "attest: {} while starting the sandbox; removing it",
+            signal.name()
+        ));
         runtime.block_on(sandbox.postgres.stop());
-        return exit::INTERRUPTED;
+        return signal.exit_code();
     }
     let code = match args.action {
         Some(SandboxAction::Up) => {
-            eprintln!("{}\n{}", "attest sandbox is up:".bold(), sandbox.describe());
-            eprintln!("Press Ctrl-C to stop and remove it.");
-            let _ = runtime.block_on(tokio::signal::ctrl_c());
+            say(&format!(
+                "{}\n{}",
+                "attest sandbox is up:".bold(),
+                sandbox.describe()
+            ));
+            say("Press Ctrl-C (or send SIGTERM) to stop and remove it.");
+            runtime.block_on(stop.cancel.cancelled());
             exit::SUCCESS
         }
         None => {
@@ -48,7 +52,7 @@ pub fn main(args: SandboxArgs, runtime: &tokio::runtime::Runtime) -> u8 {
                 files: Vec::new(),
             };
             let target = run.target.clone().unwrap_or_else(|| "sandbox".into());
-            let code = run_suites(&run, extra, target, runtime);
+            let code = run_suites(&run, extra, target, runtime, stop);
             match runtime.block_on(sandbox.leftovers()) {
                 Ok(left) if left.is_empty() => code,
                 Ok(left) => {

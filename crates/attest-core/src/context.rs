@@ -17,6 +17,28 @@ pub fn runtime_marker(name: &str) -> String {
     format!("\u{27e6}attest:{name}\u{27e7}")
 }
 
+/// Text for humans: each runtime-variable marker shown as the user wrote it (`${name}`).
+pub fn display_markers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let open = "\u{27e6}attest:";
+    while let Some(start) = rest.find(open) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + open.len()..];
+        match after.find('\u{27e7}') {
+            Some(end) => {
+                out.push_str(&format!("${{{}}}", &after[..end]));
+                rest = &after[end + '\u{27e7}'.len_utf8()..];
+            }
+            None => {
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Values registered by checks during a run, shared by the checks of one suite.
 #[derive(Default)]
 pub struct RuntimeVars {
@@ -156,5 +178,6 @@ mod tests {
         assert_eq!(ctx.expand(&text).unwrap(), "user=paperless_user db=x");
         let err = ctx.expand(&runtime_marker("app_password")).unwrap_err();
         assert!(err.contains("`app_password`"), "{err}");
+        assert_eq!(display_markers(&text), "user=${app_user} db=x");
     }
 }

@@ -1,6 +1,6 @@
 //! The one place where a run's final state becomes the process exit code.
 
-use crate::runner::FinalState;
+use crate::outcome::FinalState;
 
 /// Every selected check passed (or `--list`).
 pub const SUCCESS: u8 = 0;
@@ -8,7 +8,7 @@ pub const SUCCESS: u8 = 0;
 pub const CHECK_FAILED: u8 = 1;
 /// Usage or suite error: bad flags, a suite that does not load, nothing selected.
 pub const USAGE: u8 = 2;
-/// Interrupted with Ctrl-C (128 + SIGINT, as shells report it).
+/// Interrupted with Ctrl-C (128 + SIGINT, as shells report it); SIGTERM gives 143, SIGHUP 129.
 pub const INTERRUPTED: u8 = 130;
 
 pub fn code(state: FinalState) -> u8 {
@@ -16,6 +16,6 @@ pub fn code(state: FinalState) -> u8 {
         FinalState::Success | FinalState::Listed => SUCCESS,
         FinalState::Failed => CHECK_FAILED,
         FinalState::NoChecksSelected => USAGE,
-        FinalState::Interrupted => INTERRUPTED,
+        FinalState::Interrupted(signal) => signal.exit_code(),
     }
 }

@@ -12,6 +12,7 @@ pub mod matchers;
 pub mod net;
 pub mod outcome;
 pub mod pg;
+pub mod progress;
 pub mod redact;
 pub mod report;
 pub mod runner;

@@ -313,7 +313,9 @@ mod tests {
         assert!(error.is_refused(), "{error}");
         let text = error.to_string();
         assert!(
-            text.starts_with(&format!("cannot reach 127.0.0.1:{port}: Connection refused")),
+            text.starts_with(&format!(
+                "cannot reach 127.0.0.1:{port}: Connection refused"
+            )),
             "{text}"
         );
     }

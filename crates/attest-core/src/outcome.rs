@@ -47,13 +47,51 @@ pub struct Outcome {
     pub expected: Option<String>,
     pub found: Option<String>,
     pub hint: Option<String>,
+    /// The object the mismatches are about: `v1/PersistentVolumeClaim data/data-0`.
+    pub subject: Option<String>,
+    /// Field by field, what differed (the last observation, when a polling check gave up).
+    pub mismatches: Vec<Mismatch>,
     pub measurements: BTreeMap<String, f64>,
 }
 
+/// One field that did not meet its expectation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mismatch {
+    /// Where, in the observed object: `status.phase`, `row 1 column count`.
+    pub path: String,
+    pub expected: String,
+    pub found: String,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "* {}: expected {}, found {}",
+            self.path, self.expected, self.found
+        )
+    }
+}
+
 impl Outcome {
-    /// The body of a failure: expected, found, hint and measurements, one per line.
+    /// The mismatch list the way Chainsaw shows it: a header naming the object, one bullet
+    /// per field. Empty when there are none.
+    pub fn mismatch_block(&self) -> String {
+        if self.mismatches.is_empty() {
+            return String::new();
+        }
+        let mut lines: Vec<String> = self.subject.iter().cloned().collect();
+        lines.extend(self.mismatches.iter().map(Mismatch::to_string));
+        lines.join("\n")
+    }
+
+    /// The body of a failure: mismatches, expected, found, hint and measurements, one per line.
     pub fn details(&self) -> String {
         let mut lines = Vec::new();
+        let block = self.mismatch_block();
+        if !block.is_empty() {
+            lines.push(block);
+        }
         if let Some(expected) = &self.expected {
             lines.push(format!("expected: {expected}"));
         }
@@ -94,6 +132,74 @@ pub struct SuiteRecord {
     pub teardown_failures: Vec<String>,
 }
 
+/// The signal that stopped a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Interruption {
+    /// Ctrl-C.
+    Sigint,
+    /// CI cancelling a job, `timeout`, `docker stop`, a Kubernetes Job being deleted.
+    Sigterm,
+    /// The terminal went away.
+    Sighup,
+}
+
+impl Interruption {
+    pub fn name(self) -> &'static str {
+        match self {
+            Interruption::Sigint => "SIGINT (Ctrl-C)",
+            Interruption::Sigterm => "SIGTERM",
+            Interruption::Sighup => "SIGHUP",
+        }
+    }
+    /// 128 + the signal number, as shells report it.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Interruption::Sigint => 130,
+            Interruption::Sigterm => 143,
+            Interruption::Sighup => 129,
+        }
+    }
+}
+
+/// How a run ended, computed once from the record; the exit code and every reporter use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalState {
+    Success,
+    /// Filters or paths matched no check: nothing was proven.
+    NoChecksSelected,
+    Failed,
+    Interrupted(Interruption),
+    /// `--list` printed the checks.
+    Listed,
+}
+
+/// Where and with what the run happened, captured by the runner (reporters read no system
+/// state of their own).
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// Ordered facts: `host`, `os`, and what services add (Kubernetes context, server).
+    pub facts: Vec<(String, String)>,
+}
+
+impl Environment {
+    /// The machine attest runs on.
+    pub fn capture() -> Environment {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".into());
+        Environment {
+            facts: vec![
+                ("host".into(), host),
+                (
+                    "os".into(),
+                    format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+                ),
+            ],
+        }
+    }
+}
+
 /// Everything the reporters need about one run.
 #[derive(Debug, Clone)]
 pub struct RunRecord {
@@ -102,7 +208,9 @@ pub struct RunRecord {
     pub target: String,
     pub started_at: SystemTime,
     pub finished_at: SystemTime,
-    pub interrupted: bool,
+    /// The signal that stopped the run early, if one did.
+    pub interrupted: Option<Interruption>,
+    pub environment: Environment,
     pub suites: Vec<SuiteRecord>,
 }
 
@@ -134,6 +242,18 @@ impl RunRecord {
 
     pub fn teardown_failures(&self) -> usize {
         self.suites.iter().map(|s| s.teardown_failures.len()).sum()
+    }
+
+    /// The one verdict on the whole run.
+    pub fn final_state(&self) -> FinalState {
+        let summary = self.summary();
+        if let Some(signal) = self.interrupted {
+            FinalState::Interrupted(signal)
+        } else if summary.failed + summary.errors > 0 || self.teardown_failures() > 0 {
+            FinalState::Failed
+        } else {
+            FinalState::Success
+        }
     }
 }
 

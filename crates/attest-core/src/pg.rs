@@ -799,7 +799,11 @@ pub fn find_program(name: &str) -> Result<PathBuf, String> {
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(format!("{} (looked in PG_BINDIR={})", missing(), Path::new(&dir).display()))
+            Err(format!(
+                "{} (looked in PG_BINDIR={})",
+                missing(),
+                Path::new(&dir).display()
+            ))
         };
     }
     let newest_debian = std::fs::read_dir("/usr/lib/postgresql")

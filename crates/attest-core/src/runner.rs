@@ -2,26 +2,34 @@
 //! (suites concurrently) on the tokio runtime, and records one [`Outcome`] per selected check.
 //!
 //! libtest-mimic owns the console: each trial only waits for its check's outcome from the
-//! executor, so no trial thread ever waits on another trial.
+//! executor, so no trial thread ever waits on another trial. Whatever happens to the console
+//! (a closed pipe), a check (a panic) or the process (signals, see [`StopSignals`]), every
+//! suite's teardown runs and the record comes back for the reports.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures::FutureExt;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::checks::Verdict;
-use crate::context::{CheckContext, RuntimeVars, Services, TeardownStack};
+use crate::context::{display_markers, CheckContext, RuntimeVars, Services, TeardownStack};
 use crate::load::{Suite, SuiteCheck};
-use crate::outcome::{Outcome, RunRecord, Status, SuiteRecord};
+pub use crate::outcome::FinalState;
+use crate::outcome::{Environment, Interruption, Outcome, RunRecord, Status, SuiteRecord};
+use crate::progress::Progress;
 use crate::redact::Redactor;
 use crate::suite::{format_duration, Safety};
 
 /// How long one teardown step may take before it is reported as failed.
 const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+/// After a second signal: how long each remaining teardown step still gets.
+const HURRIED_TEARDOWN: Duration = Duration::from_secs(5);
 
 pub struct RunConfig {
     /// The most disruptive class the user allowed.
@@ -31,18 +39,10 @@ pub struct RunConfig {
     pub libtest: Arguments,
     /// Network, PostgreSQL sessions and the Kubernetes client the checks use.
     pub services: Services,
-}
-
-/// How a run ended, before it becomes an exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinalState {
-    Success,
-    /// Filters or paths matched no check: nothing was proven.
-    NoChecksSelected,
-    Failed,
-    Interrupted,
-    /// `--list` printed the checks.
-    Listed,
+    /// Signals that stop the run (installed by the caller, as early as possible).
+    pub stop: Arc<StopSignals>,
+    /// Live progress lines on stderr for checks that run long (a terminal, not `--format json`).
+    pub progress: bool,
 }
 
 pub struct RunResult {
@@ -50,13 +50,100 @@ pub struct RunResult {
     pub state: FinalState,
 }
 
+/// SIGINT, SIGTERM and SIGHUP, counted: the first stops starting and cancels running checks
+/// (teardown and reports follow), the second cuts each remaining teardown step to
+/// [`HURRIED_TEARDOWN`], the third exits at once.
+pub struct StopSignals {
+    /// Cancelled by the first signal.
+    pub cancel: CancellationToken,
+    /// Cancelled by the second.
+    pub hurry: CancellationToken,
+    first: Mutex<Option<Interruption>>,
+}
+
+impl StopSignals {
+    /// Installs the handlers on `runtime`; from then on these signals no longer kill the
+    /// process outright.
+    pub fn install(runtime: &Runtime) -> Arc<StopSignals> {
+        let stop = Arc::new(StopSignals::unwired());
+        let watched = stop.clone();
+        // Registering inside the runtime so the handlers exist before this returns.
+        let streams = runtime.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            Some((
+                signal(SignalKind::interrupt()).ok()?,
+                signal(SignalKind::terminate()).ok()?,
+                signal(SignalKind::hangup()).ok()?,
+            ))
+        });
+        if let Some((mut int, mut term, mut hup)) = streams {
+            runtime.spawn(async move {
+                loop {
+                    let which = tokio::select! {
+                        _ = int.recv() => Interruption::Sigint,
+                        _ = term.recv() => Interruption::Sigterm,
+                        _ = hup.recv() => Interruption::Sighup,
+                    };
+                    watched.signal(which);
+                }
+            });
+        }
+        stop
+    }
+
+    /// Not connected to any signal (tests, library use).
+    pub fn unwired() -> StopSignals {
+        StopSignals {
+            cancel: CancellationToken::new(),
+            hurry: CancellationToken::new(),
+            first: Mutex::new(None),
+        }
+    }
+
+    /// The first signal received, if any.
+    pub fn interruption(&self) -> Option<Interruption> {
+        *self.first.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Handles one signal.
+    pub fn signal(&self, which: Interruption) {
+        let first = {
+            let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+            *first.get_or_insert(which)
+        };
+        if !self.cancel.is_cancelled() {
+            say(&format!(
+                "\nattest: {}: stopping; running teardown and writing reports (send it again to hurry teardown)",
+                which.name()
+            ));
+            self.cancel.cancel();
+        } else if !self.hurry.is_cancelled() {
+            say(&format!(
+                "attest: {}: teardown limited to {} s per step, then reports; a third signal exits at once",
+                which.name(),
+                HURRIED_TEARDOWN.as_secs()
+            ));
+            self.hurry.cancel();
+        } else {
+            say("attest: exiting now; resources may be left behind (`attest cleanup` finds them)");
+            std::process::exit(i32::from(first.exit_code()));
+        }
+    }
+}
+
+/// Writes a line to stderr; a closed stderr is not a reason to stop a run.
+fn say(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
 /// The trial name of a check, as `--list`, filters and `--exact` see it.
 pub fn trial_name(suite: &Suite, check: &SuiteCheck) -> String {
     format!("{}::{}", suite.id, check.decl.id)
 }
 
-fn probe_trial(suite: &Suite, check: &SuiteCheck) -> Trial {
-    Trial::test(trial_name(suite, check), || Ok(()))
+fn probe_trial(suite: &Suite, check: &SuiteCheck, redactor: &Redactor) -> Trial {
+    Trial::test(redactor.redact(&trial_name(suite, check)), || Ok(()))
         .with_kind(check.decl.kind)
         .with_ignored_flag(check.decl.ignore.is_some())
 }
@@ -66,6 +153,17 @@ enum Slot {
     FilteredOut,
     Ignored,
     Run(Option<oneshot::Sender<Outcome>>),
+}
+
+/// Runs libtest-mimic's console; a panic inside it (stdout closed under `| head`) must not
+/// stop the run: the checks, their teardown and the reports go on without a console.
+fn console(args: &Arguments, trials: Vec<Trial>) {
+    let printed = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let _ = libtest_mimic::run(args, trials);
+    }));
+    if printed.is_err() {
+        say("attest: the console went away (closed pipe?); the run goes on and writes its reports");
+    }
 }
 
 pub fn run(
@@ -80,11 +178,11 @@ pub fn run(
     if args.list {
         let trials = suites
             .iter()
-            .flat_map(|s| s.checks.iter().map(move |c| probe_trial(s, c)))
+            .flat_map(|s| s.checks.iter().map(|c| probe_trial(s, c, &redactor)))
             .collect();
-        let _ = libtest_mimic::run(args, trials);
+        console(args, trials);
         return RunResult {
-            record: empty_record(&config, started_at, false),
+            record: empty_record(&config, started_at),
             state: FinalState::Listed,
         };
     }
@@ -95,7 +193,7 @@ pub fn run(
     for suite in &suites {
         let mut slots = Vec::new();
         for check in &suite.checks {
-            let probe = probe_trial(suite, check);
+            let probe = probe_trial(suite, check, &redactor);
             if args.is_filtered_out(&probe) {
                 // libtest-mimic filters it again itself, and counts it as filtered out.
                 trials.push(probe);
@@ -105,7 +203,7 @@ pub fn run(
                 slots.push(Slot::Ignored);
             } else {
                 let (tx, rx) = oneshot::channel();
-                trials.push(reporting_trial(suite, check, rx));
+                trials.push(reporting_trial(suite, check, rx, &redactor));
                 slots.push(Slot::Run(Some(tx)));
             }
         }
@@ -118,93 +216,93 @@ pub fn run(
         .count();
     if selected == 0 {
         return RunResult {
-            record: empty_record(&config, started_at, false),
+            record: empty_record(&config, started_at),
             state: FinalState::NoChecksSelected,
         };
     }
 
-    let cancel = CancellationToken::new();
-    let services = config.services.clone();
-    let interrupt_watch = runtime.spawn(watch_interrupt(cancel.clone()));
-    let handles: Vec<_> = suites
+    let progress = Progress::new(config.progress);
+    let ticker = config
+        .progress
+        .then(|| runtime.spawn(progress.clone().tick(config.stop.cancel.clone())));
+    let running: Vec<_> = suites
         .into_iter()
         .zip(plans)
         .filter(|(_, slots)| slots.iter().any(|s| !matches!(s, Slot::FilteredOut)))
         .map(|(suite, slots)| {
-            runtime.spawn(run_suite(
-                suite,
+            let suite = Arc::new(suite);
+            let selected: Vec<bool> = slots
+                .iter()
+                .map(|s| !matches!(s, Slot::FilteredOut))
+                .collect();
+            let handle = runtime.spawn(run_suite(
+                suite.clone(),
                 slots,
-                config.allow,
-                cancel.clone(),
-                redactor.clone(),
-                services.clone(),
-            ))
+                SuiteEnv {
+                    allow: config.allow,
+                    stop: config.stop.clone(),
+                    redactor: redactor.clone(),
+                    services: config.services.clone(),
+                    progress: progress.clone(),
+                },
+            ));
+            (suite, selected, handle)
         })
         .collect();
 
     // Counts come back, but our own outcome records are what reports and the exit code use.
-    let _ = libtest_mimic::run(args, trials);
+    console(args, trials);
 
-    let (suites, crashed) = runtime.block_on(async {
+    let suites = runtime.block_on(async {
         let mut records: Vec<SuiteRecord> = Vec::new();
-        let mut crashed = 0;
-        for handle in handles {
+        for (suite, selected, handle) in running {
             match handle.await {
                 Ok(record) => records.push(record),
-                Err(e) => {
-                    // A bug in attest, not in the environment: never let it pass as success.
-                    eprintln!(
-                        "attest: internal error: a suite stopped early ({e}); its teardown may not have run"
-                    );
-                    crashed += 1;
-                }
+                // A bug in attest, not in the environment: its checks become errors, never a pass.
+                Err(e) => records.push(crashed_suite(&suite, &selected, &e.to_string(), &redactor)),
             }
         }
-        (records, crashed)
+        records
     });
-    interrupt_watch.abort();
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
 
-    let interrupted = cancel.is_cancelled();
-    let mut record = empty_record(&config, started_at, interrupted);
+    let mut record = empty_record(&config, started_at);
+    record.interrupted = config.stop.interruption();
     record.suites = suites;
     record.finished_at = SystemTime::now();
-    let summary = record.summary();
-    let state = if interrupted {
-        FinalState::Interrupted
-    } else if summary.failed + summary.errors > 0 || record.teardown_failures() > 0 || crashed > 0 {
-        FinalState::Failed
-    } else {
-        FinalState::Success
-    };
+    let state = record.final_state();
     RunResult { record, state }
 }
 
-fn empty_record(config: &RunConfig, started_at: SystemTime, interrupted: bool) -> RunRecord {
+fn empty_record(config: &RunConfig, started_at: SystemTime) -> RunRecord {
+    let mut environment = Environment::capture();
+    if config.services.kube.used() {
+        environment
+            .facts
+            .push(("kubernetes".into(), "used (see the checks' targets)".into()));
+    }
     RunRecord {
         attest_version: env!("CARGO_PKG_VERSION"),
         target: config.target.clone(),
         started_at,
         finished_at: SystemTime::now(),
-        interrupted,
+        interrupted: config.stop.interruption(),
+        environment,
         suites: Vec::new(),
     }
 }
 
-/// First Ctrl-C: stop starting checks, cancel running ones, run teardown. Second: leave now.
-async fn watch_interrupt(cancel: CancellationToken) {
-    if tokio::signal::ctrl_c().await.is_err() {
-        return;
-    }
-    eprintln!("\nattest: interrupted; running teardown (press Ctrl-C again to exit at once)");
-    cancel.cancel();
-    if tokio::signal::ctrl_c().await.is_ok() {
-        eprintln!("attest: exiting without teardown; resources may be left behind");
-        std::process::exit(130);
-    }
-}
-
-fn reporting_trial(suite: &Suite, check: &SuiteCheck, rx: oneshot::Receiver<Outcome>) -> Trial {
-    Trial::ignorable_test(trial_name(suite, check), move || match rx.blocking_recv() {
+fn reporting_trial(
+    suite: &Suite,
+    check: &SuiteCheck,
+    rx: oneshot::Receiver<Outcome>,
+    redactor: &Redactor,
+) -> Trial {
+    Trial::ignorable_test(redactor.redact(&trial_name(suite, check)), move || match rx
+        .blocking_recv()
+    {
         Ok(outcome) => match outcome.status {
             Status::Passed => Ok(Completion::Completed),
             Status::Skipped => Ok(Completion::ignored_with(outcome.message)),
@@ -228,20 +326,24 @@ fn reporting_trial(suite: &Suite, check: &SuiteCheck, rx: oneshot::Receiver<Outc
     .with_ignored_flag(check.decl.ignore.is_some())
 }
 
-async fn run_suite(
-    suite: Suite,
-    slots: Vec<Slot>,
+/// What a suite's task shares with the rest of the run.
+struct SuiteEnv {
     allow: Safety,
-    cancel: CancellationToken,
+    stop: Arc<StopSignals>,
     redactor: Redactor,
     services: Services,
-) -> SuiteRecord {
+    progress: Progress,
+}
+
+async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteRecord {
     let started_at = SystemTime::now();
     let clock = Instant::now();
     let vars = Arc::new(RuntimeVars::default());
     let teardown = Arc::new(TeardownStack::default());
     let mut statuses: HashMap<&str, Option<Status>> = HashMap::new();
     let mut outcomes = Vec::new();
+    let cancel = &env.stop.cancel;
+    let redactor = &env.redactor;
 
     for (check, slot) in suite.checks.iter().zip(slots) {
         let sender = match slot {
@@ -256,7 +358,7 @@ async fn run_suite(
             Some("not started: the run was interrupted".to_owned())
         } else if let Some(reason) = check.decl.ignore.as_ref().filter(|_| sender.is_none()) {
             Some(format!("ignored: {reason} (run with --include-ignored)"))
-        } else if check.safety > allow {
+        } else if check.safety > env.allow {
             Some(format!(
                 "{} check: runs only with {}",
                 check.safety.as_str(),
@@ -267,7 +369,7 @@ async fn run_suite(
         };
 
         let outcome = match skip_reason {
-            Some(reason) => skipped(&suite, check, reason, &redactor),
+            Some(reason) => skipped(&suite, check, reason, redactor),
             None => {
                 let ctx = CheckContext {
                     suite_id: suite.id.clone(),
@@ -276,24 +378,32 @@ async fn run_suite(
                     teardown: teardown.clone(),
                     cancel: cancel.clone(),
                     redactor: redactor.clone(),
-                    services: services.clone(),
+                    services: env.services.clone(),
                 };
                 let started = Instant::now();
+                let watch = env.progress.start(
+                    redactor.redact(&trial_name(&suite, check)),
+                    check.decl.timeout,
+                );
                 let (verdict, attempts) = tokio::select! {
-                    result = execute(check, &ctx) => result,
+                    result = execute(check, &ctx, &watch) => result,
                     _ = cancel.cancelled() => (
-                        Verdict::error("interrupted while running (Ctrl-C); teardown still runs"),
+                        Verdict::error(format!(
+                            "interrupted while running ({}); teardown still runs",
+                            env.stop.interruption().map_or("signal", Interruption::name)
+                        )),
                         1,
                     ),
                 };
-                register_exports(check, &verdict, &vars, &redactor);
+                drop(watch);
+                register_exports(check, &verdict, &vars, redactor);
                 finished(
                     &suite,
                     check,
                     verdict,
                     attempts,
                     started.elapsed(),
-                    &redactor,
+                    redactor,
                 )
             }
         };
@@ -304,31 +414,106 @@ async fn run_suite(
         outcomes.push(outcome);
     }
 
-    let mut teardown_failures = Vec::new();
+    let teardown_failures = run_teardown(&teardown, &env.stop, redactor).await;
+    suite_record(
+        &suite,
+        started_at,
+        clock.elapsed(),
+        outcomes,
+        teardown_failures,
+        redactor,
+    )
+}
+
+/// Runs the registered undo steps, last first, each bounded; a second signal shortens them.
+async fn run_teardown(
+    teardown: &TeardownStack,
+    stop: &StopSignals,
+    redactor: &Redactor,
+) -> Vec<String> {
+    let mut failures = Vec::new();
     for step in teardown.drain() {
-        let failure = match tokio::time::timeout(TEARDOWN_TIMEOUT, step.action).await {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => format!("{}: {e}", step.label),
-            Err(_) => format!(
-                "{}: did not finish within {}s",
-                step.label,
-                TEARDOWN_TIMEOUT.as_secs()
+        let mut action = AssertUnwindSafe(step.action).catch_unwind();
+        let limit = if stop.hurry.is_cancelled() {
+            HURRIED_TEARDOWN
+        } else {
+            TEARDOWN_TIMEOUT
+        };
+        let result = tokio::select! {
+            result = tokio::time::timeout(limit, &mut action) => result.ok(),
+            _ = stop.hurry.cancelled(), if limit == TEARDOWN_TIMEOUT => {
+                tokio::time::timeout(HURRIED_TEARDOWN, &mut action).await.ok()
+            }
+        };
+        let failure = match result {
+            Some(Ok(Ok(()))) => continue,
+            Some(Ok(Err(e))) => format!("{}: {e}", step.label),
+            Some(Err(panic)) => format!("{}: attest bug: {}", step.label, panic_text(&panic)),
+            None => format!(
+                "{}: did not finish in time; it may be left behind",
+                step.label
             ),
         };
-        teardown_failures.push(redactor.redact(&failure));
+        failures.push(redactor.redact(&failure));
     }
+    failures
+}
 
+fn suite_record(
+    suite: &Suite,
+    started_at: SystemTime,
+    duration: Duration,
+    outcomes: Vec<Outcome>,
+    teardown_failures: Vec<String>,
+    redactor: &Redactor,
+) -> SuiteRecord {
     SuiteRecord {
-        id: suite.id.clone(),
-        title: suite.title.clone(),
-        story: suite.story.clone(),
+        id: redactor.redact(&suite.id),
+        title: redactor.redact(&suite.title),
+        story: suite.story.as_deref().map(|s| redactor.redact(s)),
         path: suite.path.display().to_string(),
-        requirements: suite.requirements.clone(),
+        requirements: suite
+            .requirements
+            .iter()
+            .map(|(id, text)| (redactor.redact(id), redactor.redact(text)))
+            .collect(),
         started_at,
-        duration: clock.elapsed(),
+        duration,
         outcomes,
         teardown_failures,
     }
+}
+
+/// A suite whose task died: each selected check becomes an `error` outcome, so nothing it
+/// would have checked can pass by omission.
+fn crashed_suite(suite: &Suite, selected: &[bool], why: &str, redactor: &Redactor) -> SuiteRecord {
+    let outcomes = suite
+        .checks
+        .iter()
+        .zip(selected)
+        .filter(|(_, selected)| **selected)
+        .map(|(check, _)| {
+            let mut outcome = base_outcome(
+                suite,
+                check,
+                Status::Error,
+                format!(
+                    "attest bug: the suite stopped early ({why}); its teardown may not have run"
+                ),
+                redactor,
+            );
+            outcome.hint = Some("please report this with the suite that triggers it".into());
+            outcome
+        })
+        .collect();
+    suite_record(
+        suite,
+        SystemTime::now(),
+        Duration::ZERO,
+        outcomes,
+        Vec::new(),
+        redactor,
+    )
 }
 
 /// The first prerequisite that did not pass, as a skip reason.
@@ -343,32 +528,104 @@ fn unmet_need(check: &SuiteCheck, statuses: &HashMap<&str, Option<Status>>) -> O
     })
 }
 
-/// Runs a check within its timeout, polling when it has `retry`; returns the last verdict.
-async fn execute(check: &SuiteCheck, ctx: &CheckContext) -> (Verdict, u32) {
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    format!("the check panicked: {text}")
+}
+
+/// Runs a check within its timeout, polling when it has `retry`. Each attempt gets its own
+/// budget inside the check's; when the check gives up, the verdict is the last completed
+/// observation, saying how many attempts it took.
+async fn execute(
+    check: &SuiteCheck,
+    ctx: &CheckContext,
+    watch: &crate::progress::Watch,
+) -> (Verdict, u32) {
     let decl = &check.decl;
-    let deadline = Instant::now() + decl.timeout;
+    let started = Instant::now();
+    let deadline = started + decl.timeout;
     let mut attempts = 0;
+    let mut last: Option<Verdict> = None;
     loop {
         attempts += 1;
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let verdict = match tokio::time::timeout(remaining, decl.check.run(ctx)).await {
-            Ok(verdict) => verdict,
-            Err(_) => Verdict::fail(format!(
-                "did not finish within its timeout of {}",
-                format_duration(decl.timeout)
+        let budget = decl
+            .retry
+            .as_ref()
+            .and_then(|r| r.attempt_timeout)
+            .map_or(remaining, |limit| limit.0.min(remaining));
+        let attempt = AssertUnwindSafe(decl.check.run(ctx)).catch_unwind();
+        let verdict = match tokio::time::timeout(budget, attempt).await {
+            Ok(Ok(verdict)) => verdict,
+            Ok(Err(panic)) => {
+                let verdict = Verdict::error(format!("attest bug: {}", panic_text(&panic))).hint(
+                    "please report this; the suite's other checks and its teardown still ran",
+                );
+                return (verdict, attempts);
+            }
+            Err(_) if budget < remaining => Verdict::fail(format!(
+                "attempt {attempts} did not finish within {}",
+                format_duration(budget)
             ))
-            .hint("raise `timeout:` on the check if the environment is just slow"),
+            .hint("raise `retry.attempt_timeout` if one observation is just slow"),
+            Err(_) => {
+                let timed_out = Verdict::fail(format!(
+                    "did not finish within its timeout of {}",
+                    format_duration(decl.timeout)
+                ))
+                .hint("raise `timeout:` on the check if the environment is just slow");
+                let verdict = match last {
+                    Some(last) => {
+                        gave_up(last, attempts - 1, started.elapsed(), &timed_out.summary)
+                    }
+                    None => timed_out,
+                };
+                return (verdict, attempts);
+            }
         };
+        watch.observed(attempts, &ctx.redactor.redact(&verdict.summary));
         let Some(retry) = &decl.retry else {
             return (verdict, attempts);
         };
         let out_of_attempts = retry.attempts.is_some_and(|max| attempts >= max);
         let next_try = Instant::now() + retry.interval.0;
-        if verdict.status != Status::Failed || out_of_attempts || next_try >= deadline {
+        if verdict.status != Status::Failed {
             return (verdict, attempts);
         }
+        if out_of_attempts || next_try >= deadline {
+            let reason = if out_of_attempts {
+                "no attempts left"
+            } else {
+                "no time left for another attempt"
+            };
+            let verdict = if attempts > 1 {
+                gave_up(verdict, attempts, started.elapsed(), reason)
+            } else {
+                verdict
+            };
+            return (verdict, attempts);
+        }
+        last = Some(verdict);
         tokio::time::sleep(retry.interval.0).await;
     }
+}
+
+/// The last observation of a polling check that gave up, told as such.
+fn gave_up(mut last: Verdict, attempts: u32, elapsed: Duration, why: &str) -> Verdict {
+    last.summary = format!(
+        "gave up after {attempts} attempt{} in {} ({why}); last: {}",
+        if attempts == 1 { "" } else { "s" },
+        format_duration(elapsed),
+        last.summary
+    );
+    if last.status == Status::Passed {
+        last.status = Status::Failed;
+    }
+    last
 }
 
 fn register_exports(
@@ -390,32 +647,41 @@ fn register_exports(
     }
 }
 
-fn base_outcome(suite: &Suite, check: &SuiteCheck, status: Status, message: String) -> Outcome {
+/// An outcome with everything the suite says about the check, redacted: metadata can carry
+/// secrets too (a title or an `ignore` reason written with a secret variable).
+fn base_outcome(
+    suite: &Suite,
+    check: &SuiteCheck,
+    status: Status,
+    message: String,
+    redactor: &Redactor,
+) -> Outcome {
+    let redact_all = |items: &[String]| items.iter().map(|i| redactor.redact(i)).collect();
     Outcome {
-        suite: suite.id.clone(),
-        check: check.decl.id.clone(),
-        title: check.decl.title.clone(),
+        suite: redactor.redact(&suite.id),
+        check: redactor.redact(&check.decl.id),
+        title: redactor.redact(&check.decl.title),
         kind: check.decl.kind,
         status,
-        requirements: check.requirements.clone(),
-        story: suite.story.clone(),
-        acceptance: check.acceptance.clone(),
-        target: check.decl.check.target(),
+        requirements: redact_all(&check.requirements),
+        story: suite.story.as_deref().map(|s| redactor.redact(s)),
+        acceptance: redact_all(&check.acceptance),
+        target: redactor.redact(&display_markers(&check.decl.check.target())),
         location: check.location.clone(),
         duration: Duration::ZERO,
         attempts: 0,
-        message,
+        message: redactor.redact(&message),
         expected: None,
         found: None,
         hint: None,
+        subject: None,
+        mismatches: Vec::new(),
         measurements: Default::default(),
     }
 }
 
 fn skipped(suite: &Suite, check: &SuiteCheck, reason: String, redactor: &Redactor) -> Outcome {
-    let mut outcome = base_outcome(suite, check, Status::Skipped, reason);
-    outcome.target = redactor.redact(&outcome.target);
-    outcome
+    base_outcome(suite, check, Status::Skipped, reason, redactor)
 }
 
 /// The point where text leaves a check: everything is redacted here.
@@ -427,18 +693,58 @@ fn finished(
     duration: Duration,
     redactor: &Redactor,
 ) -> Outcome {
-    let mut outcome = base_outcome(
-        suite,
-        check,
-        verdict.status,
-        redactor.redact(&verdict.summary),
-    );
-    outcome.target = redactor.redact(&outcome.target);
+    let mut outcome = base_outcome(suite, check, verdict.status, verdict.summary, redactor);
     outcome.duration = duration;
     outcome.attempts = attempts;
     outcome.expected = redactor.redact_opt(verdict.expected);
     outcome.found = redactor.redact_opt(verdict.found);
     outcome.hint = redactor.redact_opt(verdict.hint);
+    outcome.subject = redactor.redact_opt(verdict.subject);
+    outcome.mismatches = verdict
+        .mismatches
+        .into_iter()
+        .map(|mut m| {
+            m.path = redactor.redact(&m.path);
+            m.expected = redactor.redact(&m.expected);
+            m.found = redactor.redact(&m.found);
+            m
+        })
+        .collect();
     outcome.measurements = verdict.measurements;
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn giving_up_keeps_the_last_observation_and_counts_attempts() {
+        let last = Verdict::fail("status.phase is Pending")
+            .subject("v1/PersistentVolumeClaim data/data-0")
+            .mismatch("status.phase", "Bound", "Pending");
+        let verdict = gave_up(
+            last,
+            5,
+            Duration::from_secs(10),
+            "no time left for another attempt",
+        );
+        assert_eq!(verdict.status, Status::Failed);
+        assert_eq!(
+            verdict.summary,
+            "gave up after 5 attempts in 10.0 s (no time left for another attempt); last: status.phase is Pending"
+        );
+        assert_eq!(verdict.mismatches.len(), 1);
+    }
+
+    #[test]
+    fn a_second_signal_hurries_and_the_first_decides_the_exit_code() {
+        let stop = StopSignals::unwired();
+        stop.signal(Interruption::Sigterm);
+        assert!(stop.cancel.is_cancelled() && !stop.hurry.is_cancelled());
+        stop.signal(Interruption::Sigint);
+        assert!(stop.hurry.is_cancelled());
+        assert_eq!(stop.interruption(), Some(Interruption::Sigterm));
+        assert_eq!(Interruption::Sigterm.exit_code(), 143);
+    }
 }

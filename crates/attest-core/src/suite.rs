@@ -216,6 +216,10 @@ pub struct Retry {
     /// At most this many attempts (default: as many as fit in the timeout).
     #[serde(default)]
     pub attempts: Option<u32>,
+    /// How long one attempt may take (default: whatever is left of the check's timeout).
+    /// A slow attempt then counts as a failed observation instead of ending the check.
+    #[serde(default)]
+    pub attempt_timeout: Option<HumanDuration>,
 }
 
 /// Default time a check may take, retries included.

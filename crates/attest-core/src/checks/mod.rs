@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use serde::de::MapAccess;
 
 use crate::context::CheckContext;
-use crate::outcome::Status;
+use crate::outcome::{Mismatch, Status};
 use crate::suite::Safety;
 
 pub mod command;
@@ -159,6 +159,10 @@ pub struct Verdict {
     pub found: Option<String>,
     /// What to try next when it failed.
     pub hint: Option<String>,
+    /// The object the mismatches are about (`v1/PersistentVolumeClaim data/data-0`).
+    pub subject: Option<String>,
+    /// Field by field, what differed.
+    pub mismatches: Vec<Mismatch>,
     /// Measured values, keyed with their unit (`p95_ms`, `rows`).
     pub measurements: BTreeMap<String, f64>,
     /// Values for later checks (`register:`), by export key.
@@ -173,6 +177,8 @@ impl Verdict {
             expected: None,
             found: None,
             hint: None,
+            subject: None,
+            mismatches: Vec::new(),
             measurements: BTreeMap::new(),
             exports: Vec::new(),
         }
@@ -206,6 +212,25 @@ impl Verdict {
     }
     pub fn hint(mut self, text: impl Into<String>) -> Self {
         self.hint = Some(text.into());
+        self
+    }
+    /// Names the object the mismatches are about.
+    pub fn subject(mut self, text: impl Into<String>) -> Self {
+        self.subject = Some(text.into());
+        self
+    }
+    /// Adds one field that did not meet its expectation.
+    pub fn mismatch(
+        mut self,
+        path: impl Into<String>,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+    ) -> Self {
+        self.mismatches.push(Mismatch {
+            path: path.into(),
+            expected: expected.into(),
+            found: found.into(),
+        });
         self
     }
     /// Adds a hint only when the verdict is not a pass.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::outcome::{timestamp, RunRecord, Status, Summary};
+use crate::outcome::{timestamp, FinalState, Interruption, Mismatch, RunRecord, Status, Summary};
 
 #[derive(Serialize)]
 struct JsonReport<'a> {
@@ -12,7 +12,11 @@ struct JsonReport<'a> {
     started_at: String,
     finished_at: String,
     target: &'a str,
-    interrupted: bool,
+    /// `success`, `failed`, `interrupted`, `no-checks-selected`.
+    final_state: &'static str,
+    /// The signal that stopped the run (`SIGINT`, `SIGTERM`, `SIGHUP`), if any.
+    interrupted: Option<Interruption>,
+    environment: BTreeMap<&'a str, &'a str>,
     summary: Summary,
     results: Vec<JsonResult<'a>>,
     teardown_failures: Vec<&'a str>,
@@ -33,6 +37,8 @@ struct JsonResult<'a> {
     expected: Option<&'a str>,
     found: Option<&'a str>,
     hint: Option<&'a str>,
+    subject: Option<&'a str>,
+    mismatches: &'a [Mismatch],
     target: &'a str,
     location: &'a str,
     attempts: u32,
@@ -56,6 +62,8 @@ pub fn render(record: &RunRecord) -> String {
             expected: o.expected.as_deref(),
             found: o.found.as_deref(),
             hint: o.hint.as_deref(),
+            subject: o.subject.as_deref(),
+            mismatches: &o.mismatches,
             target: &o.target,
             location: &o.location,
             attempts: o.attempts,
@@ -67,7 +75,19 @@ pub fn render(record: &RunRecord) -> String {
         started_at: timestamp(record.started_at),
         finished_at: timestamp(record.finished_at),
         target: &record.target,
+        final_state: match record.final_state() {
+            FinalState::Success | FinalState::Listed => "success",
+            FinalState::Failed => "failed",
+            FinalState::Interrupted(_) => "interrupted",
+            FinalState::NoChecksSelected => "no-checks-selected",
+        },
         interrupted: record.interrupted,
+        environment: record
+            .environment
+            .facts
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
         summary: record.summary(),
         results,
         teardown_failures: record

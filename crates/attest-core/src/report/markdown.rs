@@ -5,18 +5,17 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::outcome::{timestamp, Outcome, RunRecord, Status};
+use crate::outcome::{timestamp, FinalState, Outcome, RunRecord, Status};
 use crate::suite::format_duration;
 
 pub fn render(record: &RunRecord) -> String {
     let mut out = String::new();
     let summary = record.summary();
-    let verdict = if summary.failed + summary.errors > 0 || record.teardown_failures() > 0 {
-        "❌ FAILED"
-    } else if record.interrupted {
-        "⏹ INTERRUPTED"
-    } else {
-        "✅ PASSED"
+    let verdict = match record.final_state() {
+        FinalState::Success | FinalState::Listed => "✅ PASSED".to_owned(),
+        FinalState::Failed => "❌ FAILED".to_owned(),
+        FinalState::NoChecksSelected => "⚠ NOTHING CHECKED".to_owned(),
+        FinalState::Interrupted(signal) => format!("⏹ INTERRUPTED by {}", signal.name()),
     };
     let _ = writeln!(out, "# Validation evidence: `{}`\n", cell(&record.target));
     let _ = writeln!(
@@ -35,9 +34,11 @@ pub fn render(record: &RunRecord) -> String {
         record.attest_version,
         timestamp(record.started_at),
     );
-    if record.interrupted {
-        out.push_str(
-            "> The run was interrupted (Ctrl-C); checks not started are listed as skipped.\n\n",
+    if let Some(signal) = record.interrupted {
+        let _ = writeln!(
+            out,
+            "> The run was interrupted ({}); checks not started are listed as skipped.\n",
+            signal.name()
         );
     }
 
@@ -88,6 +89,11 @@ fn result_word(status: Status) -> &'static str {
 fn evidence(o: &Outcome) -> String {
     let mut text = o.message.clone();
     if o.status == Status::Failed || o.status == Status::Error {
+        let block = o.mismatch_block();
+        if !block.is_empty() {
+            text.push('\n');
+            text.push_str(&block);
+        }
         if let Some(expected) = &o.expected {
             text.push_str(&format!("; expected: {expected}"));
         }
@@ -176,23 +182,20 @@ fn requirement_verdict(checks: &[(String, Status)]) -> String {
 }
 
 fn environment(record: &RunRecord, out: &mut String) {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "unknown".into());
     let files: Vec<String> = record
         .suites
         .iter()
         .map(|s| format!("`{}`", s.path))
         .collect();
     out.push_str("## Environment\n\n| | |\n|---|---|\n");
-    let rows = [
-        ("attest", record.attest_version.to_owned()),
-        ("target", record.target.clone()),
-        ("started", timestamp(record.started_at)),
-        ("finished", timestamp(record.finished_at)),
-        ("host", host),
-        ("suites", files.join(", ")),
+    let mut rows = vec![
+        ("attest".to_owned(), record.attest_version.to_owned()),
+        ("target".to_owned(), record.target.clone()),
+        ("started".to_owned(), timestamp(record.started_at)),
+        ("finished".to_owned(), timestamp(record.finished_at)),
     ];
+    rows.extend(record.environment.facts.iter().cloned());
+    rows.push(("suites".to_owned(), files.join(", ")));
     for (key, value) in rows {
         let _ = writeln!(out, "| {key} | {} |", cell(&value));
     }
