@@ -15,3 +15,4 @@ pub mod report;
 pub mod runner;
 pub mod schema;
 pub mod suite;
+pub mod url_safety;

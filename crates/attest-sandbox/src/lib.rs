@@ -4,7 +4,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-
 pub mod dns_server;
 pub mod listeners;
 pub mod postgres;

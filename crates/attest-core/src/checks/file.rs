@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::{Check, Kind, Verdict};
 use crate::context::CheckContext;
@@ -33,6 +34,11 @@ pub struct FileCheck {
     /// Whether git must ignore the file (`true` for secrets files).
     #[serde(default)]
     pub git_ignored: Option<bool>,
+    /// Whether values read from the file may be secrets (default true): a `yaml:` mismatch
+    /// then reports only the found value's length and a hash prefix. Set `false` for files
+    /// without secrets (Helm values) to see the values themselves.
+    #[serde(default = "yes")]
+    pub sensitive: bool,
 }
 
 fn yes() -> bool {
@@ -104,6 +110,9 @@ impl FileCheck {
             .iter()
             .filter_map(|(path, want)| match lookup(&document, path) {
                 None => Some(format!("`{path}` is not set")),
+                Some(value) if self.sensitive => {
+                    mismatch_evidence(value, want).map(|evidence| format!("`{path}` {evidence}"))
+                }
                 Some(value) => {
                     let got = scalar_text(value);
                     (got != *want).then(|| format!("`{path}` is `{got}`, expected `{want}`"))
@@ -124,6 +133,48 @@ impl FileCheck {
         }
         parts.join(", ")
     }
+}
+
+/// How a found value differs from the expected one, in words that cannot reveal it: its
+/// shape, length and a short hash (enough to tell two runs apart, or to compare with
+/// `printf %s "$VALUE" | sha256sum` by hand). None when it matches.
+fn mismatch_evidence(value: &Value, want: &str) -> Option<String> {
+    let got = match value {
+        Value::Object(map) => {
+            return Some(format!(
+                "is a map of {} key(s), expected a value",
+                map.len()
+            ))
+        }
+        Value::Array(items) => {
+            return Some(format!(
+                "is a list of {} item(s), expected a value",
+                items.len()
+            ))
+        }
+        other => scalar_text(other),
+    };
+    if got == want {
+        return None;
+    }
+    let near_miss = if got.trim() == want.trim() {
+        "; it differs only in leading or trailing whitespace"
+    } else if got.to_lowercase() == want.to_lowercase() {
+        "; it differs only in letter case"
+    } else {
+        ""
+    };
+    Some(format!(
+        "differs from the expected value: found {} character(s), SHA-256 prefix {}{near_miss} \
+         (values are not shown, as the file may hold secrets; `sensitive: false` shows them)",
+        got.chars().count(),
+        sha256_prefix(&got)
+    ))
+}
+
+fn sha256_prefix(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn first_line(text: &str) -> &str {

@@ -6,13 +6,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use futures::future::BoxFuture;
+use percent_encoding::percent_decode_str;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 
 use super::{millis, Check, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::matchers::{check_patterns, clip, Pattern, ShowMatch};
+use crate::redact::{Redactor, MASK};
 use crate::suite::format_duration;
+use crate::url_safety;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -96,10 +99,16 @@ impl HttpCheck {
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
-        let url = match ctx.expand(&self.url) {
-            Ok(url) => url,
+        let raw = match ctx.expand(&self.url) {
+            Ok(raw) => raw,
             Err(e) => return Verdict::error(e),
         };
+        let parsed = match reqwest::Url::parse(&raw) {
+            Ok(parsed) => parsed,
+            Err(e) => return Verdict::error(url_error(&raw, e)),
+        };
+        register_credentials(&parsed, &ctx.redactor);
+        let url = shown_url(&parsed);
         let client = match self.client() {
             Ok(client) => client,
             Err(e) => return Verdict::error(e),
@@ -108,7 +117,8 @@ impl HttpCheck {
             Ok(method) => method,
             Err(_) => return Verdict::error(format!("`{}` is not an HTTP method", self.method)),
         };
-        let mut request = client.request(method.clone(), &url);
+        // reqwest moves the user info into an `Authorization: Basic` header.
+        let mut request = client.request(method.clone(), parsed);
         for (name, value) in &self.headers {
             match ctx.expand(value) {
                 Ok(value) => request = request.header(name, value),
@@ -121,7 +131,7 @@ impl HttpCheck {
             Ok(response) => response,
             Err(e) => {
                 return Verdict::fail(format!("{method} {url} failed"))
-                    .found(error_chain(&e))
+                    .found(error_chain(&e.without_url()))
                     .hint("is the service up and the URL right? In a cluster, try `kubectl port-forward` and point the URL at localhost")
             }
         };
@@ -212,6 +222,33 @@ impl HttpCheck {
             parts.push(format!("body without {pattern}"));
         }
         parts.join(", ")
+    }
+}
+
+/// Why `raw` is not a URL. A URL with user info is not echoed: the parser may have cut the
+/// password at an unencoded `/`, `#` or `@`, and a piece of a secret escapes redaction.
+fn url_error(raw: &str, error: impl std::fmt::Display) -> String {
+    if url_safety::may_hold_user_info(raw) {
+        url_safety::describe_url_error(raw)
+    } else {
+        format!("`{raw}` is not a valid URL: {error}")
+    }
+}
+
+/// The URL as messages show it: the password masked whether or not it was declared secret.
+fn shown_url(url: &reqwest::Url) -> String {
+    let text = url.as_str().to_owned();
+    match url.password() {
+        Some(password) => text.replacen(&format!(":{password}@"), &format!(":{MASK}@"), 1),
+        None => text,
+    }
+}
+
+/// A server may echo the `Authorization: Basic` header built from the URL's user info.
+fn register_credentials(url: &reqwest::Url, redactor: &Redactor) {
+    let decode = |text: &str| percent_decode_str(text).decode_utf8_lossy().into_owned();
+    if let Some(password) = url.password() {
+        redactor.add_credentials(&decode(url.username()), &decode(password));
     }
 }
 
