@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+
 pub mod dns_server;
 pub mod listeners;
 pub mod postgres;
