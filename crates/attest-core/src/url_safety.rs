@@ -56,7 +56,7 @@ pub fn describe_url_error(raw: &str) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "the URL's user info contains {listed}, which ends it early: percent-encode the user \
+        "the URL's user info contains unencoded {listed}: percent-encode them in the user \
          name and password ({encoded}); the URL is not shown, as it holds a password"
     )
 }
