@@ -286,4 +286,35 @@ mod tests {
         assert_eq!(scalar_text(lookup(&doc, "list.0.name").unwrap()), "a");
         assert!(lookup(&doc, "env.MISSING").is_none());
     }
+
+    #[test]
+    fn sensitive_mismatches_describe_the_value_without_showing_it() {
+        let secret = Value::String("Real-Db-Pass-123".into());
+        let evidence = mismatch_evidence(&secret, "other").unwrap();
+        assert!(!evidence.contains("Real"), "{evidence}");
+        assert!(
+            evidence.contains("16 character(s), SHA-256 prefix "),
+            "{evidence}"
+        );
+        assert_eq!(mismatch_evidence(&secret, "Real-Db-Pass-123"), None);
+        let padded = mismatch_evidence(
+            &Value::String("Real-Db-Pass-123 ".into()),
+            "Real-Db-Pass-123",
+        );
+        assert!(padded
+            .unwrap()
+            .contains("only in leading or trailing whitespace"));
+        let map: Value = serde_saphyr::from_str("a: Real-Db-Pass-123\nb: 2\n").unwrap();
+        let evidence = mismatch_evidence(&map, "x").unwrap();
+        assert!(
+            evidence.contains("map of 2 key(s)") && !evidence.contains("Real"),
+            "{evidence}"
+        );
+    }
+
+    #[test]
+    fn hash_prefix_is_sha256() {
+        // printf %s abc | sha256sum
+        assert_eq!(sha256_prefix("abc"), "ba7816bf");
+    }
 }

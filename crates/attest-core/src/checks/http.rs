@@ -283,3 +283,40 @@ impl Check for HttpCheck {
         Box::pin(self.observe(ctx))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_url_masks_any_password() {
+        let url = reqwest::Url::parse("http://app:lit%2Feral@host:8080/p?q=1").unwrap();
+        assert_eq!(shown_url(&url), "http://app:[REDACTED]@host:8080/p?q=1");
+        let url = reqwest::Url::parse("http://host/").unwrap();
+        assert_eq!(shown_url(&url), "http://host/");
+    }
+
+    #[test]
+    fn credentials_are_registered_decoded() {
+        let redactor = Redactor::default();
+        let url = reqwest::Url::parse("http://app:Pl4nted%2FS3cret@host/").unwrap();
+        register_credentials(&url, &redactor);
+        // base64("app:Pl4nted/S3cret"), as reqwest sends it.
+        assert_eq!(
+            redactor.redact("Basic YXBwOlBsNG50ZWQvUzNjcmV0"),
+            "Basic [REDACTED]"
+        );
+    }
+
+    #[test]
+    fn unparsable_urls_with_user_info_are_not_echoed() {
+        let raw = "http://app:Se/cr#et@host/";
+        let message = url_error(raw, reqwest::Url::parse(raw).unwrap_err());
+        assert!(
+            !message.contains("cr") && message.contains("%2F"),
+            "{message}"
+        );
+        let message = url_error("no-scheme", "relative URL without a base");
+        assert!(message.contains("`no-scheme`"), "{message}");
+    }
+}
