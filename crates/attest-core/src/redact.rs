@@ -18,7 +18,9 @@
 //! pattern of masks gives it away (`[REDACTED]://[REDACTED]:[REDACTED]@db`). Neither can be
 //! kept secret, so [`check_secret`] refuses both: a run with such a declared secret stops
 //! before anything is run (exit 2), naming the variable but not the value, and the user
-//! either sets a real password or drops `secret: true`. Masking is never quietly weakened:
+//! either sets a real password or drops `secret: true`. For the same reason
+//! [`check_secret_among`] refuses a secret equal to a variable shown in plain (password =
+//! user name, common in docker-compose files). Masking is never quietly weakened:
 //! [`Redactor::add`], for callers that cannot refuse, masks whatever it is given.
 
 mod forms;
@@ -55,8 +57,17 @@ const WELL_KNOWN: &[&str] = &[
 /// Why a value cannot be treated as a secret. Names the variable, never the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretRejected {
-    TooShort { name: String },
-    WellKnown { name: String },
+    TooShort {
+        name: String,
+    },
+    WellKnown {
+        name: String,
+    },
+    /// Equal to the value of a variable that is not secret (a password equal to the user name).
+    SameAsPlain {
+        name: String,
+        plain: String,
+    },
 }
 
 impl fmt::Display for SecretRejected {
@@ -74,6 +85,12 @@ impl fmt::Display for SecretRejected {
                  it is public, and masking it would mask every user, database or URL that \
                  shares the word (hint: set a real password, or drop `secret: true` for a \
                  throwaway environment)"
+            ),
+            SecretRejected::SameAsPlain { name, plain } => write!(
+                f,
+                "`{name}` is marked secret but its value equals that of `{plain}`, which is not \
+                 secret and is shown as it is: masking one would give the other away (hint: use \
+                 a password that differs from user and database names)"
             ),
         }
     }
@@ -95,6 +112,26 @@ pub fn check_secret(name: &str, value: &str) -> Result<(), SecretRejected> {
         return Err(SecretRejected::WellKnown { name });
     }
     Ok(())
+}
+
+/// [`check_secret`], and that the secret is not also the value of a variable shown in plain
+/// (`plain`: name and value of each variable not marked secret), such as the user name.
+pub fn check_secret_among<'a>(
+    name: &str,
+    value: &str,
+    plain: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), SecretRejected> {
+    check_secret(name, value)?;
+    match plain
+        .into_iter()
+        .find(|(_, v)| !value.is_empty() && *v == value)
+    {
+        Some((other, _)) => Err(SecretRejected::SameAsPlain {
+            name: name.to_owned(),
+            plain: other.to_owned(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Known secret values; cheap to clone and shared by everything that emits text.
@@ -313,6 +350,24 @@ mod tests {
         // Characters, not bytes: eight umlauts are long enough.
         assert_eq!(check_secret("x", "äöüäöüäö"), Ok(()));
         assert!(check_secret("x", "äöüä").is_err());
+    }
+
+    #[test]
+    fn a_secret_equal_to_a_plain_variable_is_refused() {
+        let plain = [("db_user", "paperless_app"), ("db_name", "paperless")];
+        let err = check_secret_among("db_password", "paperless_app", plain).unwrap_err();
+        assert_eq!(
+            err,
+            SecretRejected::SameAsPlain {
+                name: "db_password".into(),
+                plain: "db_user".into()
+            }
+        );
+        assert!(!err.to_string().contains("paperless_app"), "{err}");
+        assert_eq!(
+            check_secret_among("db_password", "Pl4nted-S3cret", plain),
+            Ok(())
+        );
     }
 
     #[test]
