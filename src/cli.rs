@@ -46,7 +46,7 @@ pub struct RunArgs {
     #[arg(long = "vars", value_name = "FILE")]
     pub vars: Vec<PathBuf>,
     /// Set a variable, over everything else.
-    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = AssignmentParser)]
     pub set: Vec<(String, String)>,
     /// Where junit.xml, report.md and report.json go.
     #[arg(long, value_name = "DIR", default_value = "reports")]
@@ -125,14 +125,66 @@ pub enum SandboxAction {
     Up,
 }
 
-fn parse_assignment(text: &str) -> Result<(String, String), String> {
-    let (name, value) = text
-        .split_once('=')
-        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
-    if name.is_empty() {
-        return Err(format!("`{text}` has no variable name"));
+/// Parses `--set NAME=VALUE`. Not a plain function parser: clap would echo the whole
+/// argument in its error, and the value may be a password.
+#[derive(Clone)]
+struct AssignmentParser;
+
+impl clap::builder::TypedValueParser for AssignmentParser {
+    type Value = (String, String);
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let text = value.to_str().ok_or_else(|| {
+            set_error(
+                cmd,
+                "`--set` takes NAME=VALUE; found text that is not UTF-8 (not shown)".into(),
+            )
+        })?;
+        parse_assignment(text).map_err(|message| set_error(cmd, message))
     }
-    Ok((name.to_owned(), value.to_owned()))
+}
+
+fn set_error(cmd: &clap::Command, message: String) -> clap::Error {
+    clap::Error::raw(
+        clap::error::ErrorKind::ValueValidation,
+        format!("{message}\n"),
+    )
+    .with_cmd(cmd)
+}
+
+/// Splits `NAME=VALUE`. Errors show at most a leading word that looks like a variable name,
+/// never the value: `--set 'db_password hunter2'` is a typo that must not print the password.
+fn parse_assignment(text: &str) -> Result<(String, String), String> {
+    const USAGE: &str = "`--set` takes NAME=VALUE";
+    let first_word = text.split(char::is_whitespace).next().unwrap_or_default();
+    let shown = if is_variable_name(first_word) && first_word.len() < text.len() {
+        format!(" after `{first_word}` (the rest is not shown: it may be a secret)")
+    } else {
+        " (the argument is not shown: it may be a secret)".to_owned()
+    };
+    match text.split_once('=') {
+        None => Err(format!("{USAGE}; found no `=`{shown}")),
+        Some((name, _)) if name.contains(char::is_whitespace) => {
+            Err(format!("{USAGE}; found a space before the `=`{shown}"))
+        }
+        Some(("", _)) => Err(format!(
+            "{USAGE}; the name before `=` is empty (the value is not shown)"
+        )),
+        Some((name, value)) => Ok((name.to_owned(), value.to_owned())),
+    }
+}
+
+fn is_variable_name(word: &str) -> bool {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 pub fn main() -> ExitCode {
@@ -374,4 +426,31 @@ fn show_paths(paths: &[PathBuf]) -> String {
         .map(|p| format!("`{}`", p.display()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_errors_never_show_the_value() {
+        let err = parse_assignment("db_password Hunter2-Secret").unwrap_err();
+        assert!(
+            err.contains("`db_password`") && !err.contains("Hunter2"),
+            "{err}"
+        );
+        let err = parse_assignment("db_password c2VjcmV0LXZhbHVl==").unwrap_err();
+        assert!(
+            err.contains("space before") && !err.contains("c2Vj"),
+            "{err}"
+        );
+        let err = parse_assignment("Hunter2-Secret").unwrap_err();
+        assert!(!err.contains("Hunter2"), "{err}");
+        let err = parse_assignment("=Hunter2-Secret").unwrap_err();
+        assert!(!err.contains("Hunter2"), "{err}");
+        assert_eq!(
+            parse_assignment("pw=a b=c").unwrap(),
+            ("pw".to_owned(), "a b=c".to_owned())
+        );
+    }
 }

@@ -253,7 +253,7 @@ fn file_checks_content_and_yaml_values() {
 #[test]
 fn file_fails_on_wrong_yaml_value_missing_key_and_missing_file() {
     let body =
-        "path: values.yaml\nyaml:\n  env.PAPERLESS_DBENGINE: sqlite\n  env.PAPERLESS_DBHOST: x";
+        "path: values.yaml\nsensitive: false\nyaml:\n  env.PAPERLESS_DBENGINE: sqlite\n  env.PAPERLESS_DBHOST: x";
     let out = run_one("file", body).file("values.yaml", VALUES).run();
     out.assert_code(1);
     out.expect(

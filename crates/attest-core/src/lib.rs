@@ -18,3 +18,4 @@ pub mod report;
 pub mod runner;
 pub mod schema;
 pub mod suite;
+pub mod url_safety;

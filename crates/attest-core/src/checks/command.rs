@@ -1,12 +1,18 @@
-//! `command`: run a local command; judge its exit code and output. Killed when the check's
-//! timeout runs out.
+//! `command`: run a local command; judge its exit code and output. The command runs in its
+//! own process group ([`group`]), stopped with everything it started when the command exits,
+//! the check times out or the run is interrupted.
+
+mod group;
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use group::{ProcessGroup, Stop};
 
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
@@ -103,29 +109,84 @@ impl CommandCheck {
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .stderr(Stdio::piped());
         Ok(command)
     }
 
-    async fn inspect(&self, ctx: &CheckContext) -> Verdict {
+}
+
+/// After the command exits, how long output of processes it started is still read: they may
+/// hold its pipes open for ever (`sleep 1000 &`), which must not keep the check waiting.
+const DRAIN: Duration = Duration::from_millis(250);
+
+/// Collects output until the command exits (plus [`DRAIN`]); returns its exit status and output.
+async fn run_to_exit(
+    group: &mut ProcessGroup,
+) -> (std::io::Result<std::process::ExitStatus>, Vec<u8>, Vec<u8>) {
+    let stdout_pipe = group.child().stdout.take();
+    let stderr_pipe = group.child().stderr.take();
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let status = {
+        let mut reading = std::pin::pin!(futures::future::join(
+            collect(stdout_pipe, &mut stdout),
+            collect(stderr_pipe, &mut stderr),
+        ));
+        let exited = tokio::select! {
+            status = group.wait() => Some(status),
+            _ = &mut reading => None,
+        };
+        match exited {
+            Some(status) => {
+                let _ = tokio::time::timeout(DRAIN, &mut reading).await;
+                status
+            }
+            None => group.wait().await,
+        }
+    };
+    (status, stdout, stderr)
+}
+
+/// Reads a pipe to its end; what was read stays in `into` when reading is abandoned.
+async fn collect(pipe: Option<impl AsyncRead + Unpin>, into: &mut Vec<u8>) {
+    let Some(mut pipe) = pipe else { return };
+    let mut chunk = [0u8; 8192];
+    while let Ok(n @ 1..) = pipe.read(&mut chunk).await {
+        into.extend_from_slice(&chunk[..n]);
+    }
+}
+
+impl Kind for CommandCheck {
+    /// `register: NAME` makes the trimmed standard output available as `${NAME_stdout}`.
+    const EXPORTS: &'static [(&'static str, bool)] = &[("stdout", false)];
+
+    fn target(&self) -> String {
+        self.run.display()
+    }
+
+    async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let shown = self.run.display();
         let mut command = match self.build(ctx) {
             Ok(command) => command,
             Err(e) => return Verdict::error(e),
         };
         let started = Instant::now();
-        let output = match command.output().await {
-            Ok(output) => output,
+        let mut group = match ProcessGroup::spawn(&mut command) {
+            Ok(group) => group,
             Err(e) => {
                 return Verdict::error(format!("cannot start `{shown}`: {e}"))
                     .hint("is the program installed and on PATH?")
             }
         };
+        let (status, stdout, stderr) = run_to_exit(&mut group).await;
         let elapsed = started.elapsed();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let code = output.status.code();
+        let leftovers = group.stop().await;
+        let status = match status {
+            Ok(status) => status,
+            Err(e) => return Verdict::error(format!("cannot wait for `{shown}`: {e}")),
+        };
+        let stdout = String::from_utf8_lossy(&stdout);
+        let stderr = String::from_utf8_lossy(&stderr);
+        let code = status.code();
 
         let mut problems = Vec::new();
         if code != Some(self.exit_code) {
@@ -154,8 +215,16 @@ impl CommandCheck {
         ));
 
         let took = format_duration(elapsed);
+        let stopped = match leftovers {
+            Stop::NothingLeft => "",
+            Stop::Terminated => "; the processes it left running were stopped",
+            Stop::Killed => "; the processes it left running ignored SIGTERM and were killed",
+        };
         let verdict = if problems.is_empty() {
-            Verdict::pass(format!("`{shown}` exited {} in {took}", self.exit_code))
+            Verdict::pass(format!(
+                "`{shown}` exited {} in {took}{stopped}",
+                self.exit_code
+            ))
         } else {
             Verdict::fail(format!("`{shown}`: {}", problems.join("; ")))
                 .expected(format!("exit code {}", self.exit_code))
@@ -174,14 +243,118 @@ impl CommandCheck {
     }
 }
 
-impl Kind for CommandCheck {
-    /// `register: NAME` makes the trimmed standard output available as `${NAME_stdout}`.
-    const EXPORTS: &'static [(&'static str, bool)] = &[("stdout", false)];
-    fn target(&self) -> String {
-        self.run.display()
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Status;
+
+    fn check(yaml: &str) -> CommandCheck {
+        serde_saphyr::from_str(yaml).expect("command spec")
     }
 
-    fn observe(&self, ctx: &CheckContext) -> impl std::future::Future<Output = Verdict> + Send {
-        self.inspect(ctx)
+    /// Waits until no process of the group exists; returns how long that took.
+    async fn gone_within(pgid: libc::pid_t, limit: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if !group::alive(pgid) {
+                return Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    }
+
+    async fn pgid_from(file: &std::path::Path) -> libc::pid_t {
+        for _ in 0..200 {
+            if let Ok(text) = std::fs::read_to_string(file) {
+                if let Ok(pgid) = text.trim().parse() {
+                    return pgid;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the command never wrote its process group id");
+    }
+
+    #[tokio::test]
+    async fn a_background_child_does_not_hold_the_check_and_is_stopped() {
+        let check = check("run: 'sleep 1000 & echo started $$'\nstdout_contains: [started]");
+        let started = Instant::now();
+        let verdict = check.observe(&CheckContext::for_test()).await;
+        let took = started.elapsed();
+        assert_eq!(verdict.status, Status::Passed, "{verdict:?}");
+        assert!(took < Duration::from_secs(1), "took {took:?}");
+        assert!(
+            verdict.summary.contains("were stopped"),
+            "{}",
+            verdict.summary
+        );
+        let pgid: libc::pid_t = verdict.exports[0].1["started ".len()..].parse().unwrap();
+        assert!(!group::alive(pgid), "processes of group {pgid} remain");
+    }
+
+    #[tokio::test]
+    async fn a_background_child_ignoring_sigterm_is_killed_after_the_grace() {
+        let check = check("run: \"(trap '' TERM; sleep 1000) & echo $$\"");
+        let started = Instant::now();
+        let verdict = check.observe(&CheckContext::for_test()).await;
+        let took = started.elapsed();
+        assert_eq!(verdict.status, Status::Passed, "{verdict:?}");
+        assert!(
+            verdict.summary.contains("ignored SIGTERM"),
+            "{}",
+            verdict.summary
+        );
+        assert!(
+            took >= group::GRACE && took < group::GRACE * 2,
+            "took {took:?}"
+        );
+        let pgid: libc::pid_t = verdict.exports[0].1.parse().unwrap();
+        assert!(!group::alive(pgid), "processes of group {pgid} remain");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_check_stops_the_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pgid");
+        let check = check(&format!(
+            "run: \"echo $$ > {}; sleep 1000 & sleep 1000\"",
+            file.display()
+        ));
+        let ctx = CheckContext::for_test();
+        let timed_out = tokio::time::timeout(Duration::from_millis(300), check.observe(&ctx)).await;
+        assert!(timed_out.is_err());
+        let pgid = pgid_from(&file).await;
+        let took = gone_within(pgid, Duration::from_secs(1)).await;
+        assert!(took.is_some(), "group {pgid} survived SIGTERM");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_check_kills_a_group_ignoring_sigterm_after_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pgid");
+        let check = check(&format!(
+            "run: \"echo $$ > {}; trap '' TERM; sleep 1000\"",
+            file.display()
+        ));
+        let ctx = CheckContext::for_test();
+        let timed_out = tokio::time::timeout(Duration::from_millis(300), check.observe(&ctx)).await;
+        assert!(timed_out.is_err());
+        let pgid = pgid_from(&file).await;
+        let took = gone_within(pgid, group::GRACE * 2)
+            .await
+            .unwrap_or_else(|| panic!("group {pgid} survived SIGKILL"));
+        assert!(
+            took >= group::GRACE / 2,
+            "SIGTERM was ignored, yet gone in {took:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn output_before_exit_is_kept() {
+        let check = check("run: 'printf \"a\\nb\\n\"; echo err >&2; exit 3'\nexit_code: 3");
+        let verdict = check.observe(&CheckContext::for_test()).await;
+        assert_eq!(verdict.status, Status::Passed, "{verdict:?}");
+        assert_eq!(verdict.exports[0].1, "a\nb");
     }
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::{Kind, Verdict};
 use crate::context::CheckContext;
@@ -32,6 +33,11 @@ pub struct FileCheck {
     /// Whether git must ignore the file (`true` for secrets files).
     #[serde(default)]
     pub git_ignored: Option<bool>,
+    /// Whether values read from the file may be secrets (default true): a `yaml:` mismatch
+    /// then reports only the found value's length and a hash prefix. Set `false` for files
+    /// without secrets (Helm values) to see the values themselves.
+    #[serde(default = "yes")]
+    pub sensitive: bool,
 }
 
 fn yes() -> bool {
@@ -101,6 +107,9 @@ impl FileCheck {
             .iter()
             .filter_map(|(path, want)| match lookup(&document, path) {
                 None => Some(format!("`{path}` is not set")),
+                Some(value) if self.sensitive => {
+                    mismatch_evidence(value, want).map(|evidence| format!("`{path}` {evidence}"))
+                }
                 Some(value) => {
                     let got = scalar_text(value);
                     (got != *want).then(|| format!("`{path}` is `{got}`, expected `{want}`"))
@@ -121,6 +130,48 @@ impl FileCheck {
         }
         parts.join(", ")
     }
+}
+
+/// How a found value differs from the expected one, in words that cannot reveal it: its
+/// shape, length and a short hash (enough to tell two runs apart, or to compare with
+/// `printf %s "$VALUE" | sha256sum` by hand). None when it matches.
+fn mismatch_evidence(value: &Value, want: &str) -> Option<String> {
+    let got = match value {
+        Value::Object(map) => {
+            return Some(format!(
+                "is a map of {} key(s), expected a value",
+                map.len()
+            ))
+        }
+        Value::Array(items) => {
+            return Some(format!(
+                "is a list of {} item(s), expected a value",
+                items.len()
+            ))
+        }
+        other => scalar_text(other),
+    };
+    if got == want {
+        return None;
+    }
+    let near_miss = if got.trim() == want.trim() {
+        "; it differs only in leading or trailing whitespace"
+    } else if got.to_lowercase() == want.to_lowercase() {
+        "; it differs only in letter case"
+    } else {
+        ""
+    };
+    Some(format!(
+        "differs from the expected value: found {} character(s), SHA-256 prefix {}{near_miss} \
+         (values are not shown, as the file may hold secrets; `sensitive: false` shows them)",
+        got.chars().count(),
+        sha256_prefix(&got)
+    ))
+}
+
+fn sha256_prefix(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn first_line(text: &str) -> &str {
@@ -231,5 +282,36 @@ mod tests {
         assert_eq!(scalar_text(lookup(&doc, "env.N").unwrap()), "5432");
         assert_eq!(scalar_text(lookup(&doc, "list.0.name").unwrap()), "a");
         assert!(lookup(&doc, "env.MISSING").is_none());
+    }
+
+    #[test]
+    fn sensitive_mismatches_describe_the_value_without_showing_it() {
+        let secret = Value::String("Real-Db-Pass-123".into());
+        let evidence = mismatch_evidence(&secret, "other").unwrap();
+        assert!(!evidence.contains("Real"), "{evidence}");
+        assert!(
+            evidence.contains("16 character(s), SHA-256 prefix "),
+            "{evidence}"
+        );
+        assert_eq!(mismatch_evidence(&secret, "Real-Db-Pass-123"), None);
+        let padded = mismatch_evidence(
+            &Value::String("Real-Db-Pass-123 ".into()),
+            "Real-Db-Pass-123",
+        );
+        assert!(padded
+            .unwrap()
+            .contains("only in leading or trailing whitespace"));
+        let map: Value = serde_saphyr::from_str("a: Real-Db-Pass-123\nb: 2\n").unwrap();
+        let evidence = mismatch_evidence(&map, "x").unwrap();
+        assert!(
+            evidence.contains("map of 2 key(s)") && !evidence.contains("Real"),
+            "{evidence}"
+        );
+    }
+
+    #[test]
+    fn hash_prefix_is_sha256() {
+        // printf %s abc | sha256sum
+        assert_eq!(sha256_prefix("abc"), "ba7816bf");
     }
 }

@@ -2,18 +2,21 @@
 //! unless asked, so "the web interface answers 302 to login" can be checked as such.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::time::Instant;
 
+use percent_encoding::percent_decode_str;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
-use crate::matchers::{check_patterns, clip, Pattern, ShowMatch};
 use crate::net::{endpoint, Endpoint, Route};
+use crate::matchers::{check_patterns, clip, Pattern, ShowMatch};
+use crate::redact::{Redactor, MASK};
 use crate::suite::format_duration;
+use crate::url_safety;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -75,12 +78,10 @@ impl HttpCheck {
     /// host name kept for TLS verification and the Host header.
     async fn client_for(
         &self,
-        url: &str,
+        url: &reqwest::Url,
         ctx: &CheckContext,
     ) -> Result<(reqwest::Client, Option<Endpoint>), String> {
-        let parsed =
-            reqwest::Url::parse(url).map_err(|e| format!("`url` is not a valid URL: {e}"))?;
-        let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
             return Ok((self.client(None)?, None));
         };
         let route = Route::tcp(host, port);
@@ -145,6 +146,33 @@ impl HttpCheck {
     }
 }
 
+/// Why `raw` is not a URL. A URL with user info is not echoed: the parser may have cut the
+/// password at an unencoded `/`, `#` or `@`, and a piece of a secret escapes redaction.
+fn url_error(raw: &str, error: impl std::fmt::Display) -> String {
+    if url_safety::may_hold_user_info(raw) {
+        url_safety::describe_url_error(raw)
+    } else {
+        format!("`{raw}` is not a valid URL: {error}")
+    }
+}
+
+/// The URL as messages show it: the password masked whether or not it was declared secret.
+fn shown_url(url: &reqwest::Url) -> String {
+    let text = url.as_str().to_owned();
+    match url.password() {
+        Some(password) => text.replacen(&format!(":{password}@"), &format!(":{MASK}@"), 1),
+        None => text,
+    }
+}
+
+/// A server may echo the `Authorization: Basic` header built from the URL's user info.
+fn register_credentials(url: &reqwest::Url, redactor: &Redactor) {
+    let decode = |text: &str| percent_decode_str(text).decode_utf8_lossy().into_owned();
+    if let Some(password) = url.password() {
+        redactor.add_credentials(&decode(url.username()), &decode(password));
+    }
+}
+
 async fn read_body(mut response: reqwest::Response) -> String {
     let mut body = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
@@ -168,17 +196,24 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 impl Kind for HttpCheck {
+
     fn target(&self) -> String {
         self.url.clone()
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
-        let url = match ctx.expand(&self.url) {
-            Ok(url) => url,
+        let raw = match ctx.expand(&self.url) {
+            Ok(raw) => raw,
             Err(e) => return Verdict::error(e),
         };
+        let parsed = match reqwest::Url::parse(&raw) {
+            Ok(parsed) => parsed,
+            Err(e) => return Verdict::error(url_error(&raw, e)),
+        };
+        register_credentials(&parsed, &ctx.redactor);
+        let url = shown_url(&parsed);
         // The endpoint (a bridge, when there is one) lives until the response is read.
-        let (client, _endpoint) = match self.client_for(&url, ctx).await {
+        let (client, _endpoint) = match self.client_for(&parsed, ctx).await {
             Ok(client) => client,
             Err(e) => return Verdict::error(e),
         };
@@ -186,7 +221,8 @@ impl Kind for HttpCheck {
             Ok(method) => method,
             Err(_) => return Verdict::error(format!("`{}` is not an HTTP method", self.method)),
         };
-        let mut request = client.request(method.clone(), &url);
+        // reqwest moves the user info into an `Authorization: Basic` header.
+        let mut request = client.request(method.clone(), parsed);
         for (name, value) in &self.headers {
             match ctx.expand(value) {
                 Ok(value) => request = request.header(name, value),
@@ -199,7 +235,7 @@ impl Kind for HttpCheck {
             Ok(response) => response,
             Err(e) => {
                 return Verdict::fail(format!("{method} {url} failed"))
-                    .found(error_chain(&e))
+                    .found(error_chain(&e.without_url()))
                     .hint("is the service up and the URL right? In a cluster, try `kubectl port-forward` and point the URL at localhost")
             }
         };
@@ -264,5 +300,42 @@ impl Kind for HttpCheck {
         verdict
             .measure("status", f64::from(status))
             .measure("response_ms", millis(elapsed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_url_masks_any_password() {
+        let url = reqwest::Url::parse("http://app:lit%2Feral@host:8080/p?q=1").unwrap();
+        assert_eq!(shown_url(&url), "http://app:[REDACTED]@host:8080/p?q=1");
+        let url = reqwest::Url::parse("http://host/").unwrap();
+        assert_eq!(shown_url(&url), "http://host/");
+    }
+
+    #[test]
+    fn credentials_are_registered_decoded() {
+        let redactor = Redactor::default();
+        let url = reqwest::Url::parse("http://app:Pl4nted%2FS3cret@host/").unwrap();
+        register_credentials(&url, &redactor);
+        // base64("app:Pl4nted/S3cret"), as reqwest sends it.
+        assert_eq!(
+            redactor.redact("Basic YXBwOlBsNG50ZWQvUzNjcmV0"),
+            "Basic [REDACTED]"
+        );
+    }
+
+    #[test]
+    fn unparsable_urls_with_user_info_are_not_echoed() {
+        let raw = "http://app:Se/cr#et@host/";
+        let message = url_error(raw, reqwest::Url::parse(raw).unwrap_err());
+        assert!(
+            !message.contains("cr") && message.contains("%2F"),
+            "{message}"
+        );
+        let message = url_error("no-scheme", "relative URL without a base");
+        assert!(message.contains("`no-scheme`"), "{message}");
     }
 }
