@@ -328,7 +328,11 @@ pub fn run_suites(
     // libpq's own password variable is a secret wherever it shows up, whether or not a suite
     // refers to it (a `command` check may print its environment).
     if let Ok(password) = std::env::var("PGPASSWORD") {
-        redactor.add(&password);
+        match attest_core::redact::check_secret("PGPASSWORD", &password) {
+            Ok(()) => redactor.add(&password),
+            // Masking `postgres` would mangle every user and database name in the output.
+            Err(e) => say(&format!("attest: warning: not masking PGPASSWORD: {e}")),
+        }
     }
     let files = match load::discover(&paths) {
         Ok(files) if files.is_empty() => {

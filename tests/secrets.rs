@@ -380,7 +380,6 @@ fn short_and_well_known_secrets_name_the_variable_only() {
 
 /// Titles, ids and ignore reasons are redacted by the runner, which is not done yet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs metadata redaction in runner"]
 async fn secrets_in_titles_and_ignore_reasons_are_masked() {
     let yaml = r#"id: meta
 title: "suite for ${set_pw}"

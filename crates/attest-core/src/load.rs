@@ -289,7 +289,11 @@ fn resolve_variables(
         match value {
             Some(value) => {
                 if spec.secret {
+                    // Masked whatever happens; refused when too short or too common to be
+                    // masked without mangling output (see `redact::check_secret`).
                     redactor.add(&value);
+                    crate::redact::check_secret(name, &value)
+                        .map_err(|e| LoadError::file(path, e.to_string()))?;
                 }
                 values.insert(name.clone(), value);
             }

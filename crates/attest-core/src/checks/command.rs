@@ -112,7 +112,6 @@ impl CommandCheck {
             .stderr(Stdio::piped());
         Ok(command)
     }
-
 }
 
 /// After the command exits, how long output of processes it started is still read: they may

@@ -2,8 +2,8 @@
 //! unless asked, so "the web interface answers 302 to login" can be checked as such.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use percent_encoding::percent_decode_str;
@@ -12,8 +12,8 @@ use serde::{Deserialize, Deserializer};
 
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
-use crate::net::{endpoint, Endpoint, Route};
 use crate::matchers::{check_patterns, clip, Pattern, ShowMatch};
+use crate::net::{endpoint, Endpoint, Route};
 use crate::redact::{Redactor, MASK};
 use crate::suite::format_duration;
 use crate::url_safety;
@@ -196,7 +196,6 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 impl Kind for HttpCheck {
-
     fn target(&self) -> String {
         self.url.clone()
     }
