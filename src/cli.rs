@@ -35,6 +35,9 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Print the JSON Schema of the suite format.
     Schema,
+    /// List (and with --drop remove) what runs killed before their teardown left on a
+    /// PostgreSQL server; only objects carrying attest's marker are touched.
+    Cleanup(crate::cleanup::CleanupArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -188,6 +191,7 @@ fn is_variable_name(word: &str) -> bool {
 }
 
 pub fn main() -> ExitCode {
+    quiet_broken_pipe_panics();
     let cli = Cli::parse();
     // One crypto provider for every TLS client (PostgreSQL, HTTP).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -222,12 +226,30 @@ pub fn main() -> ExitCode {
                 &stop,
             )
         }
+        Command::Cleanup(args) => crate::cleanup::main(args, &runtime),
         Command::Sandbox(args) => {
             setup_color(&args.run.libtest);
             sandbox::main(args, &runtime, &stop)
         }
     };
     ExitCode::from(code)
+}
+
+/// A console whose reader went away (`| head`) makes the printer panic; the runner catches
+/// that and carries on, so the panic's own message is noise. Every other panic still prints.
+fn quiet_broken_pipe_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if !text.contains("Broken pipe") {
+            default(info);
+        }
+    }));
 }
 
 /// One colour decision drives both libtest-mimic's console and our own lines.

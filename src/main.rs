@@ -1,5 +1,6 @@
 //! The `attest` binary: a thin command line over attest-core.
 
+mod cleanup;
 mod cli;
 mod sandbox;
 

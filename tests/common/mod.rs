@@ -86,6 +86,15 @@ impl Attest {
         Output::new(output, self.dir)
     }
 
+    /// Runs with a stdout whose reader is already gone (`attest run … | head -0`): every write
+    /// to it fails with EPIPE.
+    pub fn run_with_closed_stdout(self) -> Output {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let output = self.command().stdout(writer).output().expect("run attest");
+        Output::new(output, self.dir)
+    }
+
     /// Runs on a blocking thread, so in-process servers of an async test keep serving.
     pub async fn run_async(self) -> Output {
         tokio::task::spawn_blocking(move || self.run())

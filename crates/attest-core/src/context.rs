@@ -84,6 +84,8 @@ impl TeardownStack {
 /// Handed to every check while it runs.
 #[derive(Clone)]
 pub struct CheckContext {
+    /// This run's id, written into the marker of everything the run creates.
+    pub run_id: Arc<str>,
     pub suite_id: String,
     pub check_id: String,
     pub vars: Arc<RuntimeVars>,
@@ -140,6 +142,12 @@ impl CheckContext {
         Ok(out)
     }
 
+    /// The `COMMENT` text that marks an object this check creates as attest's, so that
+    /// `attest cleanup` can find it after a run that could not clean up (SIGKILL, power cut).
+    pub fn marker(&self) -> String {
+        crate::cleanup::marker(&self.run_id, &self.suite_id, &self.check_id)
+    }
+
     /// Registers a cleanup step for the end of the suite.
     pub fn on_teardown(
         &self,
@@ -152,9 +160,18 @@ impl CheckContext {
         });
     }
 
+    /// A context outside any run (resolving a connection for `attest cleanup`).
+    pub fn standalone(redactor: Redactor) -> CheckContext {
+        CheckContext {
+            redactor,
+            ..CheckContext::for_test()
+        }
+    }
+
     /// A context for unit tests of a single check.
     pub fn for_test() -> CheckContext {
         CheckContext {
+            run_id: "test".into(),
             suite_id: "test".into(),
             check_id: "check".into(),
             vars: Arc::default(),

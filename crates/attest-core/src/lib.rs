@@ -4,6 +4,7 @@
 //! [`checks`]) → outcomes ([`outcome`]) → reporters ([`report`]).
 
 pub mod checks;
+pub mod cleanup;
 pub mod context;
 pub mod exit;
 pub mod kube_access;

@@ -65,7 +65,7 @@ pub enum SslMode {
 }
 
 impl SslMode {
-    fn parse(text: &str) -> Result<SslMode, String> {
+    pub fn parse(text: &str) -> Result<SslMode, String> {
         Ok(match text {
             "disable" => SslMode::Disable,
             "allow" | "prefer" => SslMode::Prefer,

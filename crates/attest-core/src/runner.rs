@@ -221,6 +221,7 @@ pub fn run(
         };
     }
 
+    let run_id: Arc<str> = crate::cleanup::new_run_id().into();
     let progress = Progress::new(config.progress);
     let ticker = config
         .progress
@@ -239,6 +240,7 @@ pub fn run(
                 suite.clone(),
                 slots,
                 SuiteEnv {
+                    run_id: run_id.clone(),
                     allow: config.allow,
                     stop: config.stop.clone(),
                     redactor: redactor.clone(),
@@ -328,6 +330,7 @@ fn reporting_trial(
 
 /// What a suite's task shares with the rest of the run.
 struct SuiteEnv {
+    run_id: Arc<str>,
     allow: Safety,
     stop: Arc<StopSignals>,
     redactor: Redactor,
@@ -372,6 +375,7 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
             Some(reason) => skipped(&suite, check, reason, redactor),
             None => {
                 let ctx = CheckContext {
+                    run_id: env.run_id.clone(),
                     suite_id: suite.id.clone(),
                     check_id: check.decl.id.clone(),
                     vars: vars.clone(),
@@ -547,7 +551,10 @@ async fn execute(
 ) -> (Verdict, u32) {
     let decl = &check.decl;
     let started = Instant::now();
-    let deadline = started + decl.timeout;
+    // A timeout too large for the clock means "no deadline", never a panic.
+    let deadline = started
+        .checked_add(decl.timeout)
+        .unwrap_or(started + Duration::from_secs(100 * 365 * 24 * 3600));
     let mut attempts = 0;
     let mut last: Option<Verdict> = None;
     loop {
@@ -735,6 +742,98 @@ mod tests {
             "gave up after 5 attempts in 10.0 s (no time left for another attempt); last: status.phase is Pending"
         );
         assert_eq!(verdict.mismatches.len(), 1);
+    }
+
+    /// A kind that panics, and one that registers an undo step, for the runner's own tests.
+    #[derive(Debug)]
+    struct Panics;
+    impl crate::checks::Kind for Panics {
+        fn target(&self) -> String {
+            "nowhere".into()
+        }
+        async fn observe(&self, _ctx: &CheckContext) -> Verdict {
+            panic!("index out of bounds")
+        }
+    }
+    #[derive(Debug)]
+    struct Creates(Arc<std::sync::atomic::AtomicBool>);
+    impl crate::checks::Kind for Creates {
+        fn target(&self) -> String {
+            "somewhere".into()
+        }
+        async fn observe(&self, ctx: &CheckContext) -> Verdict {
+            let undone = self.0.clone();
+            ctx.on_teardown("undo", async move {
+                undone.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            });
+            Verdict::pass("created")
+        }
+    }
+
+    fn check(id: &str, check: Box<dyn crate::checks::Check>) -> SuiteCheck {
+        SuiteCheck {
+            decl: crate::suite::CheckDecl {
+                id: id.into(),
+                title: id.into(),
+                description: None,
+                covers: Vec::new(),
+                timeout: Duration::from_secs(5),
+                retry: None,
+                needs: Vec::new(),
+                safety: None,
+                register: None,
+                ignore: None,
+                kind: "test",
+                check,
+            },
+            location: "t.yaml:1:1".into(),
+            safety: Safety::ReadOnly,
+            requirements: Vec::new(),
+            acceptance: Vec::new(),
+            exports: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_check_is_an_error_and_the_rest_of_its_suite_still_runs_and_tears_down() {
+        let undone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let suite = Suite {
+            id: "s".into(),
+            title: "s".into(),
+            story: None,
+            description: None,
+            requirements: Default::default(),
+            path: "t.yaml".into(),
+            checks: vec![
+                check("creates", Box::new(Creates(undone.clone()))),
+                check("panics", Box::new(Panics)),
+                check("after", Box::new(Creates(Arc::default()))),
+            ],
+        };
+        let slots = (0..3).map(|_| Slot::Run(None)).collect();
+        let env = SuiteEnv {
+            run_id: "r".into(),
+            allow: Safety::ReadOnly,
+            stop: Arc::new(StopSignals::unwired()),
+            redactor: Redactor::default(),
+            services: Services::default(),
+            progress: Progress::new(false),
+        };
+        let record = run_suite(Arc::new(suite), slots, env).await;
+        let statuses: Vec<_> = record.outcomes.iter().map(|o| o.status).collect();
+        assert_eq!(statuses, [Status::Passed, Status::Error, Status::Passed]);
+        assert!(
+            record.outcomes[1]
+                .message
+                .contains("the check panicked: index out of bounds"),
+            "{}",
+            record.outcomes[1].message
+        );
+        assert!(
+            undone.load(std::sync::atomic::Ordering::SeqCst),
+            "teardown ran"
+        );
     }
 
     #[test]

@@ -13,8 +13,8 @@ use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::net::{endpoint, Endpoint, Route};
 use crate::pg::{
-    connect, drop_database, find_program, ident, server_error, unique_name, ConnectionSpec,
-    SslMode, Target,
+    connect, drop_database, find_program, ident, literal, server_error, unique_name,
+    ConnectionSpec, SslMode, Target,
 };
 use crate::suite::{format_duration, Safety};
 
@@ -229,10 +229,20 @@ impl Kind for PgBackupCheck {
             Ok(session) => session,
             Err(e) => return super::cannot_connect(&admin, &e),
         };
-        if let Err(e) = admin_session
-            .client
-            .batch_execute(&format!("CREATE DATABASE {}", ident(&scratch_name)))
-            .await
+        // Marked right after creation (CREATE DATABASE cannot share a transaction), so a run
+        // killed later leaves a copy of the data that `attest cleanup` can find.
+        let create = format!("CREATE DATABASE {}", ident(&scratch_name));
+        let mark = format!(
+            "COMMENT ON DATABASE {} IS {}",
+            ident(&scratch_name),
+            literal(&ctx.marker())
+        );
+        let client = &admin_session.client;
+        if let Err(e) = async {
+            client.batch_execute(&create).await?;
+            client.batch_execute(&mark).await
+        }
+        .await
         {
             return Verdict::fail(format!(
                 "cannot create the scratch database: {}",

@@ -8,7 +8,9 @@ use serde::Deserialize;
 
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
-use crate::pg::{ident, server_error, sqlstate, teardown_session, unique_name, ConnectionSpec};
+use crate::pg::{
+    ident, literal, server_error, sqlstate, teardown_session, unique_name, ConnectionSpec,
+};
 use crate::suite::{format_duration, Safety};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -103,7 +105,8 @@ impl Kind for PgCrudCheck {
         step!(
             "create",
             client.batch_execute(&format!(
-                "CREATE TABLE {table} (id bigint PRIMARY KEY, payload text NOT NULL)"
+                "CREATE TABLE {table} (id bigint PRIMARY KEY, payload text NOT NULL); COMMENT ON TABLE {table} IS {}",
+                literal(&ctx.marker())
             ))
         );
         let inserted = step!(

@@ -122,10 +122,12 @@ impl PgProvisionCheck {
         // A SCRAM verifier computed here: the password itself never travels in SQL text, so it
         // cannot end up in the server log or pg_stat_activity.
         let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        // One implicit transaction: the role never exists without attest's marker.
         let create_role = format!(
-            "CREATE ROLE {} LOGIN PASSWORD {}",
+            "CREATE ROLE {0} LOGIN PASSWORD {1}; COMMENT ON ROLE {0} IS {2}",
             ident(role),
-            literal(&verifier)
+            literal(&verifier),
+            literal(&ctx.marker())
         );
         created.role.store(true, Ordering::SeqCst);
         if let Err(e) = session.client.batch_execute(&create_role).await {
@@ -145,6 +147,17 @@ impl PgProvisionCheck {
             }
             return Err(step_failed("create a database", e));
         }
+        // CREATE DATABASE cannot share a transaction: marked right after (a SIGKILL between the
+        // two leaves it unmarked; `attest cleanup` names the marked role that owns its grants).
+        session
+            .client
+            .batch_execute(&format!(
+                "COMMENT ON DATABASE {} IS {}",
+                ident(database),
+                literal(&ctx.marker())
+            ))
+            .await
+            .map_err(|e| step_failed("mark the database", e))?;
         let mut database_grants = format!(
             "GRANT ALL PRIVILEGES ON DATABASE {} TO {};",
             ident(database),

@@ -85,7 +85,8 @@ impl Kind for PgSentinelCheck {
                         .map_err(|e| server_error(&e))
                 });
                 let sql = format!(
-                    "CREATE TABLE IF NOT EXISTS {TABLE} (name text PRIMARY KEY, token text NOT NULL, written_at timestamptz NOT NULL DEFAULT now())"
+                    "CREATE TABLE IF NOT EXISTS {TABLE} (name text PRIMARY KEY, token text NOT NULL, written_at timestamptz NOT NULL DEFAULT now()); COMMENT ON TABLE {TABLE} IS {}",
+                    literal(&ctx.marker())
                 );
                 if let Err(e) = client.batch_execute(&sql).await {
                     return Verdict::fail(format!(
