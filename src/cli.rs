@@ -9,7 +9,9 @@ use colored::Colorize;
 use libtest_mimic::{Arguments, ColorSetting, FormatSetting};
 
 use crate::sandbox;
+use attest_core::context::Services;
 use attest_core::exit;
+use attest_core::k8s::{KubeAccess, KubeOptions};
 use attest_core::load::{self, VarSources};
 use attest_core::redact::Redactor;
 use attest_core::report;
@@ -63,6 +65,13 @@ pub struct RunArgs {
     /// Label of the environment for reports (default `live`).
     #[arg(long, value_name = "LABEL")]
     pub target: Option<String>,
+    /// Kubeconfig for Kubernetes checks (default: KUBECONFIG, ~/.kube/config, then the
+    /// in-cluster ServiceAccount). Read only when a Kubernetes check runs.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
     #[command(flatten)]
     pub libtest: LibtestFlags,
 }
@@ -410,7 +419,13 @@ pub fn run_suites(
         allow,
         target,
         libtest: libtest_arguments(&args.libtest, filter),
-        services: Default::default(),
+        services: Services {
+            kube: Arc::new(KubeAccess::new(KubeOptions {
+                kubeconfig: args.kubeconfig.clone(),
+                context: args.context.clone(),
+            })),
+            ..Services::default()
+        },
         stop: stop.clone(),
         progress,
     };

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use crate::kube_access::KubeAccess;
+use crate::k8s::KubeAccess;
 use crate::net::{DirectNetwork, Network};
 use crate::pg::Sessions;
 use crate::redact::Redactor;
@@ -93,6 +93,8 @@ pub struct CheckContext {
     pub cancel: CancellationToken,
     pub redactor: Redactor,
     pub services: Services,
+    /// When the check's time runs out; every request it makes is bounded by what is left.
+    pub deadline: std::time::Instant,
 }
 
 /// What every check of a run shares, passed in through the run configuration so that tests
@@ -148,6 +150,14 @@ impl CheckContext {
         crate::cleanup::marker(&self.run_id, &self.suite_id, &self.check_id)
     }
 
+    /// Time left before the check's deadline (at least a moment, so a last request can fail
+    /// with its own message instead of the runner's timeout).
+    pub fn remaining(&self) -> std::time::Duration {
+        self.deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .max(std::time::Duration::from_millis(50))
+    }
+
     /// Registers a cleanup step for the end of the suite.
     pub fn on_teardown(
         &self,
@@ -179,6 +189,7 @@ impl CheckContext {
             cancel: CancellationToken::new(),
             redactor: Redactor::default(),
             services: Services::default(),
+            deadline: std::time::Instant::now() + std::time::Duration::from_secs(30),
         }
     }
 }

@@ -7,7 +7,7 @@ pub mod checks;
 pub mod cleanup;
 pub mod context;
 pub mod exit;
-pub mod kube_access;
+pub mod k8s;
 pub mod load;
 pub mod matchers;
 pub mod net;

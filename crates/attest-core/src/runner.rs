@@ -17,8 +17,9 @@ use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::checks::Verdict;
+use crate::checks::{Permission, Verdict};
 use crate::context::{display_markers, CheckContext, RuntimeVars, Services, TeardownStack};
+use crate::k8s::preflight::Denial;
 use crate::load::{Suite, SuiteCheck};
 pub use crate::outcome::FinalState;
 use crate::outcome::{Environment, Interruption, Outcome, RunRecord, Status, SuiteRecord};
@@ -28,6 +29,8 @@ use crate::suite::{format_duration, Safety};
 
 /// How long one teardown step may take before it is reported as failed.
 const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the RBAC preflight may take in all.
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(20);
 /// After a second signal: how long each remaining teardown step still gets.
 const HURRIED_TEARDOWN: Duration = Duration::from_secs(5);
 
@@ -221,6 +224,7 @@ pub fn run(
         };
     }
 
+    let denials = preflight(&suites, &plans, &config, runtime);
     let run_id: Arc<str> = crate::cleanup::new_run_id().into();
     let progress = Progress::new(config.progress);
     let ticker = config
@@ -229,8 +233,9 @@ pub fn run(
     let running: Vec<_> = suites
         .into_iter()
         .zip(plans)
-        .filter(|(_, slots)| slots.iter().any(|s| !matches!(s, Slot::FilteredOut)))
-        .map(|(suite, slots)| {
+        .zip(denials)
+        .filter(|((_, slots), _)| slots.iter().any(|s| !matches!(s, Slot::FilteredOut)))
+        .map(|((suite, slots), denials)| {
             let suite = Arc::new(suite);
             let selected: Vec<bool> = slots
                 .iter()
@@ -246,6 +251,7 @@ pub fn run(
                     redactor: redactor.clone(),
                     services: config.services.clone(),
                     progress: progress.clone(),
+                    denials,
                 },
             ));
             (suite, selected, handle)
@@ -280,10 +286,19 @@ pub fn run(
 
 fn empty_record(config: &RunConfig, started_at: SystemTime) -> RunRecord {
     let mut environment = Environment::capture();
-    if config.services.kube.used() {
-        environment
-            .facts
-            .push(("kubernetes".into(), "used (see the checks' targets)".into()));
+    let kube = &config.services.kube;
+    if let Some(cluster) = kube.cluster() {
+        environment.facts.extend([
+            ("kubernetes context".into(), cluster.context),
+            ("kubernetes server".into(), cluster.server),
+            ("kubernetes version".into(), cluster.version),
+        ]);
+    }
+    if kube.used() {
+        environment.facts.push((
+            "kubernetes API requests".into(),
+            kube.requests().to_string(),
+        ));
     }
     RunRecord {
         attest_version: env!("CARGO_PKG_VERSION"),
@@ -330,6 +345,8 @@ fn reporting_trial(
 
 /// What a suite's task shares with the rest of the run.
 struct SuiteEnv {
+    /// Per check of the suite: the permission the RBAC preflight found missing.
+    denials: Vec<Option<Denial>>,
     run_id: Arc<str>,
     allow: Safety,
     stop: Arc<StopSignals>,
@@ -348,7 +365,7 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
     let cancel = &env.stop.cancel;
     let redactor = &env.redactor;
 
-    for (check, slot) in suite.checks.iter().zip(slots) {
+    for (index, (check, slot)) in suite.checks.iter().zip(slots).enumerate() {
         let sender = match slot {
             Slot::FilteredOut => {
                 statuses.insert(&check.decl.id, None);
@@ -371,9 +388,24 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
             unmet_need(check, &statuses)
         };
 
-        let outcome = match skip_reason {
-            Some(reason) => skipped(&suite, check, reason, redactor),
-            None => {
+        let denial = env.denials.get(index).cloned().flatten();
+        let outcome = match (skip_reason, denial) {
+            (Some(reason), _) => skipped(&suite, check, reason, redactor),
+            (None, Some(denial)) => {
+                let mut outcome = base_outcome(
+                    &suite,
+                    check,
+                    Status::Error,
+                    format!(
+                        "missing permission: {} (RBAC preflight); the check did not run",
+                        denial.missing
+                    ),
+                    redactor,
+                );
+                outcome.hint = Some(format!("grant it with {}", denial.rule));
+                outcome
+            }
+            (None, None) => {
                 let ctx = CheckContext {
                     run_id: env.run_id.clone(),
                     suite_id: suite.id.clone(),
@@ -383,6 +415,9 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
                     cancel: cancel.clone(),
                     redactor: redactor.clone(),
                     services: env.services.clone(),
+                    deadline: Instant::now()
+                        .checked_add(check.decl.timeout)
+                        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365)),
                 };
                 let started = Instant::now();
                 let watch = env.progress.start(
@@ -427,6 +462,68 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
         teardown_failures,
         redactor,
     )
+}
+
+/// Asks the API server, once for the whole run, for every permission the checks that will run
+/// need; returns, per suite and check, the missing one. A run without Kubernetes checks makes
+/// no request; a preflight that cannot reach the server leaves the checks to report it.
+fn preflight(
+    suites: &[Suite],
+    plans: &[Vec<Slot>],
+    config: &RunConfig,
+    runtime: &Runtime,
+) -> Vec<Vec<Option<Denial>>> {
+    let wanted = |check: &SuiteCheck, slot: &Slot| {
+        matches!(slot, Slot::Run(_)) && check.safety <= config.allow
+    };
+    let needed: Vec<Vec<Permission>> = suites
+        .iter()
+        .zip(plans)
+        .flat_map(|(suite, slots)| {
+            suite
+                .checks
+                .iter()
+                .zip(slots)
+                .map(|(check, slot)| match wanted(check, slot) {
+                    true => check.decl.check.permissions(),
+                    false => Vec::new(),
+                })
+        })
+        .collect();
+    let all: Vec<Permission> = needed.iter().flatten().cloned().collect();
+    let denied = if all.is_empty() {
+        Default::default()
+    } else {
+        let access = &config.services.kube;
+        match runtime.block_on(crate::k8s::preflight::review(
+            access,
+            &all,
+            PREFLIGHT_TIMEOUT,
+        )) {
+            Ok(denied) => denied,
+            Err(e) => {
+                say(&format!("attest: RBAC preflight skipped: {e}"));
+                Default::default()
+            }
+        }
+    };
+    let mut per_check = needed.into_iter();
+    suites
+        .iter()
+        .map(|suite| {
+            suite
+                .checks
+                .iter()
+                .map(|_| {
+                    per_check
+                        .next()
+                        .unwrap_or_default()
+                        .iter()
+                        .find_map(|p| denied.get(p).cloned())
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Runs the registered undo steps, last first, each bounded; a second signal shortens them.
@@ -819,6 +916,7 @@ mod tests {
             redactor: Redactor::default(),
             services: Services::default(),
             progress: Progress::new(false),
+            denials: Vec::new(),
         };
         let record = run_suite(Arc::new(suite), slots, env).await;
         let statuses: Vec<_> = record.outcomes.iter().map(|o| o.status).collect();

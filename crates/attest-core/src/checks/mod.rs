@@ -18,6 +18,7 @@ pub mod command;
 pub mod dns;
 pub mod file;
 pub mod http;
+pub mod kube_object;
 pub mod pg_backup;
 pub mod pg_crud;
 pub mod pg_isolation;
@@ -82,17 +83,35 @@ impl<K: Kind> Check for K {
     }
 }
 
-/// A permission a check needs, in Kubernetes' terms (`get pods/log in apps`), so a preflight
-/// can ask the API server before anything runs.
+/// A permission a check needs, in Kubernetes' terms (`create pods/exec in apps`), so a
+/// preflight can ask the API server before anything runs. Named by kind; the preflight finds
+/// the resource's plural name through discovery.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Permission {
     pub verb: String,
-    /// API group, empty for the core group.
-    pub group: String,
-    /// Resource, with its subresource if any: `pods/exec`.
-    pub resource: String,
+    /// `v1`, `apps/v1`, `postgresql.cnpg.io/v1`.
+    pub api_version: String,
+    pub kind: String,
+    /// `exec`, `log`, `portforward`.
+    pub subresource: Option<String>,
     /// Namespace, or `None` for cluster-scoped resources and all namespaces.
     pub namespace: Option<String>,
+}
+
+impl Permission {
+    pub fn new(verb: &str, api_version: &str, kind: &str, namespace: Option<&str>) -> Permission {
+        Permission {
+            verb: verb.into(),
+            api_version: api_version.into(),
+            kind: kind.into(),
+            subresource: None,
+            namespace: namespace.map(str::to_owned),
+        }
+    }
+    pub fn subresource(mut self, name: &str) -> Permission {
+        self.subresource = Some(name.into());
+        self
+    }
 }
 
 macro_rules! kinds {
@@ -142,6 +161,7 @@ kinds! {
     "pg-isolation" => pg_isolation::PgIsolationCheck,
     "pg-sentinel" => pg_sentinel::PgSentinelCheck,
     "pg-backup" => pg_backup::PgBackupCheck,
+    "kube" => kube_object::KubeObjectCheck,
 }
 
 /// The registered name matching a key, if the key names a kind.

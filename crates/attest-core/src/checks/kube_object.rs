@@ -1,0 +1,264 @@
+//! `kube`: Kubernetes objects of any kind (core kinds and CRDs, found through discovery) match
+//! a partial object, field assertions, a count, or are absent. With `retry`, it polls; when it
+//! gives up, the report shows the last mismatch, one bullet per field.
+
+use std::time::SystemTime;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Kind, Permission, Verdict};
+use crate::context::CheckContext;
+use crate::k8s::matching::{partial_match, FieldAssertion};
+use crate::k8s::{KubeError, Selection};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubeObjectCheck {
+    /// `v1`, `apps/v1`, `postgresql.cnpg.io/v1`, `external-secrets.io/v1beta1`.
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    /// `PersistentVolumeClaim`, `StatefulSet`, `Cluster`, `ExternalSecret`, ...
+    pub kind: String,
+    /// Namespace of namespaced kinds; omit for cluster-scoped kinds or all namespaces.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// One object by name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A label selector: `app.kubernetes.io/name=postgresql,app.kubernetes.io/instance=postgres`.
+    #[serde(default)]
+    pub selector: Option<String>,
+    /// A field selector: `status.phase=Running`.
+    #[serde(default, rename = "fieldSelector")]
+    pub field_selector: Option<String>,
+    /// A partial object every selected object must match (fields not written are ignored;
+    /// `null` asserts absence; list elements match in any order).
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+    pub expect: Option<Value>,
+    /// Field assertions every selected object must meet: `status.phase == Bound`,
+    /// `status.capacity.storage >= 8Gi`, `age(status.lastSuccessfulTime) < 26h`.
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// How many objects must be selected: `3`, `>= 1`, `== 0`.
+    #[serde(default)]
+    pub count: Option<String>,
+    /// The selection must find nothing (a resource that must not exist).
+    #[serde(default)]
+    pub absent: bool,
+}
+
+impl KubeObjectCheck {
+    fn selection(&self, ctx: &CheckContext) -> Result<Selection, String> {
+        let expand = |v: &Option<String>| v.as_deref().map(|s| ctx.expand(s)).transpose();
+        Ok(Selection {
+            api_version: ctx.expand(&self.api_version)?,
+            kind: ctx.expand(&self.kind)?,
+            namespace: expand(&self.namespace)?,
+            name: expand(&self.name)?,
+            label_selector: expand(&self.selector)?,
+            field_selector: expand(&self.field_selector)?,
+        })
+    }
+}
+
+/// `3`, `== 3`, `>= 1`: how many objects.
+fn count_holds(spec: &str, count: usize) -> Result<bool, String> {
+    let spec = spec.trim();
+    let (op, number) = ["==", "!=", ">=", "<=", ">", "<"]
+        .iter()
+        .find_map(|op| spec.strip_prefix(op).map(|rest| (*op, rest.trim())))
+        .unwrap_or(("==", spec));
+    let n: usize = number.parse().map_err(|_| {
+        format!("count `{spec}` is not a number with an optional ==, !=, <, <=, >, >=")
+    })?;
+    Ok(match op {
+        "==" => count == n,
+        "!=" => count != n,
+        ">=" => count >= n,
+        "<=" => count <= n,
+        ">" => count > n,
+        _ => count < n,
+    })
+}
+
+/// `v1/PersistentVolumeClaim data/data-postgres-postgresql-0`, as Chainsaw heads a mismatch.
+pub fn object_header(object: &Value) -> String {
+    let text = |path: &[&str]| {
+        let mut v = object;
+        for key in path {
+            v = &v[*key];
+        }
+        v.as_str().unwrap_or("").to_owned()
+    };
+    let namespace = text(&["metadata", "namespace"]);
+    let name = text(&["metadata", "name"]);
+    let place = if namespace.is_empty() {
+        name
+    } else {
+        format!("{namespace}/{name}")
+    };
+    format!("{}/{} {place}", text(&["apiVersion"]), text(&["kind"]))
+}
+
+/// How a failed API request becomes a verdict: fail when a retry may help (polling goes on),
+/// error when the check could not look at all.
+pub fn api_verdict(error: &KubeError) -> Verdict {
+    let verdict = if error.retryable() {
+        Verdict::fail(error.to_string())
+    } else {
+        Verdict::error(error.to_string())
+    };
+    verdict.hint(error.hint())
+}
+
+impl Kind for KubeObjectCheck {
+    fn target(&self) -> String {
+        Selection {
+            api_version: self.api_version.clone(),
+            kind: self.kind.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            label_selector: self.selector.clone(),
+            field_selector: self.field_selector.clone(),
+        }
+        .describe()
+    }
+
+    fn permissions(&self) -> Vec<Permission> {
+        let verb = if self.name.is_some() { "get" } else { "list" };
+        vec![Permission::new(
+            verb,
+            &self.api_version,
+            &self.kind,
+            self.namespace.as_deref(),
+        )]
+    }
+
+    async fn observe(&self, ctx: &CheckContext) -> Verdict {
+        let selection = match self.selection(ctx) {
+            Ok(selection) => selection,
+            Err(e) => return Verdict::error(e),
+        };
+        let assertions = match self
+            .fields
+            .iter()
+            .map(|f| FieldAssertion::parse(f))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(assertions) => assertions,
+            Err(e) => return Verdict::error(e),
+        };
+        let access = &ctx.services.kube;
+        let objects = match access.objects(&selection, ctx.remaining()).await {
+            Ok(objects) => objects,
+            Err(e) => return api_verdict(&e),
+        };
+        let described = selection.describe();
+
+        if self.absent {
+            return match objects.first() {
+                None => Verdict::pass(format!("{described}: none found, as expected")),
+                Some(first) => Verdict::fail(format!("{described}: {} found", objects.len()))
+                    .subject(object_header(first))
+                    .mismatch("(object)", "absent", "present")
+                    .hint("something that must not exist does; delete it or fix the selection"),
+            };
+        }
+        if let Some(count) = &self.count {
+            match count_holds(count, objects.len()) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Verdict::fail(format!(
+                        "{described}: {} object(s), expected {count}",
+                        objects.len()
+                    ))
+                    .expected(format!("count {count}"))
+                    .found(objects.len().to_string())
+                }
+                Err(e) => return Verdict::error(e),
+            }
+        } else if objects.is_empty() {
+            return Verdict::fail(format!("{described}: not found"))
+                .expected("at least one object")
+                .found("none")
+                .hint(if selection.name.is_some() {
+                    "check the name and namespace (`kubectl get … -A`); it may not be created yet"
+                } else {
+                    "no object matches the selector: check its labels (`kubectl get … --show-labels`)"
+                });
+        }
+
+        let now = SystemTime::now();
+        let mut failing = 0;
+        let mut first_failure: Option<(String, Vec<crate::outcome::Mismatch>)> = None;
+        for object in &objects {
+            let mut mismatches = Vec::new();
+            if let Some(expected) = &self.expect {
+                partial_match(expected, Some(object), "", &mut mismatches);
+            }
+            mismatches.extend(assertions.iter().filter_map(|a| a.judge(object, now)));
+            if !mismatches.is_empty() {
+                failing += 1;
+                first_failure.get_or_insert((object_header(object), mismatches));
+            }
+        }
+        let checked: Vec<String> = assertions.iter().map(ToString::to_string).collect();
+        match first_failure {
+            None => {
+                let what = if objects.len() == 1 {
+                    object_header(&objects[0])
+                } else {
+                    format!("{} objects of {described}", objects.len())
+                };
+                let mut summary = format!("{what} as expected");
+                if !checked.is_empty() {
+                    summary.push_str(&format!(": {}", checked.join(", ")));
+                }
+                Verdict::pass(summary).measure("objects", objects.len() as f64)
+            }
+            Some((header, mismatches)) => {
+                let first = &mismatches[0];
+                let mut summary = format!("{header}: {} is {}", first.path, first.found);
+                if mismatches.len() > 1 {
+                    summary.push_str(&format!(" (and {} more field(s))", mismatches.len() - 1));
+                }
+                if objects.len() > 1 {
+                    summary.push_str(&format!("; {failing} of {} objects differ", objects.len()));
+                }
+                let mut verdict = Verdict::fail(summary).subject(header);
+                for m in mismatches {
+                    verdict = verdict.mismatch(m.path, m.expected, m.found);
+                }
+                verdict
+                    .measure("objects", objects.len() as f64)
+                    .hint("`kubectl get -o yaml` shows the whole object; with `retry:` the check polls until it matches")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_accept_a_bare_number_or_a_comparison() {
+        assert!(count_holds("3", 3).unwrap());
+        assert!(count_holds(">= 1", 2).unwrap());
+        assert!(!count_holds("== 0", 1).unwrap());
+        assert!(count_holds("many", 1).is_err());
+    }
+
+    #[test]
+    fn headers_name_the_object_like_chainsaw() {
+        let pvc = serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"namespace": "data", "name": "data-postgres-postgresql-0"}});
+        assert_eq!(
+            object_header(&pvc),
+            "v1/PersistentVolumeClaim data/data-postgres-postgresql-0"
+        );
+    }
+}
