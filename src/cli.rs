@@ -419,13 +419,10 @@ pub fn run_suites(
         allow,
         target,
         libtest: libtest_arguments(&args.libtest, filter),
-        services: Services {
-            kube: Arc::new(KubeAccess::new(KubeOptions {
-                kubeconfig: args.kubeconfig.clone(),
-                context: args.context.clone(),
-            })),
-            ..Services::default()
-        },
+        services: Services::with_kube(Arc::new(KubeAccess::new(KubeOptions {
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.context.clone(),
+        }))),
         stop: stop.clone(),
         progress,
     };

@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::k8s::KubeAccess;
-use crate::net::{DirectNetwork, Network};
+use crate::net::{ClusterNetwork, Network};
 use crate::pg::Sessions;
 use crate::redact::Redactor;
 
@@ -109,13 +109,23 @@ pub struct Services {
     pub kube: Arc<KubeAccess>,
 }
 
+impl Services {
+    /// Direct TCP, port-forwards through `kube`, fresh sessions.
+    pub fn with_kube(kube: Arc<KubeAccess>) -> Services {
+        Services {
+            network: Arc::new(ClusterNetwork {
+                kube: kube.clone(),
+                forward_timeout: std::time::Duration::from_secs(15),
+            }),
+            sessions: Arc::default(),
+            kube,
+        }
+    }
+}
+
 impl Default for Services {
     fn default() -> Self {
-        Services {
-            network: Arc::new(DirectNetwork),
-            sessions: Arc::default(),
-            kube: Arc::default(),
-        }
+        Services::with_kube(Arc::default())
     }
 }
 

@@ -13,6 +13,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use crate::k8s::portforward::ForwardTarget;
+use crate::k8s::KubeAccess;
+
 /// A byte stream to a target.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
@@ -22,6 +25,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 pub enum Route {
     /// A host name or address and a port, dialled directly.
     Tcp { host: String, port: u16 },
+    /// Through the Kubernetes API server to a Service (a ready pod behind it) or a pod, as
+    /// `kubectl port-forward` does. `host` stays the logical name TLS verifies.
+    PortForward {
+        host: String,
+        namespace: String,
+        target: ForwardTarget,
+        port: u16,
+    },
 }
 
 impl Route {
@@ -35,13 +46,24 @@ impl Route {
     /// The host name TLS verifies against: the logical name, whatever the path.
     pub fn logical_host(&self) -> &str {
         match self {
-            Route::Tcp { host, .. } => host,
+            Route::Tcp { host, .. } | Route::PortForward { host, .. } => host,
         }
     }
 
     pub fn port(&self) -> u16 {
         match self {
-            Route::Tcp { port, .. } => *port,
+            Route::Tcp { port, .. } | Route::PortForward { port, .. } => *port,
+        }
+    }
+
+    /// How the traffic travels, for reports: a port-forward measures a different path than
+    /// in-cluster traffic.
+    pub fn path_note(&self) -> Option<String> {
+        match self {
+            Route::Tcp { .. } => None,
+            Route::PortForward { .. } => Some(format!(
+                "reached through a port-forward ({self}): timings include the API server hop, not the in-cluster path"
+            )),
         }
     }
 }
@@ -51,7 +73,72 @@ impl fmt::Display for Route {
         match self {
             Route::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
             Route::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Route::PortForward {
+                namespace,
+                target,
+                port,
+                ..
+            } => match target {
+                ForwardTarget::Service(name) => {
+                    write!(f, "port-forward svc/{name}:{port} in {namespace}")
+                }
+                ForwardTarget::Pod(name) => {
+                    write!(f, "port-forward pod/{name}:{port} in {namespace}")
+                }
+            },
         }
+    }
+}
+
+/// How a suite says a target is reached when not directly: `via: {port-forward: {namespace:
+/// data, service: postgres-postgresql}}` (or `pod: NAME`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub enum Via {
+    PortForward(PortForwardSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortForwardSpec {
+    pub namespace: String,
+    /// A Service: the port-forward goes to a ready pod behind it.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// A pod by name.
+    #[serde(default)]
+    pub pod: Option<String>,
+}
+
+impl Via {
+    /// The route to `host:port` this way; `host` stays the name TLS verifies.
+    pub fn route(&self, host: &str, port: u16) -> Result<Route, String> {
+        let Via::PortForward(spec) = self;
+        let target = match (&spec.service, &spec.pod) {
+            (Some(service), None) => ForwardTarget::Service(service.clone()),
+            (None, Some(pod)) => ForwardTarget::Pod(pod.clone()),
+            _ => return Err("`port-forward` needs exactly one of `service:` or `pod:`".into()),
+        };
+        Ok(Route::PortForward {
+            host: host.to_owned(),
+            namespace: spec.namespace.clone(),
+            target,
+            port,
+        })
+    }
+
+    /// What the port-forward needs to be allowed to do.
+    pub fn permissions(&self) -> Vec<crate::checks::Permission> {
+        use crate::checks::Permission;
+        let Via::PortForward(spec) = self;
+        let ns = Some(spec.namespace.as_str());
+        let mut needed =
+            vec![Permission::new("create", "v1", "Pod", ns).subresource("portforward")];
+        if spec.service.is_some() {
+            needed.push(Permission::new("get", "v1", "Service", ns));
+            needed.push(Permission::new("list", "v1", "Pod", ns));
+        }
+        needed
     }
 }
 
@@ -138,14 +225,57 @@ pub trait Network: Send + Sync {
     fn dialable(&self, route: &Route) -> bool;
 }
 
-/// Plain TCP, names resolved by the system resolver.
+/// Plain TCP, names resolved by the system resolver; port-forward routes through the
+/// Kubernetes API server (the client is created only when such a route is used).
 pub struct DirectNetwork;
+
+/// Direct TCP plus port-forwards through the run's Kubernetes client.
+pub struct ClusterNetwork {
+    pub kube: Arc<KubeAccess>,
+    /// How long opening one port-forward may take.
+    pub forward_timeout: std::time::Duration,
+}
+
+impl Network for ClusterNetwork {
+    fn connect(&self, route: &Route) -> BoxFuture<'static, Result<Box<dyn Stream>, NetError>> {
+        match route {
+            Route::Tcp { .. } => DirectNetwork.connect(route),
+            Route::PortForward {
+                namespace,
+                target,
+                port,
+                ..
+            } => {
+                let (kube, limit) = (self.kube.clone(), self.forward_timeout);
+                let (namespace, target, port) = (namespace.clone(), target.clone(), *port);
+                let shown = route.to_string();
+                Box::pin(async move {
+                    crate::k8s::portforward::open(&kube, &namespace, &target, port, limit)
+                        .await
+                        .map_err(|e| NetError::Unreachable {
+                            route: shown,
+                            reason: format!("{e} (hint: {})", e.hint()),
+                            no_route: false,
+                        })
+                })
+            }
+        }
+    }
+
+    fn dialable(&self, route: &Route) -> bool {
+        matches!(route, Route::Tcp { .. })
+    }
+}
 
 impl Network for DirectNetwork {
     fn connect(&self, route: &Route) -> BoxFuture<'static, Result<Box<dyn Stream>, NetError>> {
         let route = route.clone();
         Box::pin(async move {
-            let Route::Tcp { host, port } = &route;
+            let Route::Tcp { host, port } = &route else {
+                return Err(NetError::Local {
+                    reason: format!("{route}: a port-forward needs the Kubernetes client"),
+                });
+            };
             let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
                 .await
                 .map_err(|e| NetError::from_io(&route, &e))?;
@@ -190,8 +320,7 @@ impl Endpoint {
 
 /// An endpoint for `route` that another program can dial.
 pub async fn endpoint(network: &Arc<dyn Network>, route: &Route) -> Result<Endpoint, NetError> {
-    if network.dialable(route) {
-        let Route::Tcp { host, port } = route;
+    if let (true, Route::Tcp { host, port }) = (network.dialable(route), route) {
         return Ok(Endpoint::Direct {
             host: host.clone(),
             port: *port,

@@ -25,6 +25,9 @@ pub mod pg_isolation;
 pub mod pg_provision;
 pub mod pg_ready;
 pub mod pg_sentinel;
+pub mod pod_env;
+pub mod pod_exec;
+pub mod pod_logs;
 pub mod postgres;
 pub mod sql;
 pub mod tcp;
@@ -162,6 +165,9 @@ kinds! {
     "pg-sentinel" => pg_sentinel::PgSentinelCheck,
     "pg-backup" => pg_backup::PgBackupCheck,
     "kube" => kube_object::KubeObjectCheck,
+    "pod-exec" => pod_exec::PodExecCheck,
+    "pod-logs" => pod_logs::PodLogsCheck,
+    "pod-env" => pod_env::PodEnvCheck,
 }
 
 /// The registered name matching a key, if the key names a kind.

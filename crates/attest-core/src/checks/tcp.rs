@@ -11,7 +11,7 @@ use serde::{de, Deserialize, Deserializer};
 
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
-use crate::net::{NetError, Route};
+use crate::net::{NetError, Route, Via};
 use crate::suite::{format_duration, parse_duration, HumanDuration};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -31,6 +31,9 @@ pub struct TcpCheck {
     /// How long one connection attempt may take (default 3s).
     #[serde(default)]
     pub connect_timeout: Option<HumanDuration>,
+    /// Reach the port another way than directly: `{port-forward: {namespace, service}}`.
+    #[serde(default)]
+    pub via: Option<Via>,
 }
 
 fn one() -> u32 {
@@ -180,7 +183,7 @@ impl TcpCheck {
             .ok_or_else(|| Verdict::fail(format!("`{}` resolved to no address", self.host)))
     }
 
-    fn judge_latency(&self, addr: SocketAddr, stats: Stats) -> Verdict {
+    fn judge_latency(&self, addr: String, stats: Stats) -> Verdict {
         let fmt = |s: Stat| format_duration(stats.get(s));
         let spread = format!(
             "min {}, p50 {}, p95 {}, max {}",
@@ -243,18 +246,38 @@ fn expect_word(expect: TcpExpect) -> &'static str {
 
 impl Kind for TcpCheck {
     fn target(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        match self
+            .via
+            .as_ref()
+            .and_then(|v| v.route(&self.host, self.port).ok())
+        {
+            Some(route) => format!("{}:{} ({route})", self.host, self.port),
+            None => format!("{}:{}", self.host, self.port),
+        }
+    }
+
+    fn permissions(&self) -> Vec<super::Permission> {
+        self.via.iter().flat_map(Via::permissions).collect()
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         if self.count == 0 || self.count > MAX_COUNT {
             return Verdict::error(format!("count must be between 1 and {MAX_COUNT}"));
         }
-        let addr = match self.resolve().await {
-            Ok(addr) => addr,
-            Err(verdict) => return verdict,
+        let (addr, route) = match &self.via {
+            // The name is resolved inside the cluster, never here.
+            Some(via) => match via.route(&self.host, self.port) {
+                Ok(route) => (route.to_string(), route),
+                Err(e) => return Verdict::error(e),
+            },
+            None => match self.resolve().await {
+                Ok(addr) => (
+                    addr.to_string(),
+                    Route::tcp(addr.ip().to_string(), addr.port()),
+                ),
+                Err(verdict) => return verdict,
+            },
         };
-        let route = Route::tcp(addr.ip().to_string(), addr.port());
         let network = &ctx.services.network;
         let mut samples = Vec::with_capacity(self.count as usize);
         for attempt in 1..=self.count {
@@ -299,7 +322,11 @@ impl Kind for TcpCheck {
                 }
             }
         }
-        self.judge_latency(addr, Stats::new(samples))
+        let mut verdict = self.judge_latency(addr, Stats::new(samples));
+        if let Some(note) = route.path_note() {
+            verdict.summary.push_str(&format!("; {note}"));
+        }
+        verdict
     }
 }
 

@@ -4,6 +4,8 @@
 pub mod access;
 pub mod error;
 pub mod matching;
+pub mod pods;
+pub mod portforward;
 pub mod preflight;
 pub mod quantity;
 

@@ -1,0 +1,110 @@
+//! `pod-exec`: run a command in an existing pod and judge its exit code and output, e.g. no
+//! `*.sqlite3` under Paperless's data folder, or `pg_wal`, `base`, `global` in PGDATA.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{Kind, Permission, Verdict};
+use crate::context::CheckContext;
+use crate::k8s::pods::{PodError, PodRef};
+use crate::matchers::{check_patterns, clip, Pattern, ShowMatch};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PodExecCheck {
+    /// Which pod (and container).
+    pub pod: PodRef,
+    /// The program and its arguments (no shell unless you run one: `[sh, -c, "..."]`).
+    pub command: Vec<String>,
+    /// Expected exit code (default 0).
+    #[serde(default)]
+    pub exit_code: i32,
+    #[serde(default)]
+    pub stdout_contains: Vec<Pattern>,
+    #[serde(default)]
+    pub stdout_excludes: Vec<Pattern>,
+    #[serde(default)]
+    pub stderr_contains: Vec<Pattern>,
+    #[serde(default)]
+    pub stderr_excludes: Vec<Pattern>,
+}
+
+/// How a pod lookup failure becomes a verdict.
+pub fn pod_verdict(error: &PodError) -> Verdict {
+    match error {
+        PodError::Api(e) => super::kube_object::api_verdict(e),
+        PodError::NoPod(why) => Verdict::fail(why.clone()).hint(
+            "check the name or selector and namespace (`kubectl get pods -n … --show-labels`)",
+        ),
+    }
+}
+
+impl Kind for PodExecCheck {
+    fn target(&self) -> String {
+        format!("{}: {}", self.pod.describe(), self.command.join(" "))
+    }
+
+    fn permissions(&self) -> Vec<Permission> {
+        let find = if self.pod.name.is_some() {
+            "get"
+        } else {
+            "list"
+        };
+        vec![
+            self.pod.permission(find),
+            self.pod.permission("create").subresource("exec"),
+        ]
+    }
+
+    async fn observe(&self, ctx: &CheckContext) -> Verdict {
+        if self.command.is_empty() {
+            return Verdict::error("`command` needs at least the program name");
+        }
+        let access = &ctx.services.kube;
+        let pods = match self.pod.pods(access, ctx.remaining()).await {
+            Ok(pods) => pods,
+            Err(e) => return pod_verdict(&e),
+        };
+        let pod = &pods[0];
+        let command: Vec<String> = match self.command.iter().map(|a| ctx.expand(a)).collect() {
+            Ok(command) => command,
+            Err(e) => return Verdict::error(e),
+        };
+        let (code, stdout, stderr) =
+            match self.pod.exec(access, pod, &command, ctx.remaining()).await {
+                Ok(result) => result,
+                Err(e) => return pod_verdict(&e),
+            };
+        let show = ShowMatch::Line(&ctx.redactor);
+        let mut problems = Vec::new();
+        if code != self.exit_code {
+            problems.push(format!("exit code {code}, expected {}", self.exit_code));
+        }
+        problems.extend(
+            check_patterns(&stdout, &self.stdout_contains, &self.stdout_excludes, show)
+                .into_iter()
+                .map(|p| format!("stdout: {p}")),
+        );
+        problems.extend(
+            check_patterns(&stderr, &self.stderr_contains, &self.stderr_excludes, show)
+                .into_iter()
+                .map(|p| format!("stderr: {p}")),
+        );
+        let place = format!("pod {}/{pod}", self.pod.namespace);
+        let verdict = if problems.is_empty() {
+            Verdict::pass(format!(
+                "`{}` in {place} exited {code} as expected",
+                command.join(" ")
+            ))
+        } else {
+            Verdict::fail(format!(
+                "`{}` in {place}: {}",
+                command.join(" "),
+                problems.join("; ")
+            ))
+            .found(clip(&ctx.redactor.redact(stdout.trim()), 400))
+            .hint("run the same with `kubectl exec` to see the whole output")
+        };
+        verdict.measure("exit_code", f64::from(code))
+    }
+}
