@@ -225,9 +225,10 @@ async fn crud_without_schema_grant_fails_with_a_hint() {
         .run_async()
         .await;
     out.assert_code(1);
-    out.expect(
+    out.expect_in(
         "crud",
         "failed",
+        "hint",
         "has no CREATE on schema public — the stories grant `ALL ON SCHEMA public`",
     );
 }

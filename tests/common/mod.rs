@@ -162,15 +162,19 @@ impl Output {
 
     /// Asserts a check's status and that its message contains `needle`.
     pub fn expect(&self, check: &str, status: &str, needle: &str) -> Value {
+        self.expect_in(check, status, "message", needle)
+    }
+
+    /// Asserts a check's status and that one field of its result (`message`, `expected`,
+    /// `found`, `hint`, `target`) contains `needle`: per field, so a needle cannot match in the
+    /// wrong place.
+    pub fn expect_in(&self, check: &str, status: &str, field: &str, needle: &str) -> Value {
         let result = self.result(check);
         assert_eq!(result["status"], status, "status of `{check}`: {result:#}");
-        let text = format!(
-            "{} {} {} {}",
-            result["message"], result["expected"], result["found"], result["hint"]
-        );
+        let text = result[field].as_str().unwrap_or_default();
         assert!(
             text.contains(needle),
-            "`{check}`: `{needle}` not in {result:#}"
+            "`{check}`: `{needle}` not in its {field} `{text}`: {result:#}"
         );
         result
     }
