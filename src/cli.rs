@@ -7,12 +7,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use colored::Colorize;
 use libtest_mimic::{Arguments, ColorSetting, FormatSetting};
 
+use crate::sandbox;
 use attest_core::exit;
 use attest_core::load::{self, VarSources};
 use attest_core::redact::Redactor;
 use attest_core::report;
 use attest_core::runner::{self, FinalState, RunConfig};
-use crate::sandbox;
 use attest_core::suite::Safety;
 
 #[derive(Parser, Debug)]

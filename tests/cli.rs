@@ -364,8 +364,8 @@ fn vars_file_and_set_override_defaults() {
 
 #[test]
 fn junit_validates_against_the_jenkins_schema() {
-    let xsd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/jenkins-junit-10.xsd");
+    let xsd =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jenkins-junit-10.xsd");
     assert!(xsd.exists(), "schema missing at {}", xsd.display());
     let yaml = r#"
 id: mixed

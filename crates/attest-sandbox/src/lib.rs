@@ -4,8 +4,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-
 pub mod dns_server;
+pub mod kube;
 pub mod listeners;
 pub mod postgres;
 pub mod stories;

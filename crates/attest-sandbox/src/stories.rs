@@ -4,8 +4,8 @@
 
 use tokio_postgres::{Client, NoTls};
 
-use attest_core::pg::generate_password;
 use super::postgres::TempPostgres;
+use attest_core::pg::generate_password;
 use attest_core::pg::{ident, literal};
 
 /// The compose host's services, each with its own database and role.

@@ -9,7 +9,8 @@ use tempfile::TempDir;
 /// The Paperless values file the stories edit, bundled so the sandbox needs no repository.
 const PAPERLESS_VALUES: &str = include_str!("../../../fixtures/paperless/values-homelab.yaml");
 /// The connectivity runbook Story 5.5 asks for.
-const CONNECTIVITY_RUNBOOK: &str = include_str!("../../../fixtures/runbooks/postgres-connectivity.md");
+const CONNECTIVITY_RUNBOOK: &str =
+    include_str!("../../../fixtures/runbooks/postgres-connectivity.md");
 
 pub struct Workspace {
     pub dir: TempDir,
