@@ -612,6 +612,30 @@ fn operator_objects_rbac_and_loopback_only_listeners() {
     assert!(!denied.status.success());
     assert!(String::from_utf8_lossy(&denied.stderr).contains("forbidden"));
 
+    // Safety: pod IPs and Service ClusterIPs are loopback addresses (headless Services have
+    // none), so nothing could send a packet off this machine even by dialing them.
+    let pod_ips = jsonpath(kube, &["get", "pods", "-A"], "{.items[*].status.podIP}");
+    let pod_ips: Vec<&str> = pod_ips.split_whitespace().collect();
+    assert!(pod_ips.len() >= 6, "{pod_ips:?}");
+    assert!(
+        pod_ips.iter().all(|ip| ip.starts_with("127.128.")),
+        "{pod_ips:?}"
+    );
+    let cluster_ips = jsonpath(
+        kube,
+        &["get", "services", "-A"],
+        "{.items[*].spec.clusterIP}",
+    );
+    for ip in cluster_ips.split_whitespace().filter(|ip| *ip != "None") {
+        assert!(ip.starts_with("127.64."), "{cluster_ips}");
+    }
+    let addresses = jsonpath(
+        kube,
+        &["get", "nodes"],
+        "{.items[*].status.addresses[*].address}",
+    );
+    assert_eq!(addresses, "localhost localhost localhost");
+
     // Safety: every listening socket of every component is on 127.0.0.1.
     let listeners = listening_sockets(kube.dir());
     assert!(listeners.len() >= 5, "{listeners:?}");

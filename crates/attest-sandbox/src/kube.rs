@@ -29,11 +29,13 @@ pub use binaries::{
     workspace_root, Binaries, BINARIES,
 };
 
-/// ClusterIPs of Services: inside loopback, which kube-apiserver accepts for Services. Pod IPs
-/// stay at kwok's default 10.0.0.0/24 (see fixtures/kubernetes/kwok.yaml for why): they are
-/// fictitious and nothing dials them.
+/// ClusterIPs of Services: inside loopback, which kube-apiserver accepts for Services.
 const SERVICE_CIDR: &str = "127.64.0.0/16";
-const POD_CIDR: &str = "10.0.0.0/24";
+/// Pod IPs kwok hands out by default ([`KubeOptions::pod_cidr`]): inside loopback too, so even
+/// the apiserver's pods/proxy and services/proxy could only ever reach this machine. The price:
+/// the EndpointSlice controller refuses loopback addresses, so Services have no endpoints
+/// (port-forward to a Service still works: kubectl picks a pod by the Service's selector).
+pub const LOOPBACK_POD_CIDR: &str = "127.128.0.0/16";
 /// The user `kubectl exec` runs as when the testbed runs as root (`nobody`'s usual uid).
 const NOBODY: u32 = 65534;
 /// Cluster names of this process, so a signal handler can delete them all ([`stop_all`]).
@@ -69,6 +71,10 @@ pub struct KubeOptions {
     pub fixtures: PathBuf,
     /// For the whole start: cluster up, fixtures applied, pods running.
     pub timeout: Duration,
+    /// Where kwok takes pod IPs from: [`LOOPBACK_POD_CIDR`] by default. kwok's own default,
+    /// 10.0.0.0/24, gives Services real EndpointSlices, but fictitious addresses that the
+    /// apiserver's proxy subresources would dial off this machine outside a network namespace.
+    pub pod_cidr: String,
 }
 
 impl KubeOptions {
@@ -79,6 +85,7 @@ impl KubeOptions {
             paperless_http_port: None,
             fixtures: workspace_root().join("fixtures/kubernetes"),
             timeout: Duration::from_secs(120),
+            pod_cidr: LOOPBACK_POD_CIDR.to_owned(),
         }
     }
 }
@@ -299,7 +306,7 @@ impl KubeTestbed {
         let ports = free_ports(names.len())?;
         let mut values = HashMap::from([
             ("service_cidr", SERVICE_CIDR.to_owned()),
-            ("pod_cidr", POD_CIDR.to_owned()),
+            ("pod_cidr", options.pod_cidr.clone()),
             ("pg_host", pg.host.clone()),
             ("pg_port", pg.port.to_string()),
             ("pg_password", yaml_escape(&pg.superuser_password)),
