@@ -774,3 +774,109 @@ fn base64(text: &str) -> String {
     }
     out
 }
+
+/// Not a test on its own: `killed_testbed_is_deleted_by_its_watchdog` runs this in a child
+/// process, which it then kills.
+#[test]
+#[ignore = "helper process for killed_testbed_is_deleted_by_its_watchdog"]
+fn helper_start_a_testbed_and_wait_to_be_killed() {
+    if std::env::var_os("ATTEST_KUBE_HELPER").is_none() {
+        return;
+    }
+    let bin_dir = kube::bin_dir().unwrap_or_else(|e| panic!("{e}"));
+    // Nothing dials PostgreSQL during a start: a closed port will do.
+    let target = PostgresTarget {
+        host: "127.0.0.1".into(),
+        port: 1,
+        superuser_password: PASSWORD.into(),
+        paperless_password: PAPERLESS_PASSWORD.into(),
+        bin_dir: None,
+    };
+    let testbed = KubeTestbed::start(KubeOptions::new(bin_dir, target)).unwrap();
+    println!("TESTBED {}", testbed.dir().display());
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+#[test]
+fn killed_testbed_is_deleted_by_its_watchdog() {
+    kube::bin_dir().unwrap_or_else(|e| panic!("{e}"));
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_start_a_testbed_and_wait_to_be_killed",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("ATTEST_KUBE_HELPER", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut dir = None;
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 {
+        if let Some(path) = line.trim().strip_prefix("TESTBED ") {
+            dir = Some(PathBuf::from(path));
+            break;
+        }
+        line.clear();
+    }
+    let dir = dir.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("the helper did not start a testbed")
+    });
+    assert!(!kube::processes_in(&dir).is_empty(), "the testbed runs");
+    // SIGKILL: no destructor, no signal handler runs in the helper.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    eventually(
+        "the watchdog deleting the testbed",
+        Duration::from_secs(30),
+        || {
+            let left = kube::processes_in(&dir);
+            match left.is_empty() && !dir.exists() {
+                true => Ok(()),
+                false => Err(format!("{left:?}, folder exists: {}", dir.exists())),
+            }
+        },
+    );
+}
+
+#[test]
+fn sandbox_up_stops_its_testbed_on_sigterm() {
+    kube::bin_dir().unwrap_or_else(|e| panic!("{e}"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_attest"))
+        .args(["sandbox", "up"])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (mut line, mut seen, mut dir) = (String::new(), String::new(), None);
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if let Some((_, path)) = line.trim().split_once("variable `kubeconfig` = ") {
+            // <tmp>/attest-kube-XXXX/work/clusters/<name>/kubeconfig.yaml
+            dir = Path::new(path).ancestors().nth(4).map(Path::to_path_buf);
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+        line.clear();
+    }
+    let dir = dir.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("no kubeconfig line in:\n{seen}")
+    });
+    assert!(seen.contains("get pvc -A"), "{seen}");
+    assert!(!kube::processes_in(&dir).is_empty(), "the testbed runs");
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{seen}");
+    assert_clean(&dir);
+}
