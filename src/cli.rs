@@ -127,6 +127,9 @@ pub enum Color {
 pub struct SandboxArgs {
     #[command(subcommand)]
     pub action: Option<SandboxAction>,
+    /// Do not start the local Kubernetes testbed (nor build its binaries).
+    #[arg(long, global = true)]
+    pub no_kubernetes: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }

@@ -1,44 +1,90 @@
-//! `attest sandbox`: starts the stand-ins of attest-sandbox and runs the suites against them.
+//! `attest sandbox`: starts the stand-ins of attest-sandbox (and, when its binaries are built,
+//! the local Kubernetes testbed) and runs the suites against them.
+
+use std::path::PathBuf;
+use std::process::Stdio;
 
 use colored::Colorize;
 
 use attest_core::exit;
 use attest_core::load::VarSources;
+use attest_sandbox::kube::{self, Binaries};
 use attest_sandbox::Sandbox;
 
 use std::sync::Arc;
 
+use attest_core::outcome::Interruption;
 use attest_core::runner::StopSignals;
 
-use crate::cli::{error_line, run_suites, say, SandboxAction, SandboxArgs};
+use crate::cli::{error_line, run_suites, SandboxAction, SandboxArgs};
 
-pub fn main(args: SandboxArgs, runtime: &tokio::runtime::Runtime, stop: &Arc<StopSignals>) -> u8 {
-    // Signals are caught from the start (see `StopSignals`): the default action would kill us
-    // with a PostgreSQL server and temporary folders still in place.
-    let sandbox = match runtime.block_on(Sandbox::start()) {
+/// Set in the re-executed child that already runs in its own network namespace.
+const ISOLATED: &str = "ATTEST_SANDBOX_ISOLATED";
+
+pub fn main(
+    args: SandboxArgs,
+    runtime: &tokio::runtime::Runtime,
+    stop_signals: &Arc<StopSignals>,
+) -> u8 {
+    if let Some(code) = run_isolated(&args, runtime, stop_signals) {
+        return code;
+    }
+    // Signals are caught from the start (`StopSignals`): the default action would kill us
+    // with a PostgreSQL server, a Kubernetes control plane and temporary folders in place.
+    let kubernetes = plan_kubernetes(&args);
+    let mut sandbox = match runtime.block_on(Sandbox::start()) {
         Ok(sandbox) => sandbox,
         Err(message) => {
             error_line(&message);
             return exit::USAGE;
         }
     };
-    if let Some(signal) = stop.interruption() {
-        say(&format!(
+    let kubernetes = match kubernetes {
+        Kubernetes::Build => match kube::build() {
+            Ok(dir) => Kubernetes::Start(dir),
+            Err(e) => Kubernetes::Skip(format!("the build failed: {e}")),
+        },
+        other => other,
+    };
+    match kubernetes {
+        Kubernetes::Start(bin_dir) => {
+            eprintln!(
+                "attest: starting the local Kubernetes testbed ({})",
+                bin_dir.display()
+            );
+            match runtime.block_on(sandbox.start_kubernetes(bin_dir)) {
+                Ok(()) => {
+                    let testbed = sandbox.kube.as_ref().expect("just started");
+                    eprintln!(
+                        "attest: Kubernetes testbed ready in {:.1}s; variable `kubeconfig` = {}",
+                        testbed.startup_time().as_secs_f64(),
+                        testbed.kubeconfig().display()
+                    );
+                }
+                Err(message) => {
+                    error_line(&format!("the Kubernetes testbed did not start: {message}"));
+                    eprintln!("attest: (run without it: attest sandbox --no-kubernetes)");
+                    stop(sandbox, runtime);
+                    return exit::USAGE;
+                }
+            }
+        }
+        Kubernetes::Skip(reason) => eprintln!("attest: Kubernetes testbed skipped: {reason}"),
+        Kubernetes::Build => unreachable!("built above"),
+    }
+    if let Some(signal) = stop_signals.interruption() {
+        eprintln!(
             "attest: {} while starting the sandbox; removing it",
             signal.name()
-        ));
-        runtime.block_on(sandbox.postgres.stop());
+        );
+        stop(sandbox, runtime);
         return signal.exit_code();
     }
     let code = match args.action {
         Some(SandboxAction::Up) => {
-            say(&format!(
-                "{}\n{}",
-                "attest sandbox is up:".bold(),
-                sandbox.describe()
-            ));
-            say("Press Ctrl-C (or send SIGTERM) to stop and remove it.");
-            runtime.block_on(stop.cancel.cancelled());
+            eprintln!("{}\n{}", "attest sandbox is up:".bold(), sandbox.describe());
+            eprintln!("Press Ctrl-C (or send SIGTERM) to stop and remove it.");
+            runtime.block_on(stop_signals.cancel.cancelled());
             exit::SUCCESS
         }
         None => {
@@ -52,7 +98,7 @@ pub fn main(args: SandboxArgs, runtime: &tokio::runtime::Runtime, stop: &Arc<Sto
                 files: Vec::new(),
             };
             let target = run.target.clone().unwrap_or_else(|| "sandbox".into());
-            let code = run_suites(&run, extra, target, runtime, stop);
+            let code = run_suites(&run, extra, target, runtime, stop_signals);
             match runtime.block_on(sandbox.leftovers()) {
                 Ok(left) if left.is_empty() => code,
                 Ok(left) => {
@@ -71,8 +117,116 @@ pub fn main(args: SandboxArgs, runtime: &tokio::runtime::Runtime, stop: &Arc<Sto
             }
         }
     };
+    match stop(sandbox, runtime) {
+        true => code,
+        false => code.max(exit::CHECK_FAILED),
+    }
+}
+
+/// Stops everything; false (after saying why) if the Kubernetes testbed left something.
+fn stop(mut sandbox: Sandbox, runtime: &tokio::runtime::Runtime) -> bool {
+    let kube = runtime.block_on(sandbox.stop_kubernetes());
+    if let Err(e) = &kube {
+        error_line(&format!("the Kubernetes testbed did not stop cleanly: {e}"));
+    }
     runtime.block_on(sandbox.dns.shutdown());
     runtime.block_on(sandbox.postgres.stop());
     drop(sandbox.workspace);
-    code
+    kube.is_ok()
+}
+
+enum Kubernetes {
+    Start(PathBuf),
+    /// Not built yet, Go is here: build once the other stand-ins are up.
+    Build,
+    Skip(String),
+}
+
+/// Whether to start the Kubernetes testbed: yes when its binaries are built; when they are
+/// not and Go is here, build them (said up front; the build shows its progress); otherwise
+/// skip it, saying why and what would enable it.
+fn plan_kubernetes(args: &SandboxArgs) -> Kubernetes {
+    if args.no_kubernetes {
+        return Kubernetes::Skip("--no-kubernetes".to_owned());
+    }
+    match kube::locate() {
+        Binaries::Ready(dir) => Kubernetes::Start(dir),
+        Binaries::Missing { reason, go: true } => {
+            eprintln!(
+                "attest: {reason}; building them with `{}` once the other stand-ins are up \
+                 (once, 20-40 minutes on 2 cores; progress below; skip with --no-kubernetes)",
+                kube::build_command()
+            );
+            Kubernetes::Build
+        }
+        Binaries::Missing { reason, go: false } => Kubernetes::Skip(format!(
+            "{reason} and Go is not installed; install Go >= 1.26 (https://go.dev/dl) and run `{}` to enable it",
+            kube::build_command()
+        )),
+    }
+}
+
+/// `attest sandbox` (not `up`) as root runs in a network namespace of its own with only
+/// loopback, so nothing a suite or the testbed does can send a packet off this machine: we
+/// re-execute ourselves under `unshare --net` (before any stand-in starts) and pass on the
+/// exit code. `up` stays in the host's namespace so other shells can reach the stand-ins;
+/// without root or `unshare`/`ip`, the run stays where it is (everything binds 127.0.0.1).
+fn run_isolated(
+    args: &SandboxArgs,
+    runtime: &tokio::runtime::Runtime,
+    stop_signals: &StopSignals,
+) -> Option<u8> {
+    use std::os::unix::fs::MetadataExt;
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if args.action.is_some() || std::env::var_os(ISOLATED).is_some() || !root {
+        return None;
+    }
+    let probe = std::process::Command::new("unshare")
+        .args(["--net", "sh", "-c", "ip link set lo up"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?;
+    eprintln!("attest: running the sandbox in a network namespace of its own (loopback only)");
+    // tokio's child handling needs its runtime.
+    let _context = runtime.enter();
+    let mut child = tokio::process::Command::new("unshare")
+        .args([
+            "--net",
+            "sh",
+            "-c",
+            r#"ip link set lo up && exec "$0" "$@""#,
+        ])
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(ISOLATED, "1")
+        .spawn()
+        .ok()?;
+    let status = runtime.block_on(async {
+        tokio::select! {
+            status = child.wait() => return status,
+            _ = stop_signals.cancel.cancelled() => {}
+        }
+        // The terminal's Ctrl-C reaches the child too; anything else is passed on, so the
+        // child cleans up and writes its reports.
+        if stop_signals.interruption() != Some(Interruption::Sigint) {
+            if let Some(pid) = child.id() {
+                // `sh` exec'd into attest, so this pid is the sandbox itself.
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+        }
+        child.wait().await
+    });
+    Some(match status {
+        Ok(status) => status.code().map_or(exit::INTERRUPTED, |c| c as u8),
+        Err(e) => {
+            error_line(&format!("cannot wait for the isolated sandbox: {e}"));
+            exit::USAGE
+        }
+    })
 }

@@ -5,9 +5,17 @@ use std::process::Command;
 #[test]
 fn sandbox_runs_the_bundled_suites_and_passes_every_kind() {
     let reports = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_attest"))
+    // With the Kubernetes binaries (scripts/test sets ATTEST_KUBE_BIN) the sandbox starts the
+    // testbed too; without, it would build them (20-40 min), which a test must not do.
+    let kubernetes = std::env::var_os("ATTEST_KUBE_BIN").is_some();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_attest"));
+    command
         .args(["sandbox", "--report-dir"])
-        .arg(reports.path())
+        .arg(reports.path());
+    if !kubernetes {
+        command.arg("--no-kubernetes");
+    }
+    let output = command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("NO_COLOR", "1")
         .output()
@@ -15,6 +23,13 @@ fn sandbox_runs_the_bundled_suites_and_passes_every_kind() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    match kubernetes {
+        true => assert!(stderr.contains("Kubernetes testbed ready in"), "{stderr}"),
+        false => assert!(
+            stderr.contains("Kubernetes testbed skipped: --no-kubernetes"),
+            "{stderr}"
+        ),
+    }
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(reports.path().join("report.json")).unwrap())
@@ -76,4 +91,33 @@ fn sandbox_without_postgresql_binaries_names_the_debian_package() {
         stderr.contains("apt-get install") || stderr.contains("Debian"),
         "{stderr}"
     );
+}
+
+#[test]
+fn sandbox_without_go_or_kubernetes_binaries_runs_the_rest_and_says_how_to_enable_it() {
+    let reports = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_attest"))
+        .args(["sandbox", "--report-dir"])
+        .arg(reports.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("ATTEST_KUBE_BIN", empty.path())
+        // No Go on this PATH (Go lives in /usr/local/go/bin or ~/go), PostgreSQL still found.
+        .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("attest: Kubernetes testbed skipped: "))
+        .unwrap_or_else(|| panic!("no skip notice in:\n{stderr}"));
+    assert!(
+        line.contains("has no executable `kube-apiserver`"),
+        "{line}"
+    );
+    assert!(line.contains("Go is not installed"), "{line}");
+    assert!(line.contains("scripts/kube-build"), "{line}");
+    assert!(reports.path().join("junit.xml").exists());
 }

@@ -1,10 +1,12 @@
 //! The local sandbox: real services on loopback standing in for a cluster, so the bundled
-//! suites run with no cluster at all. `attest sandbox` runs them and tears everything down;
+//! suites run with no cluster at all, and optionally a local Kubernetes control plane with the
+//! stories' cluster ([`kube`]). `attest sandbox` runs them and tears everything down;
 //! `attest sandbox up` keeps the pieces running until Ctrl-C.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 pub mod dns_server;
+pub mod kube;
 pub mod listeners;
 pub mod postgres;
 pub mod stories;
@@ -26,6 +28,8 @@ pub struct Sandbox {
     pub paperless: listeners::Listener,
     pub closed_port: SocketAddr,
     pub workspace: workspace::Workspace,
+    /// The Kubernetes testbed, once [`Sandbox::start_kubernetes`] ran.
+    pub kube: Option<kube::KubeTestbed>,
 }
 
 impl Sandbox {
@@ -62,7 +66,38 @@ impl Sandbox {
             paperless,
             closed_port,
             workspace,
+            kube: None,
         })
+    }
+
+    /// Starts the Kubernetes testbed in front of this sandbox's PostgreSQL (its Secrets hold
+    /// the generated superuser and paperless_user passwords; port-forward to the Paperless
+    /// pods reaches the Paperless stand-in).
+    pub async fn start_kubernetes(&mut self, bin_dir: std::path::PathBuf) -> Result<(), String> {
+        let target = kube::PostgresTarget {
+            host: self.postgres.host().to_owned(),
+            port: self.postgres.port(),
+            superuser_password: self.credentials.superuser.clone(),
+            paperless_password: self.credentials.paperless.clone(),
+            bin_dir: Some(self.postgres.bin_dir().to_path_buf()),
+        };
+        let mut options = kube::KubeOptions::new(bin_dir, target);
+        options.paperless_http_port = Some(self.paperless.addr.port());
+        let started = tokio::task::spawn_blocking(move || kube::KubeTestbed::start(options)).await;
+        let testbed =
+            started.map_err(|e| format!("the Kubernetes testbed start panicked: {e}"))??;
+        self.kube = Some(testbed);
+        Ok(())
+    }
+
+    /// Deletes the Kubernetes testbed, if any (also done on drop).
+    pub async fn stop_kubernetes(&mut self) -> Result<(), String> {
+        match self.kube.take() {
+            Some(testbed) => tokio::task::spawn_blocking(move || testbed.stop())
+                .await
+                .map_err(|e| format!("stopping the Kubernetes testbed panicked: {e}"))?,
+            None => Ok(()),
+        }
     }
 
     /// Variable values that point the bundled suites at the sandbox.
@@ -86,7 +121,13 @@ impl Sandbox {
             ("paperless_url", format!("http://{}/", self.paperless.addr)),
             ("repo_dir", self.workspace.dir.path().display().to_string()),
         ];
-        pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+        let mut pairs: Vec<(String, String)> =
+            pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        if let Some(testbed) = &self.kube {
+            let path = testbed.kubeconfig().display().to_string();
+            pairs.push(("kubeconfig".to_owned(), path));
+        }
+        pairs
     }
 
     /// The generated passwords, as variables the suites declare secret.
@@ -161,6 +202,15 @@ impl Sandbox {
             "  homelab checkout  {}\n",
             self.workspace.dir.path().display()
         ));
+        if let Some(testbed) = &self.kube {
+            let config = testbed.kubeconfig().display();
+            let kubectl = testbed.bin_dir().join("kubectl");
+            text.push_str(&format!(
+                "  Kubernetes        {config} (started in {:.1}s)\n    KUBECONFIG={config} {} get pvc -A\n",
+                testbed.startup_time().as_secs_f64(),
+                kubectl.display()
+            ));
+        }
         text.push_str("\nPoint suites at it with:\n  attest run --allow-mutating");
         match self.write_secret_vars() {
             Ok(path) => text.push_str(&format!(" \\\n    --vars {}", path.display())),

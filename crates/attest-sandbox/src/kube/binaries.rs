@@ -1,0 +1,158 @@
+//! Where the testbed's binaries are: `ATTEST_KUBE_BIN`, else the cache folder that
+//! `scripts/kube-build` fills; and building them with that script when Go is present.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Every binary the testbed runs; `scripts/kube-build` builds exactly these.
+pub const BINARIES: [&str; 7] = [
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "etcd",
+    "kwok",
+    "kwokctl",
+];
+
+/// Whether the binaries are there, and if not, why and what would build them.
+#[derive(Debug, Clone)]
+pub enum Binaries {
+    /// A folder holding all of [`BINARIES`].
+    Ready(PathBuf),
+    /// Not built (or `ATTEST_KUBE_BIN` is incomplete). `go` says whether `scripts/kube-build`
+    /// can build them here.
+    Missing { reason: String, go: bool },
+}
+
+/// The workspace root (this crate is `crates/attest-sandbox`), where `scripts/` and
+/// `fixtures/` live.
+pub fn workspace_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
+}
+
+/// The command that builds the binaries, as a user would type it.
+pub fn build_command() -> String {
+    workspace_root()
+        .join("scripts/kube-build")
+        .display()
+        .to_string()
+}
+
+/// Looks in `ATTEST_KUBE_BIN` when set (and only there), else asks
+/// `scripts/kube-build --print-dir` for the cache folder of the pinned versions.
+pub fn locate() -> Binaries {
+    locate_from(std::env::var_os("ATTEST_KUBE_BIN"))
+}
+
+/// [`locate`] with the value of `ATTEST_KUBE_BIN` given.
+pub fn locate_from(env: Option<std::ffi::OsString>) -> Binaries {
+    if let Some(dir) = env.filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        return match missing_in(&dir) {
+            None => Binaries::Ready(dir),
+            Some(name) => Binaries::Missing {
+                reason: format!(
+                    "ATTEST_KUBE_BIN={} has no executable `{name}`",
+                    dir.display()
+                ),
+                go: go_present(),
+            },
+        };
+    }
+    let script = workspace_root().join("scripts/kube-build");
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg("--print-dir")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    match output {
+        Ok(out) => {
+            let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            match (out.status.success(), missing_in(&dir)) {
+                (true, None) => Binaries::Ready(dir),
+                _ => Binaries::Missing {
+                    reason: format!(
+                        "the Kubernetes binaries are not built yet ({})",
+                        dir.display()
+                    ),
+                    go: go_present(),
+                },
+            }
+        }
+        Err(e) => Binaries::Missing {
+            reason: format!("cannot run {}: {e}", script.display()),
+            go: go_present(),
+        },
+    }
+}
+
+/// The folder of binaries, or an error that says how to get them.
+pub fn bin_dir() -> Result<PathBuf, String> {
+    explain(locate())
+}
+
+/// The folder of binaries, or an error saying why there is none and how to build them.
+pub fn explain(binaries: Binaries) -> Result<PathBuf, String> {
+    match binaries {
+        Binaries::Ready(dir) => Ok(dir),
+        Binaries::Missing { reason, go } => {
+            let how = match go {
+                true => format!("build them with `{}` (20-40 min once)", build_command()),
+                false => format!(
+                    "install Go >= 1.26 (https://go.dev/dl), then run `{}`",
+                    build_command()
+                ),
+            };
+            Err(format!(
+                "{reason}; {how}, or set ATTEST_KUBE_BIN to a folder holding {}",
+                BINARIES.join(", ")
+            ))
+        }
+    }
+}
+
+/// Runs `scripts/kube-build`, its progress going to our stderr; returns the bin folder.
+pub fn build() -> Result<PathBuf, String> {
+    let script = workspace_root().join("scripts/kube-build");
+    let output = Command::new("bash")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !output.status.success() {
+        return Err(format!("{} failed ({})", script.display(), output.status));
+    }
+    let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    match missing_in(&dir) {
+        None => Ok(dir),
+        Some(name) => Err(format!(
+            "{} did not produce `{name}` in {}",
+            script.display(),
+            dir.display()
+        )),
+    }
+}
+
+/// Whether `go` runs here.
+pub fn go_present() -> bool {
+    Command::new("go")
+        .arg("version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The first of [`BINARIES`] that `dir` lacks (or cannot execute).
+pub fn missing_in(dir: &Path) -> Option<&'static str> {
+    use std::os::unix::fs::PermissionsExt;
+    BINARIES.into_iter().find(|name| {
+        let meta = std::fs::metadata(dir.join(name));
+        !meta.is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
