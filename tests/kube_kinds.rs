@@ -1,0 +1,475 @@
+//! The Kubernetes check kinds against the local control plane (upstream kube-apiserver, etcd,
+//! controllers; kwok pods): each passes in the good case and fails for the right reason with
+//! a clear message; the RBAC preflight with a restricted ServiceAccount; the API server
+//! stopped mid-run. Needs the binaries of `scripts/kube-build` (ATTEST_KUBE_BIN).
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use attest_sandbox::kube::{self, KubeOptions, KubeTestbed, PostgresTarget};
+use attest_sandbox::postgres::{PostgresOptions, TempPostgres};
+use common::{Attest, Output};
+
+const PASSWORD: &str = "Sup3r-secret-pw";
+const PAPERLESS_PASSWORD: &str = "paperless-Pw-0123";
+
+struct Bed {
+    kube: KubeTestbed,
+    postgres: TempPostgres,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn start() -> Bed {
+    let bin_dir = kube::bin_dir().unwrap_or_else(|e| panic!("{e}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let postgres = runtime
+        .block_on(TempPostgres::start(PostgresOptions {
+            superuser_password: PASSWORD.into(),
+            tls: false,
+        }))
+        .unwrap();
+    let target = PostgresTarget {
+        host: postgres.host().to_owned(),
+        port: postgres.port(),
+        superuser_password: PASSWORD.into(),
+        paperless_password: PAPERLESS_PASSWORD.into(),
+        bin_dir: Some(postgres.bin_dir().to_path_buf()),
+    };
+    let kube = KubeTestbed::start(KubeOptions::new(bin_dir, target))
+        .unwrap_or_else(|e| panic!("the testbed did not start: {e}"));
+    Bed {
+        kube,
+        postgres,
+        runtime,
+    }
+}
+
+fn kubectl(kube: &KubeTestbed, args: &[&str]) -> String {
+    kube.kubectl_output(args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run(kubeconfig: &Path, suite: &str) -> Output {
+    Attest::new()
+        .suite("k", suite)
+        .env("TEST_PG_PASSWORD", PASSWORD)
+        .args(&["run", "--kubeconfig", kubeconfig.to_str().unwrap()])
+        .run()
+}
+
+const SUITE: &str = r#"id: k
+title: Kubernetes kinds
+variables:
+  pw: {secret: true, env: TEST_PG_PASSWORD}
+checks:
+  # kube
+  - id: pvc-bound
+    title: the claim is Bound on nfs-client, 8Gi
+    kube:
+      apiVersion: v1
+      kind: PersistentVolumeClaim
+      namespace: data
+      name: data-postgres-postgresql-0
+      expect: {spec: {storageClassName: nfs-client, accessModes: [ReadWriteOnce]}}
+      fields: ["status.phase == Bound", "status.capacity.storage == 8589934592"]
+  - id: pvc-wrong-class
+    title: wrong storage class
+    kube:
+      apiVersion: v1
+      kind: PersistentVolumeClaim
+      namespace: data
+      name: data-postgres-postgresql-0
+      expect: {spec: {storageClassName: local-path}}
+  - id: pvc-wrong-size
+    title: wrong size
+    kube:
+      apiVersion: v1
+      kind: PersistentVolumeClaim
+      namespace: data
+      name: data-postgres-postgresql-0
+      fields: ["status.capacity.storage >= 16Gi"]
+  - id: pvc-pending
+    title: a claim that never becomes Pending
+    timeout: 2s
+    retry: {interval: 400ms}
+    kube:
+      apiVersion: v1
+      kind: PersistentVolumeClaim
+      namespace: data
+      name: data-postgres-postgresql-0
+      fields: ["status.phase == Pending"]
+  - id: cnpg-healthy
+    title: the CloudNativePG cluster is healthy with its instances
+    kube:
+      apiVersion: postgresql.cnpg.io/v1
+      kind: Cluster
+      namespace: paperless-ngx
+      name: paperless-ngx-db
+      fields: ["status.phase == Cluster in healthy state", "status.readyInstances >= 1"]
+  - id: cnpg-unhealthy
+    title: five instances
+    kube:
+      apiVersion: postgresql.cnpg.io/v1
+      kind: Cluster
+      namespace: paperless-ngx
+      name: paperless-ngx-db
+      fields: ["status.readyInstances == 5"]
+  - id: backup-recent
+    title: the last backup completed within 26h
+    kube:
+      apiVersion: batch/v1
+      kind: CronJob
+      namespace: paperless-ngx
+      name: paperless-ngx-backup
+      fields: ["age(status.lastSuccessfulTime) < 26h"]
+  - id: nothing-here
+    title: no such pod
+    kube: {apiVersion: v1, kind: Pod, namespace: data, name: does-not-exist, absent: true}
+  - id: unknown-kind
+    title: a CRD that is not installed
+    kube: {apiVersion: example.com/v1, kind: Widget, namespace: data}
+  - id: three-nodes
+    title: three schedulable nodes
+    kube: {apiVersion: v1, kind: Node, count: "3"}
+  # pod-exec
+  - id: pgdata
+    title: PGDATA holds pg_wal, base, global
+    pod-exec:
+      pod: {namespace: data, name: postgres-postgresql-0}
+      command: [sh, -c, 'ls "$$PGDATA"']
+      stdout_contains: ["/(?m)^pg_wal$/", "/(?m)^base$/", "/(?m)^global$/"]
+  - id: no-sqlite
+    title: no SQLite files in the Paperless pod
+    pod-exec:
+      pod: {namespace: docs, selector: app.kubernetes.io/name=paperless-ngx}
+      command: [find, ../data, -name, "*.sqlite3"]
+      stdout_excludes: [".sqlite3"]
+  - id: exec-no-pod
+    title: a pod that does not exist
+    pod-exec:
+      pod: {namespace: data, name: postgres-postgresql-7}
+      command: ["true"]
+  # pod-logs
+  - id: paperless-logs
+    title: logs show the PostgreSQL connection and migrations, no SQLite
+    pod-logs:
+      pod: {namespace: docs, selector: app.kubernetes.io/name=paperless-ngx}
+      contains: ["Connected to PostgreSQL", "Apply database migrations"]
+      excludes: [sqlite]
+      ignore_case: true
+  - id: forbidden-line
+    title: a log line that must not appear
+    pod-logs:
+      pod: {namespace: docs, selector: app.kubernetes.io/name=paperless-ngx}
+      excludes: ["/Applying \\w+/"]
+  # pod-env
+  - id: paperless-env
+    title: Paperless uses PostgreSQL, password from its Secret
+    pod-env:
+      workload: {namespace: docs, kind: Deployment, name: paperless-paperless-ngx}
+      expect:
+        PAPERLESS_DBENGINE: postgresql
+        PAPERLESS_DBNAME: paperless
+        PAPERLESS_DBPASS: {secret: paperless-secrets, key: PAPERLESS_DBPASS}
+  - id: env-wrong-secret
+    title: the password from another Secret
+    pod-env:
+      workload: {namespace: docs, kind: Deployment, name: paperless-paperless-ngx}
+      expect:
+        PAPERLESS_DBPASS: {secret: postgres-postgresql, key: postgres-password}
+        PAPERLESS_DBSSLMODE: require
+  # a route through a port-forward
+  - id: pg-through-port-forward
+    title: PostgreSQL answers through a port-forward to its Service
+    tcp:
+      host: postgres-postgresql.data.svc.cluster.local
+      port: 5432
+      via: {port-forward: {namespace: data, service: postgres-postgresql}}
+"#;
+
+#[test]
+fn every_kubernetes_kind_passes_and_fails_for_the_right_reason() {
+    let bed = start();
+    let kube = &bed.kube;
+    let out = run(kube.kubeconfig(), SUITE);
+    out.assert_code(1);
+    for check in [
+        "pvc-bound",
+        "cnpg-healthy",
+        "backup-recent",
+        "nothing-here",
+        "three-nodes",
+        "pgdata",
+        "no-sqlite",
+        "paperless-logs",
+        "paperless-env",
+        "pg-through-port-forward",
+    ] {
+        assert_eq!(
+            out.result(check)["status"],
+            "passed",
+            "{:#}",
+            out.result(check)
+        );
+    }
+    let mismatch = |check: &str| out.result(check)["mismatches"][0].clone();
+    out.expect(
+        "pvc-wrong-class",
+        "failed",
+        "spec.storageClassName is nfs-client",
+    );
+    assert_eq!(
+        out.result("pvc-wrong-class")["subject"],
+        "v1/PersistentVolumeClaim data/data-postgres-postgresql-0"
+    );
+    assert_eq!(mismatch("pvc-wrong-class")["expected"], "local-path");
+    out.expect("pvc-wrong-size", "failed", "status.capacity.storage is 8Gi");
+    out.expect("pvc-pending", "failed", "gave up after");
+    out.expect(
+        "pvc-pending",
+        "failed",
+        "last: v1/PersistentVolumeClaim data/data-postgres-postgresql-0: status.phase is Bound",
+    );
+    out.expect("cnpg-unhealthy", "failed", "status.readyInstances is");
+    out.expect(
+        "unknown-kind",
+        "error",
+        "serves no kind `Widget` in `example.com/v1`",
+    );
+    out.expect_in("unknown-kind", "error", "hint", "CRD installed");
+    out.expect(
+        "exec-no-pod",
+        "failed",
+        "no pod postgres-postgresql-7 in namespace data",
+    );
+    out.expect("forbidden-line", "failed", "found in");
+    out.expect("forbidden-line", "failed", "Applying");
+    out.expect(
+        "env-wrong-secret",
+        "failed",
+        "env PAPERLESS_DBPASS is Secret paperless-secrets key PAPERLESS_DBPASS",
+    );
+    assert_eq!(
+        out.result("env-wrong-secret")["mismatches"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // Chainsaw-style evidence in the console and the Markdown report.
+    assert!(
+        out.stdout.contains("v1/PersistentVolumeClaim data/data-postgres-postgresql-0\n* spec.storageClassName: expected local-path, found nfs-client"),
+        "{}",
+        out.stdout
+    );
+    assert!(out
+        .report("report.md")
+        .contains("* status.phase: expected == Pending, found Bound"));
+    // The cluster is in the environment fingerprint, with the number of API requests.
+    let json = out.json();
+    let environment = &json["environment"];
+    assert!(
+        environment["kubernetes server"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://127.0.0.1:"),
+        "{environment:#}"
+    );
+    assert_eq!(environment["kubernetes version"], "v1.35.4");
+    let requests: u64 = environment["kubernetes API requests"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(requests > 10 && requests < 120, "{requests} API requests");
+    // Secrets never show: the Secret's real password is nowhere.
+    assert!(!out.all_output().contains(PAPERLESS_PASSWORD));
+
+    // A planted SQLite file is found and quoted.
+    let data = kube
+        .pod_root("docs", "paperless-paperless-ngx")
+        .join("usr/src/paperless/data");
+    assert!(data.is_dir(), "{} is the pod's data folder", data.display());
+    let planted = data.join("db.sqlite3");
+    std::fs::write(&planted, "").unwrap();
+    let out = run(kube.kubeconfig(), SUITE);
+    out.expect("no-sqlite", "failed", "`.sqlite3` found");
+    out.expect("no-sqlite", "failed", "db.sqlite3");
+    std::fs::remove_file(&planted).unwrap();
+
+    rbac_preflight_reports_missing_permissions_before_the_run(&bed);
+    drop(bed);
+}
+
+fn rbac_preflight_reports_missing_permissions_before_the_run(bed: &Bed) {
+    let kube = &bed.kube;
+    kubectl(kube, &["create", "serviceaccount", "reader", "-n", "data"]);
+    kubectl(
+        kube,
+        &[
+            "create",
+            "role",
+            "pod-reader",
+            "-n",
+            "data",
+            "--verb=get,list",
+            "--resource=pods,persistentvolumeclaims",
+        ],
+    );
+    kubectl(
+        kube,
+        &[
+            "create",
+            "rolebinding",
+            "reader",
+            "-n",
+            "data",
+            "--role=pod-reader",
+            "--serviceaccount=data:reader",
+        ],
+    );
+    let token = kubectl(
+        kube,
+        &["create", "token", "reader", "-n", "data", "--duration=10m"],
+    );
+    let view = |path: &str| {
+        kubectl(
+            kube,
+            &["config", "view", "--raw", "-o", &format!("jsonpath={path}")],
+        )
+    };
+    let (server, ca) = (
+        view("{.clusters[0].cluster.server}"),
+        view("{.clusters[0].cluster.certificate-authority}"),
+    );
+    let config = kube.dir().join("reader.kubeconfig");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: reader\n  user: {{token: \"{}\"}}\ncontexts:\n- name: t\n  context: {{cluster: t, user: reader}}\ncurrent-context: t\n",
+            token.trim()
+        ),
+    )
+    .unwrap();
+    let suite = r#"id: r
+title: restricted
+checks:
+  - id: pvc
+    title: may read claims in data
+    kube: {apiVersion: v1, kind: PersistentVolumeClaim, namespace: data, name: data-postgres-postgresql-0}
+  - id: exec
+    title: may not exec
+    timeout: 60s
+    pod-exec:
+      pod: {namespace: data, name: postgres-postgresql-0}
+      command: ["true"]
+  - id: other-namespace
+    title: may not read docs
+    kube: {apiVersion: apps/v1, kind: Deployment, namespace: docs, name: paperless-paperless-ngx}
+"#;
+    let started = Instant::now();
+    let out = Attest::new()
+        .suite("r", suite)
+        .args(&["run", "--kubeconfig", config.to_str().unwrap()])
+        .run();
+    out.assert_code(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "nothing may hang on a 403"
+    );
+    assert_eq!(
+        out.result("pvc")["status"],
+        "passed",
+        "{:#}",
+        out.result("pvc")
+    );
+    out.expect(
+        "exec",
+        "error",
+        "missing permission: create pods/exec in namespace data (RBAC preflight)",
+    );
+    out.expect_in(
+        "exec",
+        "error",
+        "hint",
+        r#"a Role rule {apiGroups: [""], resources: ["pods/exec"], verbs: ["create"]}"#,
+    );
+    out.expect(
+        "other-namespace",
+        "error",
+        "missing permission: get deployments in namespace docs",
+    );
+    assert!(out.result("exec")["duration_ms"].as_u64().unwrap() < 1000);
+}
+
+#[test]
+fn a_stopped_api_server_fails_checks_within_their_timeout_and_the_run_completes() {
+    let bed = start();
+    let kube = &bed.kube;
+    let suite = r#"id: s
+title: api server stops
+checks:
+  - id: before
+    title: reachable first
+    kube: {apiVersion: v1, kind: Namespace, name: data}
+  - id: stop
+    title: the API server goes away
+    command: {run: "touch stop-now; sleep 2"}
+  - id: after
+    title: then unreachable
+    timeout: 3s
+    kube: {apiVersion: v1, kind: Namespace, name: docs}
+"#;
+    let attest = Attest::new().suite("s", suite).args(&[
+        "run",
+        "--kubeconfig",
+        kube.kubeconfig().to_str().unwrap(),
+    ]);
+    let marker = attest.path().join("stop-now");
+    let child = attest.spawn();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the run never reached the stop step"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Stop kube-apiserver (the testbed's own processes only).
+    let apiserver: Vec<String> = kube::processes_in(kube.dir())
+        .into_iter()
+        .filter(|p| p.contains("kube-apiserver"))
+        .collect();
+    assert!(!apiserver.is_empty(), "no kube-apiserver process found");
+    for line in &apiserver {
+        let pid = line.split_whitespace().next().unwrap();
+        let _ = std::process::Command::new("kill")
+            .args(["-STOP", pid])
+            .status();
+    }
+    let started = Instant::now();
+    let out = child.wait();
+    for line in &apiserver {
+        let pid = line.split_whitespace().next().unwrap();
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", pid])
+            .status();
+    }
+    out.assert_code(1);
+    assert_eq!(out.result("before")["status"], "passed");
+    let after = out.result("after");
+    assert!(
+        after["status"] == "failed" || after["status"] == "error",
+        "{after:#}"
+    );
+    assert!(after["duration_ms"].as_u64().unwrap() <= 4000, "{after:#}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(out.report("junit.xml").contains("after"));
+    drop(bed.runtime);
+    let _ = bed.postgres;
+}
