@@ -72,6 +72,10 @@ pub struct RunArgs {
     /// Kubeconfig context (default: its current context).
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+    /// Why Kubernetes checks cannot run here (the sandbox without its testbed): they are
+    /// skipped with this reason.
+    #[arg(skip)]
+    pub kube_unavailable: Option<String>,
     #[command(flatten)]
     pub libtest: LibtestFlags,
 }
@@ -422,10 +426,13 @@ pub fn run_suites(
         allow,
         target,
         libtest: libtest_arguments(&args.libtest, filter),
-        services: Services::with_kube(Arc::new(KubeAccess::new(KubeOptions {
-            kubeconfig: args.kubeconfig.clone(),
-            context: args.context.clone(),
-        }))),
+        services: Services::with_kube(Arc::new(
+            KubeAccess::new(KubeOptions {
+                kubeconfig: args.kubeconfig.clone(),
+                context: args.context.clone(),
+            })
+            .unavailable(args.kube_unavailable.clone()),
+        )),
         stop: stop.clone(),
         progress,
     };

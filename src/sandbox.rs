@@ -39,6 +39,7 @@ pub fn main(
             return exit::USAGE;
         }
     };
+    let mut kube_skipped = None;
     let kubernetes = match kubernetes {
         Kubernetes::Build => match kube::build() {
             Ok(dir) => Kubernetes::Start(dir),
@@ -69,7 +70,10 @@ pub fn main(
                 }
             }
         }
-        Kubernetes::Skip(reason) => eprintln!("attest: Kubernetes testbed skipped: {reason}"),
+        Kubernetes::Skip(reason) => {
+            eprintln!("attest: Kubernetes testbed skipped: {reason}");
+            kube_skipped = Some(reason);
+        }
         Kubernetes::Build => unreachable!("built above"),
     }
     if let Some(signal) = stop_signals.interruption() {
@@ -91,6 +95,12 @@ pub fn main(
             let mut run = args.run;
             // The sandbox is throwaway: mutating checks are safe to run in it.
             run.allow_mutating = true;
+            // Kubernetes checks talk to the testbed; without it they are skipped, saying why.
+            if run.kubeconfig.is_none() {
+                run.kubeconfig = sandbox.kubeconfig();
+            }
+            run.kube_unavailable = kube_skipped
+                .map(|reason| format!("no Kubernetes testbed in this sandbox: {reason}"));
             let mut set = sandbox.variables();
             set.extend(sandbox.secret_variables());
             let extra = VarSources {

@@ -378,6 +378,13 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
             Some("not started: the run was interrupted".to_owned())
         } else if let Some(reason) = check.decl.ignore.as_ref().filter(|_| sender.is_none()) {
             Some(format!("ignored: {reason} (run with --include-ignored)"))
+        } else if let Some(reason) = env
+            .services
+            .kube
+            .unavailable_reason()
+            .filter(|_| !check.decl.check.permissions().is_empty())
+        {
+            Some(format!("needs the Kubernetes API: {reason}"))
         } else if check.safety > env.allow {
             Some(format!(
                 "{} check: runs only with {}",
@@ -474,7 +481,9 @@ fn preflight(
     runtime: &Runtime,
 ) -> Vec<Vec<Option<Denial>>> {
     let wanted = |check: &SuiteCheck, slot: &Slot| {
-        matches!(slot, Slot::Run(_)) && check.safety <= config.allow
+        matches!(slot, Slot::Run(_))
+            && check.safety <= config.allow
+            && config.services.kube.unavailable_reason().is_none()
     };
     let needed: Vec<Vec<Permission>> = suites
         .iter()

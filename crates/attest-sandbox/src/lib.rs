@@ -121,13 +121,12 @@ impl Sandbox {
             ("paperless_url", format!("http://{}/", self.paperless.addr)),
             ("repo_dir", self.workspace.dir.path().display().to_string()),
         ];
-        let mut pairs: Vec<(String, String)> =
-            pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        if let Some(testbed) = &self.kube {
-            let path = testbed.kubeconfig().display().to_string();
-            pairs.push(("kubeconfig".to_owned(), path));
-        }
-        pairs
+        pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+
+    /// The testbed's admin kubeconfig, when the testbed runs.
+    pub fn kubeconfig(&self) -> Option<std::path::PathBuf> {
+        self.kube.as_ref().map(|t| t.kubeconfig().to_path_buf())
     }
 
     /// The generated passwords, as variables the suites declare secret.

@@ -41,6 +41,8 @@ pub struct KubeAccess {
     /// Objects fetched in the last moments, so checks on one object within one attempt
     /// window share a request (never across attempts of a polling check: see [`SHARE_FOR`]).
     recent: Mutex<HashMap<String, (std::time::Instant, Vec<serde_json::Value>)>>,
+    /// Why no cluster may be used in this run (checks needing one are skipped).
+    unavailable: Option<String>,
 }
 
 /// How long a fetched list is shared with other checks asking the same question. Shorter
@@ -95,7 +97,19 @@ impl KubeAccess {
             kinds: Default::default(),
             requests: AtomicU64::new(0),
             recent: Mutex::default(),
+            unavailable: None,
         }
+    }
+
+    /// Marks the cluster as unavailable for this run, with the reason reports give.
+    pub fn unavailable(mut self, reason: Option<String>) -> KubeAccess {
+        self.unavailable = reason;
+        self
+    }
+
+    /// Why Kubernetes checks are skipped in this run, if they are.
+    pub fn unavailable_reason(&self) -> Option<&str> {
+        self.unavailable.as_deref()
     }
 
     /// Whether a client was ever asked for.
