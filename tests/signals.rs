@@ -276,3 +276,53 @@ async fn after_sigkill_attest_cleanup_finds_and_drops_every_leftover() {
     assert_eq!(after, expected, "cleanup left something, or took too much");
     cleanup(false).run_async().await.assert_code(0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unresponsive_server_costs_the_checks_timeouts_not_a_teardown_wait() {
+    // Accepts connections and never answers, like a server stuck behind a dead NFS mount.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let suite = format!(
+        r#"id: t
+title: unresponsive
+variables:
+  pw: {{secret: true, env: TEST_ADMIN_PASSWORD}}
+checks:
+  - id: provision
+    title: provision
+    timeout: 2s
+    pg-provision:
+      connection: &admin {{host: 127.0.0.1, port: {port}, user: postgres, password: "${{pw}}", dbname: postgres, sslmode: disable}}
+      database: appdb
+      role: app_user
+  - id: crud
+    title: crud
+    timeout: 2s
+    pg-crud: {{connection: *admin}}
+  - id: backup
+    title: backup
+    timeout: 2s
+    pg-backup: {{connection: *admin}}
+"#
+    );
+    let started = Instant::now();
+    let out = Attest::new()
+        .suite("t", &suite)
+        .env("TEST_ADMIN_PASSWORD", PASSWORD)
+        .args(&["run", "--allow-mutating"])
+        .run_async()
+        .await;
+    let took = started.elapsed();
+    out.assert_code(1);
+    for check in ["provision", "crud", "backup"] {
+        assert_eq!(out.result(check)["status"], "failed", "{:#}", out.result(check));
+    }
+    assert!(out.json()["teardown_failures"].as_array().unwrap().is_empty(), "nothing to undo");
+    assert!(took < Duration::from_secs(9), "three 2 s timeouts took {took:?}");
+}

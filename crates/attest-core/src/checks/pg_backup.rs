@@ -219,11 +219,22 @@ impl Kind for PgBackupCheck {
         let scratch_name = unique_name("attest_restore");
         let mut admin = source.clone();
         admin.dbname = "postgres".into();
-        let drop = drop_database(
-            ctx.services.network.clone(),
-            admin.clone(),
-            scratch_name.clone(),
-        );
+        // Raised just before CREATE DATABASE is sent; teardown undoes only what was attempted.
+        let attempted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let drop = {
+            let (network, admin, name) = (
+                ctx.services.network.clone(),
+                admin.clone(),
+                scratch_name.clone(),
+            );
+            let attempted = attempted.clone();
+            async move {
+                if !attempted.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Ok(());
+                }
+                drop_database(network, admin, name).await
+            }
+        };
         ctx.on_teardown(format!("drop scratch database `{scratch_name}`"), drop);
         let admin_session = match connect(ctx.services.network.as_ref(), &admin).await {
             Ok(session) => session,
@@ -238,6 +249,7 @@ impl Kind for PgBackupCheck {
             literal(&ctx.marker())
         );
         let client = &admin_session.client;
+        attempted.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Err(e) = async {
             client.batch_execute(&create).await?;
             client.batch_execute(&mark).await

@@ -1,6 +1,8 @@
 //! `pg-crud` (mutating): as a given role, create a scratch table, insert N rows, read them
 //! back, update, delete, verifying counts at each step and timing each; drop the table after.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
@@ -72,10 +74,16 @@ impl Kind for PgCrudCheck {
             ident(&self.schema),
             ident(&unique_name("attest_crud"))
         );
+        // Raised just before CREATE TABLE is sent; teardown undoes only what was attempted.
+        let attempted = Arc::new(AtomicBool::new(false));
         {
             let (network, target, table) =
                 (ctx.services.network.clone(), target.clone(), table.clone());
+            let attempted = attempted.clone();
             ctx.on_teardown(format!("drop scratch table {table}"), async move {
+                if !attempted.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
                 let (session, _) =
                     teardown_session(network.as_ref(), &target, &target.dbname).await?;
                 session
@@ -102,6 +110,7 @@ impl Kind for PgCrudCheck {
             }};
         }
 
+        attempted.store(true, Ordering::SeqCst);
         step!(
             "create",
             client.batch_execute(&format!(

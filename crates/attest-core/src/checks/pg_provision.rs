@@ -69,6 +69,11 @@ async fn drop_created(
     role: String,
     created: Arc<Created>,
 ) -> Result<(), String> {
+    // No CREATE was ever sent (the server never answered, say): nothing to undo, and no
+    // reason to wait on that server again.
+    if !created.database.load(Ordering::SeqCst) && !created.role.load(Ordering::SeqCst) {
+        return Ok(());
+    }
     let (session, _) = teardown_session(network.as_ref(), &admin, "postgres").await?;
     if created.database.load(Ordering::SeqCst) {
         drop_database(network.clone(), admin.clone(), database).await?;
