@@ -50,10 +50,6 @@ fn start() -> Bed {
     }
 }
 
-fn kubectl(kube: &KubeTestbed, args: &[&str]) -> String {
-    kube.kubectl_output(args).unwrap_or_else(|e| panic!("{e}"))
-}
-
 fn run(kubeconfig: &Path, suite: &str) -> Output {
     Attest::new()
         .suite("k", suite)
@@ -308,54 +304,9 @@ fn every_kubernetes_kind_passes_and_fails_for_the_right_reason() {
 
 fn rbac_preflight_reports_missing_permissions_before_the_run(bed: &Bed) {
     let kube = &bed.kube;
-    kubectl(kube, &["create", "serviceaccount", "reader", "-n", "data"]);
-    kubectl(
-        kube,
-        &[
-            "create",
-            "role",
-            "pod-reader",
-            "-n",
-            "data",
-            "--verb=get,list",
-            "--resource=pods,persistentvolumeclaims",
-        ],
-    );
-    kubectl(
-        kube,
-        &[
-            "create",
-            "rolebinding",
-            "reader",
-            "-n",
-            "data",
-            "--role=pod-reader",
-            "--serviceaccount=data:reader",
-        ],
-    );
-    let token = kubectl(
-        kube,
-        &["create", "token", "reader", "-n", "data", "--duration=10m"],
-    );
-    let view = |path: &str| {
-        kubectl(
-            kube,
-            &["config", "view", "--raw", "-o", &format!("jsonpath={path}")],
-        )
-    };
-    let (server, ca) = (
-        view("{.clusters[0].cluster.server}"),
-        view("{.clusters[0].cluster.certificate-authority}"),
-    );
-    let config = kube.dir().join("reader.kubeconfig");
-    std::fs::write(
-        &config,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: reader\n  user: {{token: \"{}\"}}\ncontexts:\n- name: t\n  context: {{cluster: t, user: reader}}\ncurrent-context: t\n",
-            token.trim()
-        ),
-    )
-    .unwrap();
+    let config = kube
+        .restricted_kubeconfig("data", "reader", "get,list", "pods,persistentvolumeclaims")
+        .unwrap();
     let suite = r#"id: r
 title: restricted
 checks:

@@ -539,55 +539,15 @@ fn operator_objects_rbac_and_loopback_only_listeners() {
     assert_eq!(secret, base64(PASSWORD));
 
     // RBAC is real: a ServiceAccount token only gets what its Role grants.
-    kubectl(kube, &["create", "serviceaccount", "reader", "-n", "data"]);
-    kubectl(
-        kube,
-        &[
-            "create",
-            "role",
-            "pod-reader",
-            "-n",
-            "data",
-            "--verb=get,list,watch",
-            "--resource=pods",
-        ],
-    );
-    kubectl(
-        kube,
-        &[
-            "create",
-            "rolebinding",
-            "reader",
-            "-n",
-            "data",
-            "--role=pod-reader",
-            "--serviceaccount=data:reader",
-        ],
-    );
-    let token = kubectl(
-        kube,
-        &["create", "token", "reader", "-n", "data", "--duration=10m"],
-    );
+    let config = kube
+        .restricted_kubeconfig("data", "reader", "get,list,watch", "pods")
+        .unwrap();
     let server = jsonpath(
         kube,
         &["config", "view", "--raw"],
         "{.clusters[0].cluster.server}",
     );
-    let ca = jsonpath(
-        kube,
-        &["config", "view", "--raw"],
-        "{.clusters[0].cluster.certificate-authority}",
-    );
     assert!(server.starts_with("https://127.0.0.1:"), "{server}");
-    let config = kube.dir().join("reader.kubeconfig");
-    std::fs::write(
-        &config,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: reader\n  user: {{token: \"{}\"}}\ncontexts:\n- name: t\n  context: {{cluster: t, user: reader}}\ncurrent-context: t\n",
-            token.trim()
-        ),
-    )
-    .unwrap();
     let can = |verb: &str, resource: &str, namespace: &str| {
         let out = kube
             .kubectl()

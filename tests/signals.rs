@@ -321,8 +321,22 @@ checks:
     let took = started.elapsed();
     out.assert_code(1);
     for check in ["provision", "crud", "backup"] {
-        assert_eq!(out.result(check)["status"], "failed", "{:#}", out.result(check));
+        assert_eq!(
+            out.result(check)["status"],
+            "failed",
+            "{:#}",
+            out.result(check)
+        );
     }
-    assert!(out.json()["teardown_failures"].as_array().unwrap().is_empty(), "nothing to undo");
-    assert!(took < Duration::from_secs(9), "three 2 s timeouts took {took:?}");
+    assert!(
+        out.json()["teardown_failures"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "nothing to undo"
+    );
+    assert!(
+        took < Duration::from_secs(9),
+        "three 2 s timeouts took {took:?}"
+    );
 }

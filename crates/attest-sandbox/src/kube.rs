@@ -204,6 +204,51 @@ impl KubeTestbed {
         self.path.join("pods").join(namespace).join(name)
     }
 
+    /// A kubeconfig for a new ServiceAccount `name` in `namespace` whose Role grants only
+    /// `verbs` on `resources` there (a token, not the admin certificate, so RBAC applies):
+    /// what a least-privilege user of attest would have.
+    pub fn restricted_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+        verbs: &str,
+        resources: &str,
+    ) -> Result<PathBuf, String> {
+        self.kubectl_output(&["create", "serviceaccount", name, "-n", namespace])?;
+        let (verbs, resources) = (format!("--verb={verbs}"), format!("--resource={resources}"));
+        self.kubectl_output(&["create", "role", name, "-n", namespace, &verbs, &resources])?;
+        let (role, account) = (
+            format!("--role={name}"),
+            format!("--serviceaccount={namespace}:{name}"),
+        );
+        self.kubectl_output(&[
+            "create",
+            "rolebinding",
+            name,
+            "-n",
+            namespace,
+            &role,
+            &account,
+        ])?;
+        let token =
+            self.kubectl_output(&["create", "token", name, "-n", namespace, "--duration=30m"])?;
+        let view = |path: &str| {
+            self.kubectl_output(&["config", "view", "--raw", "-o", &format!("jsonpath={path}")])
+        };
+        let server = view("{.clusters[0].cluster.server}")?;
+        let ca = view("{.clusters[0].cluster.certificate-authority}")?;
+        let config = self.path.join(format!("{name}.kubeconfig"));
+        fs::write(
+            &config,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: {name}\n  user: {{token: \"{}\"}}\ncontexts:\n- name: t\n  context: {{cluster: t, user: {name}}}\ncurrent-context: t\n",
+                token.trim()
+            ),
+        )
+        .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+        Ok(config)
+    }
+
     /// How long [`KubeTestbed::start`] took.
     pub fn startup_time(&self) -> Duration {
         self.startup

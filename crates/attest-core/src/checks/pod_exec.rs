@@ -45,15 +45,7 @@ impl Kind for PodExecCheck {
     }
 
     fn permissions(&self) -> Vec<Permission> {
-        let find = if self.pod.name.is_some() {
-            "get"
-        } else {
-            "list"
-        };
-        vec![
-            self.pod.permission(find),
-            self.pod.permission("create").subresource("exec"),
-        ]
+        self.pod.permissions("create", "exec")
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {

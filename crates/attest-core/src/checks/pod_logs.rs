@@ -59,15 +59,7 @@ impl Kind for PodLogsCheck {
     }
 
     fn permissions(&self) -> Vec<Permission> {
-        let find = if self.pod.name.is_some() {
-            "get"
-        } else {
-            "list"
-        };
-        vec![
-            self.pod.permission(find),
-            self.pod.permission("get").subresource("log"),
-        ]
+        self.pod.permissions("get", "log")
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {

@@ -43,8 +43,11 @@ impl PodRef {
         }
     }
 
-    pub fn permission(&self, verb: &str) -> Permission {
-        Permission::new(verb, "v1", "Pod", Some(&self.namespace))
+    /// Finding the pod (get by name, list by selector) and `verb` on its `subresource`.
+    pub fn permissions(&self, verb: &str, subresource: &str) -> Vec<Permission> {
+        let find = if self.name.is_some() { "get" } else { "list" };
+        let pod = |verb: &str| Permission::new(verb, "v1", "Pod", Some(&self.namespace));
+        vec![pod(find), pod(verb).subresource(subresource)]
     }
 
     /// Names of the pods meant: the named one, or those the selector matches that are
