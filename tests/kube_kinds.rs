@@ -18,6 +18,7 @@ const PAPERLESS_PASSWORD: &str = "paperless-Pw-0123";
 struct Bed {
     kube: KubeTestbed,
     postgres: TempPostgres,
+    _paperless: attest_sandbox::listeners::Listener,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -41,11 +42,18 @@ fn start() -> Bed {
         paperless_password: PAPERLESS_PASSWORD.into(),
         bin_dir: Some(postgres.bin_dir().to_path_buf()),
     };
-    let kube = KubeTestbed::start(KubeOptions::new(bin_dir, target))
-        .unwrap_or_else(|e| panic!("the testbed did not start: {e}"));
+    // Port-forwards to the Paperless pods' port 8000 land on this loopback web server.
+    let paperless = runtime
+        .block_on(attest_sandbox::listeners::http_paperless())
+        .unwrap();
+    let mut options = KubeOptions::new(bin_dir, target);
+    options.paperless_http_port = Some(paperless.addr.port());
+    let kube =
+        KubeTestbed::start(options).unwrap_or_else(|e| panic!("the testbed did not start: {e}"));
     Bed {
         kube,
         postgres,
+        _paperless: paperless,
         runtime,
     }
 }
@@ -179,7 +187,14 @@ checks:
       expect:
         PAPERLESS_DBPASS: {secret: postgres-postgresql, key: postgres-password}
         PAPERLESS_DBSSLMODE: require
-  # a route through a port-forward
+  # routes through a port-forward
+  - id: web-through-port-forward
+    title: Paperless answers through a port-forward to its Service (named target port)
+    http:
+      url: http://paperless-paperless-ngx.docs.svc.cluster.local:8000/
+      via: {port-forward: {namespace: docs, service: paperless-paperless-ngx}}
+      status: 302
+      location: /accounts/login/
   - id: pg-through-port-forward
     title: PostgreSQL answers through a port-forward to its Service
     tcp:
@@ -205,6 +220,7 @@ fn every_kubernetes_kind_passes_and_fails_for_the_right_reason() {
         "paperless-logs",
         "paperless-env",
         "pg-through-port-forward",
+        "web-through-port-forward",
     ] {
         assert_eq!(
             out.result(check)["status"],

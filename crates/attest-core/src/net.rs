@@ -348,6 +348,42 @@ impl LoopbackBridge {
             .map_err(|e| NetError::Local {
                 reason: format!("cannot open a loopback bridge: {e}"),
             })?;
+        Self::serve(listener, network, route)
+    }
+
+    /// A bridge listening on `port` of some address in 127.0.0.0/8, for clients that keep the
+    /// URL's port and only let us choose the address (an HTTP client's resolve override).
+    pub async fn start_on_port(
+        network: Arc<dyn Network>,
+        route: Route,
+        port: u16,
+    ) -> Result<LoopbackBridge, NetError> {
+        let mut last = None;
+        for _ in 0..32 {
+            let ip = std::net::Ipv4Addr::new(
+                127,
+                rand::random_range(1..=254),
+                rand::random(),
+                rand::random_range(1..=254),
+            );
+            match TcpListener::bind((ip, port)).await {
+                Ok(listener) => return Self::serve(listener, network, route),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(NetError::Local {
+            reason: format!(
+                "cannot open a loopback bridge on port {port}: {}",
+                last.map(|e| e.to_string()).unwrap_or_default()
+            ),
+        })
+    }
+
+    fn serve(
+        listener: TcpListener,
+        network: Arc<dyn Network>,
+        route: Route,
+    ) -> Result<LoopbackBridge, NetError> {
         let addr = listener.local_addr().map_err(|e| NetError::Local {
             reason: e.to_string(),
         })?;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer};
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::matchers::{check_patterns, clip, Pattern, ShowMatch};
-use crate::net::{endpoint, Endpoint, Route};
+use crate::net::{endpoint, Endpoint, LoopbackBridge, Route, Via};
 use crate::redact::{Redactor, MASK};
 use crate::suite::format_duration;
 use crate::url_safety;
@@ -50,6 +50,10 @@ pub struct HttpCheck {
     /// PEM file with CA certificates to trust in addition to the system's.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Reach the URL's host another way than directly: `{port-forward: {namespace, service}}`.
+    /// The URL keeps its host name (the Host header and TLS verification use it).
+    #[serde(default)]
+    pub via: Option<Via>,
 }
 
 fn get() -> String {
@@ -84,10 +88,21 @@ impl HttpCheck {
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
             return Ok((self.client(None)?, None));
         };
-        let route = Route::tcp(host, port);
-        let endpoint = endpoint(&ctx.services.network, &route)
-            .await
-            .map_err(|e| e.to_string())?;
+        let route = match &self.via {
+            Some(via) => via.route(host, port)?,
+            None => Route::tcp(host, port),
+        };
+        // reqwest keeps the URL's port when told where a host resolves to, so a bridge for
+        // it listens on that port (of some address in 127.0.0.0/8).
+        let network = &ctx.services.network;
+        let endpoint = if network.dialable(&route) {
+            endpoint(network, &route).await
+        } else {
+            LoopbackBridge::start_on_port(network.clone(), route, port)
+                .await
+                .map(Endpoint::Bridged)
+        }
+        .map_err(|e| e.to_string())?;
         let bridge = endpoint.bridge_addr().map(|addr| (host.to_owned(), addr));
         Ok((self.client(bridge)?, Some(endpoint)))
     }
@@ -197,7 +212,19 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 impl Kind for HttpCheck {
     fn target(&self) -> String {
-        self.url.clone()
+        match &self.via {
+            Some(Via::PortForward(pf)) => format!(
+                "{} (port-forward to {} in {})",
+                self.url,
+                pf.service.as_deref().or(pf.pod.as_deref()).unwrap_or("?"),
+                pf.namespace
+            ),
+            None => self.url.clone(),
+        }
+    }
+
+    fn permissions(&self) -> Vec<super::Permission> {
+        self.via.iter().flat_map(Via::permissions).collect()
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
