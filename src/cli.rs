@@ -60,6 +60,11 @@ pub struct RunArgs {
     /// Label of the environment for reports (default `live`).
     #[arg(long, value_name = "LABEL")]
     pub target: Option<String>,
+    /// Most `sql` sessions open at once to one PostgreSQL server (fewer when the server has
+    /// less than twice that many free connection slots).
+    #[arg(long, value_name = "N", default_value_t = attest_core::pg::DEFAULT_POOL_SIZE,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub pg_pool_size: u16,
     #[command(flatten)]
     pub libtest: LibtestFlags,
 }
@@ -388,7 +393,10 @@ pub fn run_suites(
         allow,
         target,
         libtest: libtest_arguments(&args.libtest, filter),
-        services: Default::default(),
+        services: attest_core::context::Services {
+            sessions: Arc::new(attest_core::pg::Sessions::new(args.pg_pool_size.into())),
+            ..Default::default()
+        },
         stop: stop.clone(),
         progress,
     };
