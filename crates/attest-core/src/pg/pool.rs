@@ -1,11 +1,12 @@
 //! The query sessions of a run (the `sql` kind's): a small pool per PostgreSQL server.
 //!
 //! Reuse keeps logins rare; the cap per server keeps a run from taking a server's connection
-//! slots, and from a connect storm when many suites start at once (sessions are opened one at
-//! a time per server, checks wait their turn in arrival order). A query whose check is dropped
+//! slots, and from a connect storm when many suites start at once (at most four logins in
+//! flight per server, checks wait their turn in arrival order). A query whose check is dropped
 //! (timeout, Ctrl-C) is cancelled on the server and its session is never reused.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,6 +20,10 @@ use crate::net::Network;
 /// Sessions open at once to one server (like pgbouncer's `default_pool_size`), unless the
 /// server has less room: see [`Server::measure`].
 pub const DEFAULT_POOL_SIZE: u16 = 20;
+
+/// Logins in flight at once per server: enough to fill a pool of 20 in a few login times, far
+/// from a connect storm.
+const CONNECTS_IN_FLIGHT: usize = 4;
 
 /// How long a cancel request and the logout after it may take.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -84,17 +89,18 @@ impl Sessions {
             _turn: turn,
         };
         loop {
-            // One connect at a time per server, and a session coming back is taken rather
-            // than waiting to open another: the first wave of a run reuses sessions as they
-            // come back instead of storming the server with logins.
+            // A few logins at a time per server (one until the first session has measured
+            // the server), and a session coming back is taken rather than waiting to open
+            // another: the first wave of a run reuses sessions as they come back instead of
+            // storming the server with logins.
             let returned = server.returned.notified();
             tokio::pin!(returned);
             returned.as_mut().enable();
             if let Some(idle) = server.take_idle(target) {
                 return Ok(lease(idle));
             }
-            let mut measured = tokio::select! {
-                measured = server.connecting.lock() => measured,
+            let login = tokio::select! {
+                login = server.logins.acquire() => login.expect("the pool never closes its semaphore"),
                 () = &mut returned => continue,
             };
             if let Some(idle) = server.take_idle(target) {
@@ -102,14 +108,14 @@ impl Sessions {
             }
             let Some(slot) = server.reserve() else {
                 // Every slot is held by a session being cancelled or closed: wait for one.
-                drop(measured);
+                drop(login);
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 continue;
             };
             let session = connect(network.as_ref(), target).await?;
+            drop(login);
             slot.keep();
-            if !*measured {
-                *measured = true;
+            if !server.measured.swap(true, Ordering::Relaxed) {
                 server.measure(&session.client, self.size).await;
             }
             return Ok(lease((session.client, session.driver)));
@@ -139,7 +145,8 @@ impl Sessions {
             .or_insert_with(|| {
                 Arc::new(Server {
                     turns: Arc::new(Semaphore::new(1)),
-                    connecting: tokio::sync::Mutex::new(false),
+                    logins: Semaphore::new(CONNECTS_IN_FLIGHT),
+                    measured: AtomicBool::new(false),
                     returned: Notify::new(),
                     state: Mutex::new(State {
                         open: 0,
@@ -162,8 +169,10 @@ struct Server {
     /// Turns to use a session, first come first served: one until the first session has
     /// measured the server's room, then the cap.
     turns: Arc<Semaphore>,
-    /// Held while connecting; `true` once the server's room has been measured.
-    connecting: tokio::sync::Mutex<bool>,
+    /// Held while logging in.
+    logins: Semaphore,
+    /// Whether the first session has measured the server's room.
+    measured: AtomicBool,
     /// Told whenever a session comes back.
     returned: Notify,
     state: Mutex<State>,
