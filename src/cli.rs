@@ -76,6 +76,11 @@ pub struct RunArgs {
     /// skipped with this reason.
     #[arg(skip)]
     pub kube_unavailable: Option<String>,
+    /// Most `sql` sessions open at once to one PostgreSQL server (fewer when the server has
+    /// less than twice that many free connection slots).
+    #[arg(long, value_name = "N", default_value_t = attest_core::pg::DEFAULT_POOL_SIZE,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub pg_pool_size: u16,
     #[command(flatten)]
     pub libtest: LibtestFlags,
 }
@@ -426,13 +431,16 @@ pub fn run_suites(
         allow,
         target,
         libtest: libtest_arguments(&args.libtest, filter),
-        services: Services::with_kube(Arc::new(
-            KubeAccess::new(KubeOptions {
-                kubeconfig: args.kubeconfig.clone(),
-                context: args.context.clone(),
-            })
-            .unavailable(args.kube_unavailable.clone()),
-        )),
+        services: Services {
+            sessions: Arc::new(attest_core::pg::Sessions::new(args.pg_pool_size.into())),
+            ..Services::with_kube(Arc::new(
+                KubeAccess::new(KubeOptions {
+                    kubeconfig: args.kubeconfig.clone(),
+                    context: args.context.clone(),
+                })
+                .unavailable(args.kube_unavailable.clone()),
+            ))
+        },
         stop: stop.clone(),
         progress,
     };

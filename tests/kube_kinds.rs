@@ -33,6 +33,7 @@ fn start() -> Bed {
         .block_on(TempPostgres::start(PostgresOptions {
             superuser_password: PASSWORD.into(),
             tls: false,
+            max_connections: None,
         }))
         .unwrap();
     let target = PostgresTarget {

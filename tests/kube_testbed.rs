@@ -38,6 +38,7 @@ impl Bed {
         let options = PostgresOptions {
             superuser_password: PASSWORD.to_owned(),
             tls: false,
+            max_connections: None,
         };
         let postgres = runtime.block_on(TempPostgres::start(options)).unwrap();
         let target = PostgresTarget {

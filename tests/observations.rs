@@ -61,6 +61,7 @@ async fn a_retried_sql_check_reports_the_value_it_last_read() {
     let pg = TempPostgres::start(PostgresOptions {
         superuser_password: PASSWORD.into(),
         tls: false,
+        max_connections: None,
     })
     .await
     .unwrap();

@@ -12,6 +12,7 @@ async fn server() -> TempPostgres {
     TempPostgres::start(PostgresOptions {
         superuser_password: PASSWORD.into(),
         tls: false,
+        max_connections: None,
     })
     .await
     .expect("start PostgreSQL (Debian package `postgresql`)")

@@ -12,6 +12,7 @@ async fn server() -> TempPostgres {
     TempPostgres::start(PostgresOptions {
         superuser_password: PASSWORD.into(),
         tls: true,
+        max_connections: None,
     })
     .await
     .expect("start PostgreSQL (Debian package `postgresql`)")
@@ -208,6 +209,7 @@ async fn tls_required_against_a_plaintext_server_fails() {
     let pg = TempPostgres::start(PostgresOptions {
         superuser_password: PASSWORD.into(),
         tls: false,
+        max_connections: None,
     })
     .await
     .unwrap();

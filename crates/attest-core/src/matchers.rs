@@ -1,12 +1,15 @@
-//! Text matchers shared by check kinds: a literal substring, or `/regex/`.
+//! Matchers shared by check kinds: text patterns (a literal substring, or `/regex/`) and
+//! value comparisons (`>= 215`, `== false`, `< 26h`, `in [a, b]`).
 
 use std::fmt;
+use std::time::Duration;
 
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::{de, Deserialize, Deserializer};
 
 use crate::redact::Redactor;
+use crate::suite::parse_duration;
 
 /// A pattern written in a suite: `text` matches as a substring, `/re/` as a regular expression.
 #[derive(Clone, JsonSchema)]
@@ -89,6 +92,278 @@ pub fn check_patterns(
     missing.chain(present).collect()
 }
 
+/// A comparison written in a suite as `op operand` and parsed when the suite loads:
+/// `>= 215`, `== false`, `!= ''`, `== null`, `~ /^active$/`, `in [active, idle]`, `< 26h`.
+/// Observed values arrive as text (PostgreSQL's text output, a Kubernetes field) and are read
+/// as the kind of value the operand is.
+#[derive(Clone, JsonSchema)]
+#[schemars(with = "String")]
+pub struct Comparison {
+    pub op: Op,
+    pub operand: Operand,
+    /// As written, for messages.
+    text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Matches,
+    In,
+}
+
+/// What the observed value is compared with.
+#[derive(Debug, Clone)]
+pub enum Operand {
+    /// `==`, `!=`, `<`, `<=`, `>`, `>=`.
+    Value(Value),
+    /// `~ /re/`.
+    Pattern(Regex),
+    /// `in [a, b]`: equal to one of them.
+    OneOf(Vec<Value>),
+}
+
+/// A typed operand. Extension point: a new kind of value (Kubernetes quantities such as `8Gi`
+/// or `500m` for `status.capacity.storage >= 8Gi`) is a new variant, recognised in
+/// [`Value::parse`] and read from observed text in [`Value::read_like`]; `Comparison` itself
+/// does not change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `null`: SQL NULL, a missing field.
+    Null,
+    Bool(bool),
+    /// Finite numbers only: `NaN` and `inf` stay text.
+    Number(f64),
+    /// A humantime duration (`26h`, `500ms`); observed text is a PostgreSQL interval
+    /// (`1 day 02:00:00`) or a humantime duration.
+    Duration(Duration),
+    Text(String),
+}
+
+impl Value {
+    /// An operand as written: quotes make it text; otherwise null, a number, a duration, a
+    /// boolean, or text, in that order.
+    pub fn parse(text: &str) -> Value {
+        let text = text.trim();
+        for quote in ['\'', '"'] {
+            if let Some(inner) = text.strip_prefix(quote).and_then(|t| t.strip_suffix(quote)) {
+                return Value::Text(inner.to_owned());
+            }
+        }
+        if text.eq_ignore_ascii_case("null") {
+            Value::Null
+        } else if let Some(n) = finite_number(text) {
+            Value::Number(n)
+        } else if let Some(b) = boolean(text) {
+            Value::Bool(b)
+        } else if let Ok(d) = parse_duration(text) {
+            Value::Duration(d)
+        } else {
+            Value::Text(text.to_owned())
+        }
+    }
+
+    /// Observed text as a signed magnitude of the operand's kind: a number, or the seconds
+    /// of a duration (a PostgreSQL interval such as `1 day 02:00:00` or `-00:00:05`, or a
+    /// humantime duration such as `26h`).
+    fn magnitude_of(&self, observed: &str) -> Option<f64> {
+        match self {
+            Value::Number(_) => finite_number(observed),
+            Value::Duration(_) => parse_interval(observed)
+                .or_else(|| parse_duration(observed).ok().map(|d| d.as_secs_f64())),
+            Value::Null | Value::Bool(_) | Value::Text(_) => None,
+        }
+    }
+
+    /// Seconds of a duration, the number of a number: what ordering compares.
+    fn magnitude(&self) -> Option<f64> {
+        match self {
+            Value::Number(n) => Some(*n),
+            Value::Duration(d) => Some(d.as_secs_f64()),
+            Value::Null | Value::Bool(_) | Value::Text(_) => None,
+        }
+    }
+
+    /// Whether observed text (`None`: NULL) is this value, read as its kind (`1.0 == 1`,
+    /// `t == true`, `1 day == 24h`).
+    fn equals(&self, observed: Option<&str>) -> bool {
+        match (self, observed) {
+            (Value::Null, observed) => observed.is_none(),
+            (_, None) => false,
+            (Value::Bool(b), Some(text)) => boolean(text) == Some(*b),
+            (Value::Number(_) | Value::Duration(_), Some(text)) => {
+                self.magnitude_of(text).is_some() && self.magnitude_of(text) == self.magnitude()
+            }
+            (Value::Text(t), Some(text)) => t == text,
+        }
+    }
+}
+
+fn finite_number(text: &str) -> Option<f64> {
+    text.trim().parse::<f64>().ok().filter(|n| n.is_finite())
+}
+
+/// Booleans as PostgreSQL's text output and YAML write them.
+fn boolean(text: &str) -> Option<bool> {
+    match text.trim() {
+        "t" | "true" => Some(true),
+        "f" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+impl fmt::Debug for Comparison {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Display for Comparison {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::str::FromStr for Comparison {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let ops = [
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            (">=", Op::Ge),
+            ("<=", Op::Le),
+            (">", Op::Gt),
+            ("<", Op::Lt),
+            ("~", Op::Matches),
+            ("in ", Op::In),
+        ];
+        let (op, rest) = ops
+            .iter()
+            .find_map(|(token, op)| text.strip_prefix(token).map(|rest| (*op, rest.trim())))
+            .ok_or_else(|| {
+                format!("`{text}` should start with ==, !=, >, >=, <, <=, ~ or in (e.g. `>= 215`)")
+            })?;
+        let operand = match op {
+            Op::Matches => {
+                let pattern = rest
+                    .strip_prefix('/')
+                    .and_then(|r| r.strip_suffix('/'))
+                    .unwrap_or(rest);
+                Operand::Pattern(
+                    Regex::new(pattern)
+                        .map_err(|e| format!("`{text}`: invalid regular expression: {e}"))?,
+                )
+            }
+            Op::In => Operand::OneOf(
+                rest.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .split(',')
+                    .map(Value::parse)
+                    .collect(),
+            ),
+            _ => {
+                let value = Value::parse(rest);
+                if matches!(op, Op::Gt | Op::Ge | Op::Lt | Op::Le) && value.magnitude().is_none() {
+                    return Err(format!(
+                        "`{text}`: only numbers and durations (`26h`) can be ordered"
+                    ));
+                }
+                Operand::Value(value)
+            }
+        };
+        Ok(Comparison {
+            op,
+            operand,
+            text: text.to_owned(),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Comparison {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(de::Error::custom)
+    }
+}
+
+impl Comparison {
+    /// Whether the observed value (text; `None` is SQL NULL or a missing field) satisfies the
+    /// comparison. An error when the observed value cannot be read as the operand's kind and
+    /// an order was asked for (`< 26h` against `abc`).
+    pub fn holds(&self, observed: Option<&str>) -> Result<bool, String> {
+        match &self.operand {
+            Operand::Pattern(re) => Ok(observed.is_some_and(|text| re.is_match(text))),
+            Operand::OneOf(choices) => Ok(choices.iter().any(|c| c.equals(observed))),
+            Operand::Value(value) => match self.op {
+                Op::Eq => Ok(value.equals(observed)),
+                Op::Ne => Ok(!value.equals(observed)),
+                _ => self.order(observed, value),
+            },
+        }
+    }
+
+    fn order(&self, observed: Option<&str>, limit: &Value) -> Result<bool, String> {
+        let Some(text) = observed else {
+            return Ok(false);
+        };
+        let (Some(a), Some(b)) = (limit.magnitude_of(text), limit.magnitude()) else {
+            return Err(match limit {
+                Value::Duration(_) => format!(
+                    "`{text}` is not an interval; compare it with `{}` as e.g. `now() - max(created_at)`",
+                    self.text
+                ),
+                _ => format!("cannot order `{text}` against `{}`: not a number", self.text),
+            });
+        };
+        Ok(match self.op {
+            Op::Gt => a > b,
+            Op::Ge => a >= b,
+            Op::Lt => a < b,
+            Op::Le => a <= b,
+            Op::Eq | Op::Ne | Op::Matches | Op::In => unreachable!("not an ordering"),
+        })
+    }
+}
+
+/// Seconds in a PostgreSQL interval as printed by the default `postgres` style:
+/// `1 year 2 mons 3 days 04:05:06.5`, `-00:00:05`, `2 days`.
+pub fn parse_interval(text: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut parts = text.split_whitespace().peekable();
+    let mut seen = false;
+    while let Some(part) = parts.next() {
+        if part.contains(':') {
+            let negative = part.starts_with('-');
+            let mut fields = part.trim_start_matches(['-', '+']).split(':');
+            let h: f64 = fields.next()?.parse().ok()?;
+            let m: f64 = fields.next()?.parse().ok()?;
+            let s: f64 = fields.next().unwrap_or("0").parse().ok()?;
+            let secs = h * 3600.0 + m * 60.0 + s;
+            total += if negative { -secs } else { secs };
+        } else {
+            let n: f64 = part.parse().ok()?;
+            let unit = parts.next()?;
+            let scale = match unit.trim_end_matches('s') {
+                "year" => 365.0 * 86400.0,
+                "mon" => 30.0 * 86400.0,
+                "day" => 86400.0,
+                "hour" => 3600.0,
+                "min" | "minute" => 60.0,
+                "sec" | "second" => 1.0,
+                _ => return None,
+            };
+            total += n * scale;
+        }
+        seen = true;
+    }
+    seen.then_some(total)
+}
+
 /// Shortens text for a message, on a character boundary.
 pub fn clip(text: &str, max_chars: usize) -> String {
     if text.chars().count() <= max_chars {
@@ -139,5 +414,72 @@ mod tests {
             ShowMatch::LineNumber,
         );
         assert_eq!(numbered, vec!["`sqlite` found on line 2".to_owned()]);
+    }
+
+    fn c(text: &str) -> Comparison {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn numeric_boolean_text_and_regex_comparisons() {
+        assert!(c(">= 215").holds(Some("215")).unwrap());
+        assert!(!c(">= 215").holds(Some("214")).unwrap());
+        assert!(c("== false").holds(Some("f")).unwrap());
+        assert!(c("!= ''").holds(Some("x")).unwrap());
+        assert!(c("~ /^act/").holds(Some("active")).unwrap());
+        assert!(c("in [active, inactive]").holds(Some("inactive")).unwrap());
+        assert!(c("== null").holds(None).unwrap());
+        assert!(c("== NaN").holds(Some("NaN")).unwrap());
+        assert!("=> 3"
+            .parse::<Comparison>()
+            .unwrap_err()
+            .contains("should start with"));
+    }
+
+    #[test]
+    fn intervals_compare_with_humantime_durations() {
+        assert_eq!(parse_interval("1 day 02:00:00"), Some(93600.0));
+        assert_eq!(parse_interval("-00:00:05"), Some(-5.0));
+        assert_eq!(parse_interval("3 days"), Some(259200.0));
+        assert!(c("< 26h").holds(Some("1 day 01:59:59")).unwrap());
+        assert!(!c("< 26h").holds(Some("1 day 02:00:01")).unwrap());
+        assert!(c("< 26h")
+            .holds(Some("abc"))
+            .unwrap_err()
+            .contains("not an interval"));
+    }
+
+    #[test]
+    fn operands_are_typed_when_the_suite_loads() {
+        assert!(matches!(
+            c("== 1").operand,
+            Operand::Value(Value::Number(_))
+        ));
+        assert!(matches!(
+            c("< 26h").operand,
+            Operand::Value(Value::Duration(_))
+        ));
+        assert!(matches!(
+            c("== t").operand,
+            Operand::Value(Value::Bool(true))
+        ));
+        assert!(matches!(
+            c("== '5'").operand,
+            Operand::Value(Value::Text(_))
+        ));
+        // Read as the operand's kind: numbers numerically, durations in either notation.
+        assert!(c("== 1").holds(Some("1.0")).unwrap());
+        assert!(c("in [1, 2]").holds(Some("2.00")).unwrap());
+        assert!(!c("== '5'").holds(Some("5.0")).unwrap());
+        assert!(c("< 5s").holds(Some("-00:00:05")).unwrap());
+        assert!(c("== 1d").holds(Some("24:00:00")).unwrap());
+        assert!(!c("== 1").holds(None).unwrap() && c("!= null").holds(Some("x")).unwrap());
+        assert!(c("> 3")
+            .holds(Some("abc"))
+            .unwrap_err()
+            .contains("not a number"));
+        // Only numbers and durations have an order.
+        let err = ">= abc".parse::<Comparison>().unwrap_err();
+        assert!(err.contains("can be ordered"), "{err}");
     }
 }

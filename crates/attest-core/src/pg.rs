@@ -3,7 +3,10 @@
 //! do not care whether the server is reached directly, through a port-forward or in a sandbox.
 
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -12,12 +15,17 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use schemars::JsonSchema;
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode as WireSslMode;
-use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, NoTls};
 
 use crate::context::CheckContext;
 use crate::net::{NetError, Network, Route, Stream};
+
+mod pool;
+pub use pool::{Lease, Sessions, DEFAULT_POOL_SIZE};
 
 /// How a suite says where PostgreSQL is and who connects. Unset fields fall back to the URI,
 /// then to the standard `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`,
@@ -258,38 +266,6 @@ fn split_tls_params(uri: &str) -> (String, Option<String>, Option<String>) {
     (rest, sslmode, sslrootcert)
 }
 
-/// Sessions that only carry queries, reused per (server, role, database, TLS) for the whole
-/// run, so a suite of twenty `sql` checks logs in once.
-#[derive(Default)]
-pub struct Sessions {
-    open: tokio::sync::Mutex<std::collections::HashMap<Target, Arc<Client>>>,
-}
-
-impl Sessions {
-    pub async fn client(
-        &self,
-        network: &dyn Network,
-        target: &Target,
-    ) -> Result<Arc<Client>, ConnectError> {
-        if let Some(client) = self
-            .open
-            .lock()
-            .await
-            .get(target)
-            .filter(|c| !c.is_closed())
-        {
-            return Ok(client.clone());
-        }
-        // Connect without holding the lock: one unreachable server must not stall the others.
-        let client = Arc::new(connect(network, target).await?.client);
-        self.open
-            .lock()
-            .await
-            .insert(target.clone(), client.clone());
-        Ok(client)
-    }
-}
-
 /// Why a connection attempt failed, in the terms the `postgres` kind expects.
 #[derive(Debug)]
 pub enum ConnectError {
@@ -359,11 +335,22 @@ pub async fn drop_database(
 /// An open session and what it took to open it.
 pub struct Session {
     pub client: Client,
+    /// The attempt that succeeded: waiting out a full server (SQLSTATE 53300) is not counted.
     pub connect_time: Duration,
     pub tls: bool,
+    /// The task driving the connection; it ends once the client is dropped and the server has
+    /// answered what was in flight.
+    pub(crate) driver: JoinHandle<()>,
 }
 
-/// Connects and authenticates. The caller's timeout bounds the whole exchange.
+/// How long [`connect`] keeps knocking while the server has no free connection slot
+/// (SQLSTATE 53300); the check's own timeout usually ends it first.
+const FULL_SERVER_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Connects and authenticates. A server with every connection slot taken (SQLSTATE 53300)
+/// is asked again, backing off (20 ms doubling to 1 s, with jitter), until it lets us in or
+/// [`FULL_SERVER_PATIENCE`] runs out: a busy moment must not fail a check. The caller's timeout
+/// bounds the whole exchange.
 ///
 /// Boxed on purpose: it pins down the future's lifetimes, which rustc otherwise fails to prove
 /// `Send` for inside the checks' own futures (rust-lang/rust#102211).
@@ -371,18 +358,54 @@ pub fn connect<'a>(
     network: &'a dyn Network,
     target: &'a Target,
 ) -> BoxFuture<'a, Result<Session, ConnectError>> {
+    Box::pin(async move {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match connect_inner(network, target).await {
+                Err(e) if e.sqlstate() == Some(TOO_MANY_CONNECTIONS) => {
+                    let jittered = pause.mul_f64(rand::random_range(0.5..1.5));
+                    if started.elapsed() + jittered >= FULL_SERVER_PATIENCE {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(jittered).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+    })
+}
+
+/// SQLSTATE 53300: every connection slot is taken.
+pub const TOO_MANY_CONNECTIONS: &str = "53300";
+
+/// One attempt, whatever the server answers: for probes that want to know that a full server
+/// is up (`pg-ready`).
+pub fn connect_once<'a>(
+    network: &'a dyn Network,
+    target: &'a Target,
+) -> BoxFuture<'a, Result<Session, ConnectError>> {
     Box::pin(connect_inner(network, target))
 }
 
-async fn connect_inner(network: &dyn Network, target: &Target) -> Result<Session, ConnectError> {
-    let started = Instant::now();
-    let stream = network
+/// A stream to the target's server through the network seam.
+pub(crate) async fn open_stream(
+    network: &dyn Network,
+    target: &Target,
+) -> Result<Box<dyn Stream>, ConnectError> {
+    network
         .connect(&Route::tcp(target.host.clone(), target.port))
         .await
         .map_err(|e| match e {
             NetError::Refused { .. } => ConnectError::Refused(e.to_string()),
             _ => ConnectError::Unreachable(e.to_string()),
-        })?;
+        })
+}
+
+async fn connect_inner(network: &dyn Network, target: &Target) -> Result<Session, ConnectError> {
+    let started = Instant::now();
+    let stream = Wire(open_stream(network, target).await?);
     let mut config = tokio_postgres::Config::new();
     config
         .user(&target.user)
@@ -396,72 +419,122 @@ async fn connect_inner(network: &dyn Network, target: &Target) -> Result<Session
     if let Some(password) = &target.password {
         config.password(password);
     }
-    let (client, tls) = if target.sslmode == SslMode::Disable {
-        let handshake = tokio::spawn(async move {
-            let (client, connection) = config.connect_raw(stream, NoTls).await?;
-            tokio::spawn(connection);
-            Ok::<_, tokio_postgres::Error>(client)
-        });
-        let client = handshake
-            .await
-            .map_err(|e| ConnectError::Other(format!("connection task failed: {e}")))?
-            .map_err(classify)?;
-        (client, false)
+    let (client, driver, tls) = if target.sslmode == SslMode::Disable {
+        let (client, driver) = handshake(config, stream, NoTls).await?;
+        (client, driver, false)
     } else {
-        let mut make = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target)?);
-        let tls = <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<Box<dyn Stream>>>::make_tls_connect(
-            &mut make,
-            &target.host,
-        )
-        .map_err(|e| ConnectError::Other(format!("TLS setup failed: {e}")))?;
-        // rustc cannot prove this handshake's future `Send` (rust-lang/rust#102211), so it runs,
-        // and its connection lives, on a thread of its own; the Client talks to it over channels.
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    let _ = sender.send(Err(ConnectError::Other(format!(
-                        "cannot start a TLS runtime: {e}"
-                    ))));
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                match config.connect_raw(stream, tls).await {
-                    Ok((client, connection)) => {
-                        if sender.send(Ok(client)).is_ok() {
-                            let _ = connection.await;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = sender.send(Err(classify(e)));
-                    }
-                }
-            });
-        });
-        let client = receiver
-            .await
-            .map_err(|_| ConnectError::Other("the TLS connection thread ended early".into()))??;
-        (client, true)
+        // Under `prefer` the server may say no to TLS: tokio-postgres only starts the TLS
+        // handshake once the server said yes, so the connector records whether it was asked.
+        let used = Arc::new(AtomicBool::new(false));
+        let tls = Recorded {
+            inner: tls_connector(target)?,
+            used: used.clone(),
+        };
+        let (client, driver) = handshake(config, stream, tls).await?;
+        (client, driver, used.load(Ordering::Relaxed))
     };
-    // With `prefer` the server may have said no to TLS; ask it what the session really uses.
-    let tls = tls
-        && scalar(
-            &client,
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-        )
-        .await
-        .as_deref()
-            == Some("t");
     Ok(Session {
         client,
         connect_time: started.elapsed(),
         tls,
+        driver,
     })
+}
+
+/// The rustls connector tokio-postgres uses, for the target's host and sslmode.
+pub(crate) type RustlsConnect =
+    <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<Wire>>::TlsConnect;
+
+pub(crate) fn tls_connector(target: &Target) -> Result<RustlsConnect, ConnectError> {
+    let mut make = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target)?);
+    <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<Wire>>::make_tls_connect(
+        &mut make,
+        &target.host,
+    )
+    .map_err(|e| ConnectError::Other(format!("TLS setup failed: {e}")))
+}
+
+/// The stream under a session, as a named type. With `Box<dyn Stream>` itself in the TLS
+/// bounds, rustc loses the trait object's `'static` and cannot prove the handshake `Send`
+/// (rust-lang/rust#102211): that is why TLS sessions once ran on threads of their own.
+pub(crate) struct Wire(pub(crate) Box<dyn Stream>);
+
+impl AsyncRead for Wire {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Wire {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
+
+/// Runs the startup exchange (TLS, authentication) on a task of its own, then drives the
+/// connection on another, both on the run's runtime.
+async fn handshake<T>(
+    config: tokio_postgres::Config,
+    stream: Wire,
+    tls: T,
+) -> Result<(Client, JoinHandle<()>), ConnectError>
+where
+    T: TlsConnect<Wire> + Send + 'static,
+    T::Stream: Send + 'static,
+    T::Future: Send,
+{
+    tokio::spawn(async move {
+        let (client, connection) = config.connect_raw(stream, tls).await?;
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok::<_, tokio_postgres::Error>((client, driver))
+    })
+    .await
+    .map_err(|e| ConnectError::Other(format!("connection task failed: {e}")))?
+    .map_err(classify)
+}
+
+/// A TLS connector that notes whether the server agreed to TLS (tokio-postgres calls
+/// `connect` only after the server answered `S` to the SSLRequest).
+struct Recorded<T> {
+    inner: T,
+    used: Arc<AtomicBool>,
+}
+
+impl<S, T: TlsConnect<S>> TlsConnect<S> for Recorded<T> {
+    type Stream = T::Stream;
+    type Error = T::Error;
+    type Future = T::Future;
+
+    fn connect(self, stream: S) -> Self::Future {
+        self.used.store(true, Ordering::Relaxed);
+        self.inner.connect(stream)
+    }
 }
 
 /// The first value of a query's first row, as text (simple protocol: no parameters, no types).
@@ -550,6 +623,37 @@ pub fn sqlstate(error: &tokio_postgres::Error) -> Option<&str> {
 /// A quoted identifier: `"paperless_user"`, safe whatever the name holds.
 pub fn ident(name: &str) -> String {
     postgres_protocol::escape::escape_identifier(name)
+}
+
+/// A possibly schema-qualified name as a suite writes it (`documents`, `public.documents`,
+/// `"My Schema"."odd.name"`), quoted part by part: the one way attest turns a table name into
+/// SQL. A dot splits parts unless it is inside double quotes (`""` there is a quote); unquoted
+/// parts are kept as written, case included, like every name attest quotes.
+pub fn quote_qualified(name: &str) -> String {
+    let mut parts = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                parts.last_mut().expect("never empty").push('"');
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(String::new()),
+            c => parts.last_mut().expect("never empty").push(c),
+        }
+    }
+    quote_parts(&parts)
+}
+
+/// Parts already split (`schema`, `table` as the catalog gives them), quoted and joined.
+pub fn quote_parts<S: AsRef<str>>(parts: &[S]) -> String {
+    parts
+        .iter()
+        .map(|part| ident(part.as_ref()))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// A quoted literal for statements that take no parameters (CREATE ROLE … PASSWORD).
@@ -816,6 +920,24 @@ mod tests {
             ..ConnectionSpec::default()
         };
         assert!(spec.resolve(&ctx).unwrap_err().contains("sslrootcert"));
+    }
+
+    #[test]
+    fn qualified_names_split_on_dots_outside_quotes() {
+        assert_eq!(quote_qualified("documents"), r#""documents""#);
+        assert_eq!(
+            quote_qualified("public.Documents"),
+            r#""public"."Documents""#
+        );
+        assert_eq!(
+            quote_qualified(r#""My Schema"."odd.na""me""#),
+            r#""My Schema"."odd.na""me""#
+        );
+        assert_eq!(quote_qualified("a.b.c"), r#""a"."b"."c""#);
+        assert_eq!(
+            quote_parts(&["public", "odd.name"]),
+            r#""public"."odd.name""#
+        );
     }
 
     #[test]

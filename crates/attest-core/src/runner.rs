@@ -271,6 +271,9 @@ pub fn run(
                 Err(e) => records.push(crashed_suite(&suite, &selected, &e.to_string(), &redactor)),
             }
         }
+        // Queries cancelled at a timeout or Ctrl-C are stopped, and sessions logged out,
+        // before attest exits.
+        config.services.sessions.close().await;
         records
     });
     if let Some(ticker) = ticker {

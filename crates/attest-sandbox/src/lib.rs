@@ -47,6 +47,7 @@ impl Sandbox {
         let postgres = postgres::TempPostgres::start(postgres::PostgresOptions {
             superuser_password: credentials.superuser.clone(),
             tls: true,
+            max_connections: None,
         })
         .await?;
         stories::provision(&postgres, &credentials).await?;

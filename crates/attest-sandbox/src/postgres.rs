@@ -20,12 +20,14 @@ const MISSING: &str = "PostgreSQL server binaries (initdb, pg_ctl) not found; in
                        `postgresql` package or set PG_BINDIR to the folder holding them";
 /// Loopback only. Durability is worthless in a throwaway cluster; a fast start is not.
 const SETTINGS: &str = "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-                        -c full_page_writes=off -c shared_buffers=16MB -c max_connections=50 \
+                        -c full_page_writes=off -c shared_buffers=16MB \
                         -c password_encryption=scram-sha-256";
 
 pub struct PostgresOptions {
     pub superuser_password: String,
     pub tls: bool,
+    /// The server's `max_connections`; 50 when unset.
+    pub max_connections: Option<u32>,
 }
 
 /// A running cluster; stopped and removed by [`TempPostgres::stop`] or on drop.
@@ -37,6 +39,7 @@ pub struct TempPostgres {
     port: u16,
     password: String,
     ca_cert: Option<PathBuf>,
+    max_connections: u32,
     /// uid and gid of the `postgres` user when we run as root, which PostgreSQL refuses.
     run_as: Option<(u32, u32)>,
 }
@@ -61,6 +64,7 @@ impl TempPostgres {
             port: 0,
             password: options.superuser_password,
             ca_cert: None,
+            max_connections: options.max_connections.unwrap_or(50),
             run_as,
         };
         pg.chown(&pg.root)?;
@@ -148,7 +152,10 @@ impl TempPostgres {
         // pg_ctl hands `-o` to /bin/sh, hence the quoting.
         let file = |name: &str| shell_quote(&self.root.join(name).display().to_string());
         let (port, socket_dir) = (self.port, file("."));
-        let mut options = format!("-p {port} -c unix_socket_directories={socket_dir} {SETTINGS}");
+        let max = self.max_connections;
+        let mut options = format!(
+            "-p {port} -c unix_socket_directories={socket_dir} -c max_connections={max} {SETTINGS}"
+        );
         if self.ca_cert.is_some() {
             let (cert, key) = (file("server.crt"), file("server.key"));
             options += &format!(" -c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}");
@@ -317,6 +324,7 @@ mod tests {
         let options = PostgresOptions {
             superuser_password,
             tls,
+            max_connections: None,
         };
         let pg = TempPostgres::start(options).await.unwrap();
         eprintln!("start (tls: {tls}) took {:?}", clock.elapsed());

@@ -13,8 +13,8 @@ use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::net::{endpoint, Endpoint, Route};
 use crate::pg::{
-    connect, drop_database, find_program, ident, literal, server_error, unique_name,
-    ConnectionSpec, SslMode, Target,
+    connect, drop_database, find_program, ident, literal, quote_parts, quote_qualified,
+    server_error, unique_name, ConnectionSpec, SslMode, Target,
 };
 use crate::suite::{format_duration, Safety};
 
@@ -136,17 +136,18 @@ async fn run_tool(mut command: tokio::process::Command, what: &str) -> Result<()
 async fn inventory(client: &Client) -> Result<Vec<(String, i64)>, String> {
     let rows = client
         .query(
-            "SELECT table_schema || '.' || table_name FROM information_schema.tables
+            "SELECT table_schema, table_name FROM information_schema.tables
              WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')
-             ORDER BY 1",
+             ORDER BY 1, 2",
             &[],
         )
         .await
         .map_err(|e| server_error(&e))?;
     let mut tables = Vec::new();
     for row in rows {
-        let name: String = row.get(0);
-        let quoted = name.splitn(2, '.').map(ident).collect::<Vec<_>>().join(".");
+        let (schema, table): (String, String) = (row.get(0), row.get(1));
+        let quoted = quote_parts(&[&schema, &table]);
+        let name = format!("{schema}.{table}");
         let count: i64 = client
             .query_one(&format!("SELECT count(*) FROM {quoted}"), &[])
             .await
@@ -158,7 +159,7 @@ async fn inventory(client: &Client) -> Result<Vec<(String, i64)>, String> {
 }
 
 async fn checksum(client: &Client, table: &str) -> Result<String, String> {
-    let quoted = table.split('.').map(ident).collect::<Vec<_>>().join(".");
+    let quoted = quote_qualified(table);
     let sql = format!(
         "SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), 'empty') FROM {quoted} t"
     );

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use super::{Kind, Verdict};
 use crate::context::CheckContext;
 use crate::pg::{
-    connect, ident, server_error, sqlstate, teardown_session, unique_name, ConnectError,
-    ConnectionSpec,
+    connect, ident, quote_qualified, server_error, sqlstate, teardown_session, unique_name,
+    ConnectError, ConnectionSpec,
 };
 use crate::suite::Safety;
 
@@ -40,10 +40,6 @@ fn yes() -> bool {
 struct Probe {
     action: String,
     denied: Result<String, String>,
-}
-
-fn quote_table(name: &str) -> String {
-    name.split('.').map(ident).collect::<Vec<_>>().join(".")
 }
 
 /// Tries `CREATE <object> <name>`; denial is the expected outcome. Anything created is dropped
@@ -115,7 +111,7 @@ impl Kind for PgIsolationCheck {
         let client = &session.client;
 
         for table in &self.tables {
-            let sql = format!("SELECT 1 FROM {} LIMIT 1", quote_table(table));
+            let sql = format!("SELECT 1 FROM {} LIMIT 1", quote_qualified(table));
             let denied = match client.simple_query(&sql).await {
                 Ok(_) => Err(format!("role `{role}` can read `{table}`: revoke its SELECT, or keep the table in another database")),
                 Err(e) if sqlstate(&e) == Some("42501") => Ok("42501".to_owned()),

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
-use crate::pg::{connect, ConnectError, ConnectionSpec};
+use crate::pg::{connect_once, ConnectError, ConnectionSpec};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -64,7 +64,7 @@ impl Kind for PgReadyCheck {
             .get_or_insert_with(|| "attest-pg-ready-probe".to_owned());
         let address = format!("{}:{}", target.host, target.port);
         let started = std::time::Instant::now();
-        let result = connect(ctx.services.network.as_ref(), &target)
+        let result = connect_once(ctx.services.network.as_ref(), &target)
             .await
             .map(|_| ());
         let elapsed = started.elapsed();

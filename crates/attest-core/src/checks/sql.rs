@@ -1,17 +1,14 @@
 //! `sql`: run a query and assert on its result: the value (first column of the first row, or a
 //! named column of every row), the row count, emptiness, or an interval's age.
 
-use regex::Regex;
 use schemars::JsonSchema;
-use serde::{de, Deserialize, Deserializer};
-use std::fmt;
+use serde::Deserialize;
 use tokio_postgres::SimpleQueryMessage;
 
 use super::{Kind, Verdict};
 use crate::context::CheckContext;
-use crate::matchers::clip;
+use crate::matchers::{clip, Comparison};
 use crate::pg::{server_error, ConnectionSpec};
-use crate::suite::parse_duration;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -33,192 +30,6 @@ pub struct SqlCheck {
     pub empty: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Eq,
-    Ne,
-    Gt,
-    Ge,
-    Lt,
-    Le,
-    Matches,
-    In,
-}
-
-/// `op operand`, parsed when the suite loads.
-#[derive(Clone, JsonSchema)]
-#[schemars(with = "String")]
-pub struct Comparison {
-    op: Op,
-    text: String,
-    operand: String,
-    regex: Option<Regex>,
-    choices: Vec<String>,
-}
-
-impl fmt::Debug for Comparison {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl fmt::Display for Comparison {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl std::str::FromStr for Comparison {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        let ops = [
-            ("==", Op::Eq),
-            ("!=", Op::Ne),
-            (">=", Op::Ge),
-            ("<=", Op::Le),
-            (">", Op::Gt),
-            ("<", Op::Lt),
-            ("~", Op::Matches),
-            ("in ", Op::In),
-        ];
-        let (op, rest) = ops
-            .iter()
-            .find_map(|(token, op)| text.strip_prefix(token).map(|rest| (*op, rest.trim())))
-            .ok_or_else(|| {
-                format!("`{text}` should start with ==, !=, >, >=, <, <=, ~ or in (e.g. `>= 215`)")
-            })?;
-        let operand = rest.trim_matches(|c| c == '\'' || c == '"').to_owned();
-        let regex = match op {
-            Op::Matches => {
-                let pattern = rest
-                    .strip_prefix('/')
-                    .and_then(|r| r.strip_suffix('/'))
-                    .unwrap_or(rest);
-                Some(
-                    Regex::new(pattern)
-                        .map_err(|e| format!("`{text}`: invalid regular expression: {e}"))?,
-                )
-            }
-            _ => None,
-        };
-        let choices = match op {
-            Op::In => rest
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .split(',')
-                .map(|c| c.trim().trim_matches(|c| c == '\'' || c == '"').to_owned())
-                .collect(),
-            _ => Vec::new(),
-        };
-        Ok(Comparison {
-            op,
-            text: text.to_owned(),
-            operand,
-            regex,
-            choices,
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for Comparison {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(de::Error::custom)
-    }
-}
-
-/// Booleans as PostgreSQL's text protocol writes them.
-fn normalize_bool(text: &str) -> &str {
-    match text {
-        "t" | "true" => "true",
-        "f" | "false" => "false",
-        other => other,
-    }
-}
-
-impl Comparison {
-    /// Whether `value` (PostgreSQL text output; `None` is SQL NULL) satisfies the comparison.
-    pub fn holds(&self, value: Option<&str>) -> Result<bool, String> {
-        let Some(value) = value else {
-            return Ok(match self.op {
-                Op::Eq => self.operand.eq_ignore_ascii_case("null"),
-                Op::Ne => !self.operand.eq_ignore_ascii_case("null"),
-                _ => false,
-            });
-        };
-        let ordering = |a: f64, b: f64| match self.op {
-            Op::Gt => a > b,
-            Op::Ge => a >= b,
-            Op::Lt => a < b,
-            Op::Le => a <= b,
-            Op::Eq => a == b,
-            Op::Ne => a != b,
-            Op::Matches | Op::In => unreachable!("handled before"),
-        };
-        match self.op {
-            Op::Matches => Ok(self.regex.as_ref().is_some_and(|re| re.is_match(value))),
-            Op::In => Ok(self
-                .choices
-                .iter()
-                .any(|c| normalize_bool(c) == normalize_bool(value))),
-            _ => {
-                // Only finite numbers compare as numbers; "NaN" or "inf" text compares as text.
-                let number = |text: &str| text.parse::<f64>().ok().filter(|n| n.is_finite());
-                if let (Some(a), Some(b)) = (number(value), number(&self.operand)) {
-                    return Ok(ordering(a, b));
-                }
-                if let Ok(limit) = parse_duration(&self.operand) {
-                    let age = parse_interval(value)
-                        .ok_or_else(|| format!("`{value}` is not an interval; compare it with `{}` as e.g. `now() - max(created_at)`", self.text))?;
-                    return Ok(ordering(age, limit.as_secs_f64()));
-                }
-                match self.op {
-                    Op::Eq => Ok(normalize_bool(value) == normalize_bool(&self.operand)),
-                    Op::Ne => Ok(normalize_bool(value) != normalize_bool(&self.operand)),
-                    _ => Err(format!(
-                        "cannot order `{value}` against `{}`: neither numbers nor an interval",
-                        self.operand
-                    )),
-                }
-            }
-        }
-    }
-}
-
-/// Seconds in a PostgreSQL interval as printed by the default `postgres` style:
-/// `1 year 2 mons 3 days 04:05:06.5`, `-00:00:05`, `2 days`.
-pub fn parse_interval(text: &str) -> Option<f64> {
-    let mut total = 0.0;
-    let mut parts = text.split_whitespace().peekable();
-    let mut seen = false;
-    while let Some(part) = parts.next() {
-        if part.contains(':') {
-            let negative = part.starts_with('-');
-            let mut fields = part.trim_start_matches(['-', '+']).split(':');
-            let h: f64 = fields.next()?.parse().ok()?;
-            let m: f64 = fields.next()?.parse().ok()?;
-            let s: f64 = fields.next().unwrap_or("0").parse().ok()?;
-            let secs = h * 3600.0 + m * 60.0 + s;
-            total += if negative { -secs } else { secs };
-        } else {
-            let n: f64 = part.parse().ok()?;
-            let unit = parts.next()?;
-            let scale = match unit.trim_end_matches('s') {
-                "year" => 365.0 * 86400.0,
-                "mon" => 30.0 * 86400.0,
-                "day" => 86400.0,
-                "hour" => 3600.0,
-                "min" | "minute" => 60.0,
-                "sec" | "second" => 1.0,
-                _ => return None,
-            };
-            total += n * scale;
-        }
-        seen = true;
-    }
-    seen.then_some(total)
-}
-
 impl Kind for SqlCheck {
     fn target(&self) -> String {
         self.connection.label()
@@ -233,17 +44,19 @@ impl Kind for SqlCheck {
             Ok(query) => query,
             Err(e) => return Verdict::error(e),
         };
-        let client = match ctx
+        // Waits for a free session when the server's share of the pool is in use; a timeout
+        // or Ctrl-C while the query runs cancels it on the server (see `pg::Lease`).
+        let mut session = match ctx
             .services
             .sessions
-            .client(ctx.services.network.as_ref(), &target)
+            .lease(&ctx.services.network, &target)
             .await
         {
-            Ok(client) => client,
+            Ok(session) => session,
             Err(e) => return super::cannot_connect(&target, &e),
         };
         let started = std::time::Instant::now();
-        let messages = match client.simple_query(&query).await {
+        let messages = match session.simple_query(&query).await {
             Ok(messages) => messages,
             Err(e) => {
                 return Verdict::fail(format!("query failed: {}", server_error(&e)))
@@ -365,43 +178,5 @@ impl Kind for SqlCheck {
         verdict
             .measure("rows", rows.len() as f64)
             .measure("query_ms", super::millis(elapsed))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn c(text: &str) -> Comparison {
-        text.parse().unwrap()
-    }
-
-    #[test]
-    fn numeric_boolean_text_and_regex_comparisons() {
-        assert!(c(">= 215").holds(Some("215")).unwrap());
-        assert!(!c(">= 215").holds(Some("214")).unwrap());
-        assert!(c("== false").holds(Some("f")).unwrap());
-        assert!(c("!= ''").holds(Some("x")).unwrap());
-        assert!(c("~ /^act/").holds(Some("active")).unwrap());
-        assert!(c("in [active, inactive]").holds(Some("inactive")).unwrap());
-        assert!(c("== null").holds(None).unwrap());
-        assert!(c("== NaN").holds(Some("NaN")).unwrap());
-        assert!("=> 3"
-            .parse::<Comparison>()
-            .unwrap_err()
-            .contains("should start with"));
-    }
-
-    #[test]
-    fn intervals_compare_with_humantime_durations() {
-        assert_eq!(parse_interval("1 day 02:00:00"), Some(93600.0));
-        assert_eq!(parse_interval("-00:00:05"), Some(-5.0));
-        assert_eq!(parse_interval("3 days"), Some(259200.0));
-        assert!(c("< 26h").holds(Some("1 day 01:59:59")).unwrap());
-        assert!(!c("< 26h").holds(Some("1 day 02:00:01")).unwrap());
-        assert!(c("< 26h")
-            .holds(Some("abc"))
-            .unwrap_err()
-            .contains("not an interval"));
     }
 }
