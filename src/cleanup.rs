@@ -66,7 +66,7 @@ pub fn main(args: CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
     };
     let redactor = Redactor::default();
     let ctx = CheckContext::standalone(redactor.clone());
-    let admin = match spec.resolve(&ctx) {
+    let admin = match runtime.block_on(spec.resolve(&ctx)) {
         Ok(target) => target,
         Err(e) => {
             error_line(&redactor.redact(&e));

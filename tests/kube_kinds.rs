@@ -188,7 +188,30 @@ checks:
       expect:
         PAPERLESS_DBPASS: {secret: postgres-postgresql, key: postgres-password}
         PAPERLESS_DBSSLMODE: require
-  # routes through a port-forward
+  # routes through a port-forward, passwords from Secrets
+  - id: sql-through-port-forward
+    title: SQL through a port-forward, the superuser password read from its Secret
+    sql:
+      connection: &forwarded
+        host: postgres-postgresql.data.svc.cluster.local
+        port: 5432
+        user: postgres
+        dbname: postgres
+        sslmode: disable
+        password_secret: {namespace: data, name: postgres-postgresql, key: postgres-password}
+        via: {port-forward: {namespace: data, service: postgres-postgresql}}
+      query: SELECT 41 + 1
+      expect: "== 42"
+  - id: secret-without-key
+    title: a Secret without the key
+    postgres:
+      connection:
+        host: postgres-postgresql.data.svc.cluster.local
+        port: 5432
+        user: postgres
+        sslmode: disable
+        password_secret: {namespace: data, name: postgres-postgresql, key: admin-password}
+        via: {port-forward: {namespace: data, service: postgres-postgresql}}
   - id: web-through-port-forward
     title: Paperless answers through a port-forward to its Service (named target port)
     http:
@@ -222,6 +245,7 @@ fn every_kubernetes_kind_passes_and_fails_for_the_right_reason() {
         "paperless-env",
         "pg-through-port-forward",
         "web-through-port-forward",
+        "sql-through-port-forward",
     ] {
         assert_eq!(
             out.result(check)["status"],
@@ -300,8 +324,14 @@ fn every_kubernetes_kind_passes_and_fails_for_the_right_reason() {
         .parse()
         .unwrap();
     assert!(requests > 10 && requests < 120, "{requests} API requests");
-    // Secrets never show: the Secret's real password is nowhere.
+    out.expect(
+        "secret-without-key",
+        "error",
+        "Secret data/postgres-postgresql has no key `admin-password` (its keys: postgres-password)",
+    );
+    // Secrets never show: the Secrets' real passwords are nowhere.
     assert!(!out.all_output().contains(PAPERLESS_PASSWORD));
+    assert!(!out.all_output().contains(PASSWORD));
 
     // A planted SQLite file is found and quoted.
     let data = kube

@@ -92,13 +92,13 @@ impl fmt::Display for Route {
 
 /// How a suite says a target is reached when not directly: `via: {port-forward: {namespace:
 /// data, service: postgres-postgresql}}` (or `pod: NAME`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub enum Via {
     PortForward(PortForwardSpec),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortForwardSpec {
     pub namespace: String,

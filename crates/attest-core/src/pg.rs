@@ -22,7 +22,7 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, NoTls};
 
 use crate::context::CheckContext;
-use crate::net::{NetError, Network, Route, Stream};
+use crate::net::{NetError, Network, Route, Stream, Via};
 
 mod pool;
 pub use pool::{Lease, Sessions, DEFAULT_POOL_SIZE};
@@ -58,6 +58,14 @@ pub struct ConnectionSpec {
     /// PEM file of the CA for `verify-ca` and `verify-full`.
     #[serde(default)]
     pub sslrootcert: Option<PathBuf>,
+    /// The password from a Kubernetes Secret key (read with the run's kubeconfig; redacted
+    /// everywhere): `{namespace: data, name: postgres-postgresql, key: postgres-password}`.
+    #[serde(default)]
+    pub password_secret: Option<SecretRef>,
+    /// Reach the server another way than directly: `{port-forward: {namespace: data, service:
+    /// postgres-postgresql}}`. `host` stays the name TLS verifies.
+    #[serde(default)]
+    pub via: Option<Via>,
     #[serde(default)]
     pub application_name: Option<String>,
 }
@@ -94,12 +102,35 @@ impl SslMode {
 pub struct Target {
     pub host: String,
     pub port: u16,
+    /// How the server is reached; direct TCP when `None`.
+    pub via: Option<Via>,
     pub user: String,
     pub password: Option<String>,
     pub dbname: String,
     pub sslmode: SslMode,
     pub sslrootcert: Option<PathBuf>,
     pub application_name: String,
+}
+
+/// A key of a Kubernetes Secret.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    pub namespace: String,
+    pub name: String,
+    pub key: String,
+}
+
+impl Target {
+    /// The route to the server.
+    pub fn route(&self) -> Route {
+        match &self.via {
+            Some(via) => via
+                .route(&self.host, self.port)
+                .unwrap_or_else(|_| Route::tcp(self.host.clone(), self.port)),
+            None => Route::tcp(self.host.clone(), self.port),
+        }
+    }
 }
 
 impl std::fmt::Debug for Target {
@@ -136,7 +167,48 @@ impl ConnectionSpec {
     }
 
     /// Resolves runtime variables, the URI and the PG* environment into a [`Target`].
-    pub fn resolve(&self, ctx: &CheckContext) -> Result<Target, String> {
+    /// What reaching the server needs from the Kubernetes API (a port-forward, a Secret).
+    pub fn permissions(&self) -> Vec<crate::checks::Permission> {
+        let mut needed: Vec<_> = self.via.iter().flat_map(Via::permissions).collect();
+        if let Some(secret) = &self.password_secret {
+            needed.push(crate::checks::Permission::new(
+                "get",
+                "v1",
+                "Secret",
+                Some(&secret.namespace),
+            ));
+        }
+        needed
+    }
+
+    pub async fn resolve(&self, ctx: &CheckContext) -> Result<Target, String> {
+        let from_secret = match &self.password_secret {
+            Some(secret) => {
+                let value = crate::k8s::pods::secret_value(
+                    &ctx.services.kube,
+                    &ctx.expand(&secret.namespace)?,
+                    &ctx.expand(&secret.name)?,
+                    &ctx.expand(&secret.key)?,
+                    ctx.remaining(),
+                )
+                .await?;
+                ctx.redactor.add(&value);
+                Some(value)
+            }
+            None => None,
+        };
+        let mut target = self.resolve_fields(ctx)?;
+        if let Some(via) = &self.via {
+            via.route(&target.host, target.port)?;
+        }
+        if from_secret.is_some() {
+            target.password = from_secret;
+        }
+        target.via = self.via.clone();
+        Ok(target)
+    }
+
+    fn resolve_fields(&self, ctx: &CheckContext) -> Result<Target, String> {
         let expand = |v: &Option<String>| v.as_deref().map(|s| ctx.expand(s)).transpose();
         let (uri, uri_sslmode, uri_sslrootcert) = match expand(&self.uri)? {
             Some(uri) => {
@@ -234,6 +306,7 @@ impl ConnectionSpec {
         Ok(Target {
             host,
             port,
+            via: None,
             user,
             password,
             dbname,
@@ -394,13 +467,10 @@ pub(crate) async fn open_stream(
     network: &dyn Network,
     target: &Target,
 ) -> Result<Box<dyn Stream>, ConnectError> {
-    network
-        .connect(&Route::tcp(target.host.clone(), target.port))
-        .await
-        .map_err(|e| match e {
-            NetError::Refused { .. } => ConnectError::Refused(e.to_string()),
-            _ => ConnectError::Unreachable(e.to_string()),
-        })
+    network.connect(&target.route()).await.map_err(|e| match e {
+        NetError::Refused { .. } => ConnectError::Refused(e.to_string()),
+        _ => ConnectError::Unreachable(e.to_string()),
+    })
 }
 
 async fn connect_inner(network: &dyn Network, target: &Target) -> Result<Session, ConnectError> {
@@ -889,7 +959,7 @@ mod tests {
             user: Some("override".into()),
             ..ConnectionSpec::default()
         };
-        let target = spec.resolve(&ctx).unwrap();
+        let target = futures::executor::block_on(spec.resolve(&ctx)).unwrap();
         assert_eq!(target.host, "db.example");
         assert_eq!(target.port, 5433);
         assert_eq!(target.user, "override");
@@ -906,7 +976,7 @@ mod tests {
             ),
             ..ConnectionSpec::default()
         };
-        let target = spec.resolve(&ctx).unwrap();
+        let target = futures::executor::block_on(spec.resolve(&ctx)).unwrap();
         assert_eq!(target.sslmode, SslMode::VerifyFull);
         assert_eq!(target.sslrootcert, Some(PathBuf::from("/ca.pem")));
     }
@@ -919,7 +989,9 @@ mod tests {
             sslmode: Some(SslMode::VerifyFull),
             ..ConnectionSpec::default()
         };
-        assert!(spec.resolve(&ctx).unwrap_err().contains("sslrootcert"));
+        assert!(futures::executor::block_on(spec.resolve(&ctx))
+            .unwrap_err()
+            .contains("sslrootcert"));
     }
 
     #[test]

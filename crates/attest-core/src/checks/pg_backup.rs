@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
-use crate::net::{endpoint, Endpoint, Route};
+use crate::net::{endpoint, Endpoint};
 use crate::pg::{
     connect, drop_database, find_program, ident, literal, quote_parts, quote_qualified,
     server_error, unique_name, ConnectionSpec, SslMode, Target,
@@ -176,8 +176,12 @@ impl Kind for PgBackupCheck {
         self.connection.label()
     }
 
+    fn permissions(&self) -> Vec<super::Permission> {
+        self.connection.permissions()
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
-        let mut source = match self.connection.resolve(ctx) {
+        let mut source = match self.connection.resolve(ctx).await {
             Ok(target) => target.tagged(),
             Err(e) => return Verdict::error(e),
         };
@@ -197,7 +201,7 @@ impl Kind for PgBackupCheck {
         };
         let dump_file = workdir.path().join("dump.pgc");
         // pg_dump and pg_restore dial for themselves: give them an address on this route.
-        let route = Route::tcp(source.host.clone(), source.port);
+        let route = source.route();
         let endpoint = match endpoint(&ctx.services.network, &route).await {
             Ok(endpoint) => endpoint,
             Err(e) => return Verdict::fail(e.to_string()).hint(e.hint()),

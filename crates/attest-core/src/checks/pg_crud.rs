@@ -61,6 +61,10 @@ impl Kind for PgCrudCheck {
         self.connection.label()
     }
 
+    fn permissions(&self) -> Vec<super::Permission> {
+        self.connection.permissions()
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         if self.rows == 0 || self.rows > MAX_ROWS {
             return Verdict::error(format!("rows must be between 1 and {MAX_ROWS}"));

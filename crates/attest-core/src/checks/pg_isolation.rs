@@ -78,8 +78,12 @@ impl Kind for PgIsolationCheck {
         self.connection.label()
     }
 
+    fn permissions(&self) -> Vec<super::Permission> {
+        self.connection.permissions()
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
-        let target = match self.connection.resolve(ctx) {
+        let target = match self.connection.resolve(ctx).await {
             Ok(target) => target.tagged(),
             Err(e) => return Verdict::error(e),
         };

@@ -209,8 +209,12 @@ impl Kind for PgProvisionCheck {
         self.connection.label()
     }
 
+    fn permissions(&self) -> Vec<super::Permission> {
+        self.connection.permissions()
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
-        let admin = match self.connection.resolve(ctx) {
+        let admin = match self.connection.resolve(ctx).await {
             Ok(target) => target.tagged(),
             Err(e) => return Verdict::error(e),
         };

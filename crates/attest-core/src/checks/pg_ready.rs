@@ -52,8 +52,12 @@ impl Kind for PgReadyCheck {
         self.connection.label()
     }
 
+    fn permissions(&self) -> Vec<super::Permission> {
+        self.connection.permissions()
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
-        let mut target = match self.connection.resolve(ctx) {
+        let mut target = match self.connection.resolve(ctx).await {
             Ok(target) => target,
             Err(e) => return Verdict::error(e),
         };

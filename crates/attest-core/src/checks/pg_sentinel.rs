@@ -43,6 +43,10 @@ impl Kind for PgSentinelCheck {
         self.connection.label()
     }
 
+    fn permissions(&self) -> Vec<super::Permission> {
+        self.connection.permissions()
+    }
+
     /// Writing creates a table row (and the table); verifying only reads.
     fn safety(&self) -> Safety {
         match self.action {

@@ -81,8 +81,12 @@ impl Kind for PostgresCheck {
         self.connection.label()
     }
 
+    fn permissions(&self) -> Vec<super::Permission> {
+        self.connection.permissions()
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
-        let target = match self.connection.resolve(ctx) {
+        let target = match self.connection.resolve(ctx).await {
             Ok(target) => target,
             Err(e) => return Verdict::error(e),
         };
