@@ -343,3 +343,31 @@ async fn provision_never_drops_what_already_existed() {
         "pre-existing role or database was dropped"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_verify_only_reads_so_it_runs_without_allow_mutating() {
+    let pg = server().await;
+    let yaml = format!(
+        r#"id: t
+title: verify only
+variables:
+  pw: {{secret: true, env: TEST_ADMIN_PASSWORD}}
+checks:
+  - id: write
+    title: write, mutating, skipped without the flag
+    pg-sentinel:
+      connection: &admin {{host: 127.0.0.1, port: {port}, user: postgres, password: "${{pw}}", dbname: postgres, sslmode: disable}}
+      action: write
+  - id: verify
+    title: verify, read-only, runs
+    pg-sentinel: {{connection: *admin, action: verify, token: not-written}}
+"#,
+        port = pg.port()
+    );
+    let out = attest(&yaml).args(&["run"]).run_async().await;
+    out.assert_code(1);
+    out.expect("write", "skipped", "runs only with --allow-mutating");
+    let verify = out.result("verify");
+    assert_ne!(verify["status"], "skipped", "{verify:#}");
+    assert_eq!(verify["status"], "failed", "{verify:#}");
+}

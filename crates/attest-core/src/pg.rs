@@ -213,9 +213,24 @@ impl ConnectionSpec {
         let (uri, uri_sslmode, uri_sslrootcert) = match expand(&self.uri)? {
             Some(uri) => {
                 let (rest, sslmode, sslrootcert) = split_tls_params(&uri);
-                let config = rest
-                    .parse::<tokio_postgres::Config>()
-                    .map_err(|e| format!("connection URI is not valid: {e}"))?;
+                // A password with an unencoded `@`, `/` or `#` misparses (its tail would show as
+                // the host): name the problem, never echo the URI.
+                let user_info = crate::url_safety::may_hold_user_info(&rest);
+                if user_info && rest.split('?').next().unwrap_or("").matches('@').count() > 1 {
+                    return Err(format!(
+                        "connection URI: {}",
+                        crate::url_safety::describe_url_error(&rest)
+                    ));
+                }
+                let config =
+                    rest.parse::<tokio_postgres::Config>()
+                        .map_err(|e| match user_info {
+                            true => format!(
+                                "connection URI: {}",
+                                crate::url_safety::describe_url_error(&rest)
+                            ),
+                            false => format!("connection URI is not valid: {e}"),
+                        })?;
                 let sslmode = sslmode.map(|m| SslMode::parse(&m)).transpose()?;
                 (Some(config), sslmode, sslrootcert.map(PathBuf::from))
             }
@@ -950,6 +965,21 @@ pub fn find_program(name: &str) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_uri_whose_password_holds_an_at_sign_is_refused_without_echoing_it() {
+        let ctx = CheckContext::for_test();
+        let spec = ConnectionSpec {
+            uri: Some("postgresql://app:p@ss-TAILSECRET@db.example:5432/app".into()),
+            ..ConnectionSpec::default()
+        };
+        let error = futures::executor::block_on(spec.resolve(&ctx)).unwrap_err();
+        assert!(error.contains("%40"), "{error}");
+        assert!(
+            !error.contains("TAILSECRET") && !error.contains("p@ss"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn uri_fills_what_fields_leave_unset() {
