@@ -47,9 +47,10 @@ pub fn main(args: SandboxArgs, runtime: &tokio::runtime::Runtime, stop: &Arc<Sto
             run.allow_mutating = true;
             let mut set = sandbox.variables();
             set.extend(sandbox.secret_variables());
+            // Provided, not `--set`: suites that use other names are not an error.
             let extra = VarSources {
-                set,
-                files: Vec::new(),
+                provided: set,
+                ..VarSources::default()
             };
             let target = run.target.clone().unwrap_or_else(|| "sandbox".into());
             let code = run_suites(&run, extra, target, runtime, stop);

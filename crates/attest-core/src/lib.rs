@@ -6,10 +6,12 @@
 pub mod checks;
 pub mod context;
 pub mod exit;
+pub mod interpolate;
 pub mod kube_access;
 pub mod load;
 pub mod matchers;
 pub mod net;
+pub mod node_de;
 pub mod outcome;
 pub mod pg;
 pub mod progress;
@@ -19,3 +21,5 @@ pub mod runner;
 pub mod schema;
 pub mod suite;
 pub mod url_safety;
+pub mod validate;
+pub mod yaml;

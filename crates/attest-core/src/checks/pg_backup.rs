@@ -175,6 +175,10 @@ impl Kind for PgBackupCheck {
         self.connection.label()
     }
 
+    fn validate(&self) -> Vec<super::FieldProblem> {
+        crate::validate::connection(&self.connection)
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let mut source = match self.connection.resolve(ctx) {
             Ok(target) => target.tagged(),

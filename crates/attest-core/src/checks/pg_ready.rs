@@ -52,6 +52,10 @@ impl Kind for PgReadyCheck {
         self.connection.label()
     }
 
+    fn validate(&self) -> Vec<super::FieldProblem> {
+        crate::validate::connection(&self.connection)
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let mut target = match self.connection.resolve(ctx) {
             Ok(target) => target,

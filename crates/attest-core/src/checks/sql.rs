@@ -224,6 +224,51 @@ impl Kind for SqlCheck {
         self.connection.label()
     }
 
+    fn validate(&self) -> Vec<super::FieldProblem> {
+        use super::FieldProblem;
+        let mut problems = crate::validate::connection(&self.connection);
+        if self.query.trim().is_empty() {
+            problems.push(FieldProblem::new("query", "expected a query, found empty text"));
+        }
+        // What cannot work in this comparison, known before running it: an operand that is
+        // itself an operator (`=== 1`), an unclosed list, an ordering against text that is
+        // neither a number nor a duration; for row counts (`counts`), anything but a number.
+        fn problem(c: &Comparison, counts: bool) -> Option<String> {
+            if crate::validate::is_deferred(&c.operand) {
+                return None;
+            }
+            let found = format!("found `{}`", c.text);
+            let operand = c.operand.trim();
+            if operand.is_empty() && !c.text.contains("''") && !c.text.contains("\"\"") {
+                return Some(format!("expected a value after the operator, {found}"));
+            }
+            if operand.starts_with(['=', '<', '>', '!', '~']) {
+                return Some(format!("expected one operator (==, !=, >, >=, <, <=, ~ or in) and a value, {found}"));
+            }
+            let number = operand.parse::<f64>().is_ok_and(f64::is_finite);
+            match c.op {
+                Op::In if !(c.text.trim_end().ends_with(']') && c.text.contains('[')) => {
+                    Some(format!("expected a list such as `in [a, b]`, {found}"))
+                }
+                Op::Matches | Op::In if counts => Some(format!("expected a row count comparison such as `>= 1`, {found}")),
+                _ if counts && !(number && operand.parse::<f64>().is_ok_and(|n| n >= 0.0 && n.fract() == 0.0)) => {
+                    Some(format!("expected a whole number of rows such as `>= 1`, {found}"))
+                }
+                Op::Gt | Op::Ge | Op::Lt | Op::Le if !number && parse_duration(operand).is_err() => Some(format!(
+                    "expected a number (`>= 215`) or a duration (`< 26h`) to order against, {found}"
+                )),
+                _ => None,
+            }
+        }
+        if let Some(expect) = &self.expect {
+            problems.extend(problem(expect, false).map(|m| FieldProblem::new("expect", m)));
+        }
+        if let Some(rows) = &self.rows {
+            problems.extend(problem(rows, true).map(|m| FieldProblem::new("rows", m)));
+        }
+        problems
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let target = match self.connection.resolve(ctx) {
             Ok(target) => target,
