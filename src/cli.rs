@@ -422,6 +422,12 @@ pub fn run_suites(
         }
         _ => {}
     }
+    for outcome in result.record.unproven_by_filter() {
+        error_line(&format!(
+            "`{}::{}` was selected but not run: it {}; select what it needs too (e.g. the filter `{}::`), or run without a filter",
+            outcome.suite, outcome.check, outcome.message, outcome.suite
+        ));
+    }
     for suite in &result.record.suites {
         for failure in &suite.teardown_failures {
             error_line(&format!("teardown of suite `{}`: {failure}", suite.id));

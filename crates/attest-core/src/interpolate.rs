@@ -139,9 +139,11 @@ fn braced(text: &str, start: usize, limit: usize) -> Result<(Reference, usize), 
         i += 1;
     }
     let name = &text[name_start..i];
-    let unterminated = || SyntaxProblem {
+    let unterminated = || {
+        SyntaxProblem {
         offset: start,
         message: "expected `}` to close `${`, found the end of the value (write `$${` for a literal `${`)".into(),
+    }
     };
     if name.is_empty() || !is_name_start(name.chars().next().unwrap_or('0')) {
         let found: String = text[name_start..limit].chars().take(20).collect();
@@ -321,13 +323,19 @@ mod tests {
             run("${u:?give u}", &vars),
             Err(ExpandError::Required { message, .. }) if message == "give u"
         ));
-        assert!(matches!(run("a ${u}", &vars), Err(ExpandError::Unset { offset: 2, .. })));
+        assert!(matches!(
+            run("a ${u}", &vars),
+            Err(ExpandError::Unset { offset: 2, .. })
+        ));
     }
 
     #[test]
     fn malformed_references_say_what_was_expected() {
         assert!(tokens("${a").unwrap_err().message.contains("expected `}`"));
-        assert!(tokens("${1a}").unwrap_err().message.contains("variable name"));
+        assert!(tokens("${1a}")
+            .unwrap_err()
+            .message
+            .contains("variable name"));
         assert!(tokens("${a!}").unwrap_err().message.contains("found `!`"));
         assert!(tokens("${}").is_err());
     }
@@ -341,7 +349,13 @@ mod tests {
             .collect();
         assert_eq!(
             refs,
-            vec![("a", true), ("b", false), ("c", true), ("d", false), ("e", true)]
+            vec![
+                ("a", true),
+                ("b", false),
+                ("c", true),
+                ("d", false),
+                ("e", true)
+            ]
         );
     }
 }

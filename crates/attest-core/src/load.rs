@@ -146,7 +146,6 @@ fn collect_yaml(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-
 /// Loads every suite for a run; collects all errors of all files rather than stopping at the
 /// first.
 pub fn load_all(
@@ -286,7 +285,8 @@ fn load_overrides(
                 continue;
             }
         };
-        let root = match yaml::decode(&text).and_then(|t| yaml::parse(&t, yaml::Limits::default())) {
+        let root = match yaml::decode(&text).and_then(|t| yaml::parse(&t, yaml::Limits::default()))
+        {
             Ok(Some(root)) => root,
             Ok(None) => continue,
             Err(e) => {
@@ -382,7 +382,10 @@ fn load_suite(
         Ok(bytes) => bytes,
         Err(e) => {
             return (
-                Err(vec![LoadError::file(path, format!("cannot read suite: {e}"))]),
+                Err(vec![LoadError::file(
+                    path,
+                    format!("cannot read suite: {e}"),
+                )]),
                 names,
             )
         }
@@ -391,19 +394,19 @@ fn load_suite(
         Ok(text) => text,
         Err(e) => return (Err(vec![fail(e.pos, e.message)]), names),
     };
-    let root = match yaml::parse(&text, yaml::Limits::default()) {
-        Ok(Some(root)) => root,
-        Ok(None) => {
-            return (
+    let root =
+        match yaml::parse(&text, yaml::Limits::default()) {
+            Ok(Some(root)) => root,
+            Ok(None) => return (
                 Err(vec![fail(
                     Pos { line: 1, column: 1 },
-                    "expected a suite (a map with `id`, `title` and `checks`), found an empty file".into(),
+                    "expected a suite (a map with `id`, `title` and `checks`), found an empty file"
+                        .into(),
                 )]),
                 names,
-            )
-        }
-        Err(e) => return (Err(vec![fail(e.pos, e.message)]), names),
-    };
+            ),
+            Err(e) => return (Err(vec![fail(e.pos, e.message)]), names),
+        };
     let mut problems: Vec<DeError> = Vec::new();
     let at = |pos: Pos, message: String| {
         let mut e = DeError::new(message);
@@ -638,9 +641,7 @@ impl LineIndex {
     fn pos(&self, text: &str, offset: usize) -> Pos {
         let line = self.starts.partition_point(|s| *s <= offset).max(1);
         let start = self.starts[line - 1];
-        let column = text
-            .get(start..offset)
-            .map_or(1, |s| s.chars().count() + 1);
+        let column = text.get(start..offset).map_or(1, |s| s.chars().count() + 1);
         Pos {
             line: line as u64,
             column: column as u64,
@@ -683,7 +684,16 @@ fn scan_references(
         }
         Value::Map(entries) => {
             for entry in entries {
-                scan_references(&entry.value, source, index, vars, declared, seen, names, problems);
+                scan_references(
+                    &entry.value,
+                    source,
+                    index,
+                    vars,
+                    declared,
+                    seen,
+                    names,
+                    problems,
+                );
             }
             return;
         }
@@ -846,7 +856,9 @@ fn resolve_variables(
         resolve_default(name, &pending, &mut values, &mut stack, problems);
     }
     for d in declared.iter().filter(|d| d.spec.secret) {
-        let Some(v) = values.get(&d.name) else { continue };
+        let Some(v) = values.get(&d.name) else {
+            continue;
+        };
         if v.state != VarState::Known {
             continue;
         }
@@ -897,7 +909,7 @@ fn resolve_default(
         return;
     }
     let default = d.spec.default.clone().unwrap_or_default();
-    let origin = format!("(the default of `{}`, line {})", d.name, d.pos.line);
+    let origin = format!("the default on line {}", d.pos.line);
     let tokens = match interpolate::tokens(&default) {
         Ok(tokens) => tokens,
         Err(e) => {
@@ -1037,7 +1049,10 @@ fn cross_check(
             if available.is_empty() {
                 error(
                     key_pos("register"),
-                    format!("kind `{}` registers no values; remove `register:`", decl.kind),
+                    format!(
+                        "kind `{}` registers no values; remove `register:`",
+                        decl.kind
+                    ),
                 );
             }
             exports = available

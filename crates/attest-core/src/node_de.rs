@@ -95,7 +95,31 @@ impl DeError {
         } else if self.message == "invalid socket address syntax" {
             self.message = "expected an address `ip:port` such as `10.43.0.10:53`".into();
         }
-        if !self.message.contains("found") {
+        // Multi-line library messages (regex errors draw a caret): the first line and the
+        // last, which says what is wrong.
+        if self.message.contains('\n') {
+            let first = self
+                .message
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_end()
+                .to_owned();
+            let last = self.message.lines().last().unwrap_or_default().trim();
+            let last = last.strip_prefix("error: ").unwrap_or(last).to_owned();
+            self.message = format!("{first} {last}");
+        }
+        let shown = match &node.value {
+            Value::Scalar { text, .. } => {
+                !text.is_empty() && self.message.contains(&format!("`{text}`"))
+            }
+            _ => false,
+        };
+        if !shown
+            && !self.message.contains("found")
+            && !self.message.starts_with("missing key")
+            && !self.message.starts_with("unknown value")
+        {
             self.message = format!("{}, found {found}", self.message);
         }
         if let Some(key) = key {
@@ -195,7 +219,10 @@ fn unexpected(unexp: &de::Unexpected) -> String {
 }
 
 /// The closest candidate, when it is close enough to be a likely typo.
-pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+pub fn did_you_mean<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
     let word_lower = word.to_ascii_lowercase();
     candidates
         .into_iter()
@@ -312,7 +339,7 @@ impl<'a> NodeDe<'a> {
             .vars
             .iter()
             .map(|name| match self.scope.vars.get(name) {
-                Some(v) if !v.origin.is_empty() => format!("`${{{name}}}` {}", v.origin),
+                Some(v) if !v.origin.is_empty() => format!("`${{{name}}}`, {}", v.origin),
                 _ => format!("`${{{name}}}`"),
             })
             .collect();
@@ -328,7 +355,11 @@ impl<'a> NodeDe<'a> {
         Err(DeError::new(message).at(self.node, self.key, || found))
     }
 
-    fn fix<T>(&self, result: Result<T, DeError>, expanded: Option<&Expanded>) -> Result<T, DeError> {
+    fn fix<T>(
+        &self,
+        result: Result<T, DeError>,
+        expanded: Option<&Expanded>,
+    ) -> Result<T, DeError> {
         result.map_err(|e| e.at(self.node, self.key, || self.found(expanded)))
     }
 
@@ -609,7 +640,11 @@ impl<'a> de::Deserializer<'a> for NodeDe<'a> {
         }
     }
 
-    fn deserialize_tuple<V: Visitor<'a>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'a>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
     }
 
@@ -630,7 +665,10 @@ impl<'a> de::Deserializer<'a> for NodeDe<'a> {
             }
             _ => {
                 let expanded = self.scalar()?;
-                self.fail("expected a map of `key: value` lines".into(), expanded.as_ref())
+                self.fail(
+                    "expected a map of `key: value` lines".into(),
+                    expanded.as_ref(),
+                )
             }
         }
     }
@@ -705,7 +743,10 @@ struct SeqDe<'a> {
 impl<'a> de::SeqAccess<'a> for SeqDe<'a> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'a>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'a>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
         let Some(item) = self.items.get(self.index) else {
             return Ok(None);
         };
@@ -740,7 +781,10 @@ impl<'a> MapDe<'a> {
 impl<'a> de::MapAccess<'a> for MapDe<'a> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'a>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'a>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         let Some(entry) = self.entries.get(self.index) else {
             return Ok(None);
         };
@@ -785,7 +829,10 @@ impl<'a> de::EnumAccess<'a> for UnitVariant {
     type Error = DeError;
     type Variant = UnitOnly;
 
-    fn variant_seed<V: DeserializeSeed<'a>>(self, seed: V) -> Result<(V::Value, UnitOnly), DeError> {
+    fn variant_seed<V: DeserializeSeed<'a>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, UnitOnly), DeError> {
         let value = seed.deserialize(self.0.as_str().into_deserializer())?;
         Ok((value, UnitOnly))
     }
@@ -826,7 +873,10 @@ impl<'a> de::EnumAccess<'a> for MapVariant<'a> {
     type Error = DeError;
     type Variant = NodeDe<'a>;
 
-    fn variant_seed<V: DeserializeSeed<'a>>(self, seed: V) -> Result<(V::Value, NodeDe<'a>), DeError> {
+    fn variant_seed<V: DeserializeSeed<'a>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, NodeDe<'a>), DeError> {
         let value = seed
             .deserialize(KeyDe(&self.entry.key))
             .map_err(|e| e.at_key(self.entry.key_pos))?;
@@ -868,7 +918,8 @@ pub fn from_node<'a, T: serde::Deserialize<'a>>(
     key: Option<&'a str>,
 ) -> Result<T, DeError> {
     let node_ref = node;
-    T::deserialize(NodeDe::new(node, scope, key)).map_err(|e| e.at(node_ref, key, || node_ref.describe()))
+    T::deserialize(NodeDe::new(node, scope, key))
+        .map_err(|e| e.at(node_ref, key, || node_ref.describe()))
 }
 
 #[cfg(test)]
@@ -909,24 +960,40 @@ mod tests {
                 )
             })
             .collect();
-        let scope = Scope { vars: &vars, raw: false };
+        let scope = Scope {
+            vars: &vars,
+            raw: false,
+        };
         from_node(&root, &scope, None)
     }
 
     #[test]
     fn keys_and_values_stay_visible_after_interpolation() {
         let err = read("host: ${h}\npotr: 1\n", &[("h", "x")]).unwrap_err();
-        assert!(err.message.contains("`potr`") && err.message.contains("`port`"), "{}", err.message);
+        assert!(
+            err.message.contains("`potr`") && err.message.contains("`port`"),
+            "{}",
+            err.message
+        );
         assert_eq!(err.pos, Some(Pos { line: 2, column: 1 }));
         let err = read("host: ${h}\nport: 1\nmode: verify_full\n", &[("h", "x")]).unwrap_err();
-        assert!(err.message.contains("`verify_full`") && err.message.contains("verify-full"), "{}", err.message);
+        assert!(
+            err.message.contains("`verify_full`") && err.message.contains("verify-full"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn numbers_say_the_range_and_the_variable() {
         let err = read("host: h\nport: ${p}\n", &[("p", "70000")]).unwrap_err();
         assert!(err.message.contains("0 to 65535"), "{}", err.message);
-        assert!(err.message.contains("`70000` (from `${p}` set by `--set`)"), "{}", err.message);
+        assert!(
+            err.message
+                .contains("`70000` (from `${p}`, set by `--set`)"),
+            "{}",
+            err.message
+        );
         assert_eq!(err.pos, Some(Pos { line: 2, column: 7 }));
         let ok = read("host: h\nport: \"${p}\"\nmode: open\n", &[("p", "5432")]).unwrap();
         assert_eq!(ok.port, 5432);
@@ -936,13 +1003,20 @@ mod tests {
     #[test]
     fn missing_keys_point_at_the_map() {
         let err = read("\n\nport: 1\n", &[]).unwrap_err();
-        assert!(err.message.contains("missing key `host`"), "{}", err.message);
+        assert!(
+            err.message.contains("missing key `host`"),
+            "{}",
+            err.message
+        );
         assert_eq!(err.pos, Some(Pos { line: 3, column: 1 }));
     }
 
     #[test]
     fn typos_are_recognised() {
-        assert_eq!(did_you_mean("tiemout", ["timeout", "title"]), Some("timeout"));
+        assert_eq!(
+            did_you_mean("tiemout", ["timeout", "title"]),
+            Some("timeout")
+        );
         assert_eq!(did_you_mean("zzz", ["timeout"]), None);
     }
 }

@@ -334,9 +334,12 @@ pub fn check_from_node(node: &Node, scope: &Scope) -> Result<CheckDecl, Vec<DeEr
                     if is_valid_id(&text) {
                         id = Some(text);
                     } else {
-                        errors.push(at(value.pos, format!(
+                        errors.push(at(
+                            value.pos,
+                            format!(
                             "`id`: expected letters, digits, `-`, `_` and `.` only, found `{text}`"
-                        )));
+                        ),
+                        ));
                         id = Some(text);
                     }
                 }
@@ -356,13 +359,20 @@ pub fn check_from_node(node: &Node, scope: &Scope) -> Result<CheckDecl, Vec<DeEr
                 if let Some(r) = read::<Retry>(entry, scope, &mut errors) {
                     let field = |name: &str| value.get(name).map_or(value.pos, |n| n.pos);
                     if r.interval.0.is_zero() {
-                        errors.push(at(field("interval"), "`interval`: expected a duration above zero, found a zero interval".into()));
+                        errors.push(at(
+                            field("interval"),
+                            "`interval`: expected a duration above zero, found a zero interval"
+                                .into(),
+                        ));
                     }
                     if r.attempts == Some(0) {
                         errors.push(at(field("attempts"), "`attempts`: expected at least 1 attempt, found `0`; leave `attempts` out to retry until the timeout".into()));
                     }
                     if r.attempt_timeout.is_some_and(|t| t.0.is_zero()) {
-                        errors.push(at(field("attempt_timeout"), "`attempt_timeout`: expected a duration above zero, found `0s`".into()));
+                        errors.push(at(
+                            field("attempt_timeout"),
+                            "`attempt_timeout`: expected a duration above zero, found `0s`".into(),
+                        ));
                     }
                     retry = Some(r);
                 }
@@ -420,18 +430,30 @@ pub fn check_from_node(node: &Node, scope: &Scope) -> Result<CheckDecl, Vec<DeEr
         }
     }
     if id.is_none() && node.get("id").is_none() {
-        errors.push(at(node.pos, "missing key `id` in this check (a stable name such as `service-dns`)".into()));
+        errors.push(at(
+            node.pos,
+            "missing key `id` in this check (a stable name such as `service-dns`)".into(),
+        ));
     }
     if title.is_none() && node.get("title").is_none() {
-        errors.push(at(node.pos, "missing key `title` in this check (one line saying what it proves)".into()));
+        errors.push(at(
+            node.pos,
+            "missing key `title` in this check (one line saying what it proves)".into(),
+        ));
     }
     let check = match kind {
         None => {
-            let name = id.as_deref().map(|id| format!(" `{id}`")).unwrap_or_default();
-            errors.push(at(node.pos, format!(
-                "check{name} has no kind; add one of: {}",
-                checks::KIND_NAMES.join(", ")
-            )));
+            let name = id
+                .as_deref()
+                .map(|id| format!(" `{id}`"))
+                .unwrap_or_default();
+            errors.push(at(
+                node.pos,
+                format!(
+                    "check{name} has no kind; add one of: {}",
+                    checks::KIND_NAMES.join(", ")
+                ),
+            ));
             None
         }
         Some((name, entry)) => {
@@ -471,8 +493,19 @@ pub fn check_from_node(node: &Node, scope: &Scope) -> Result<CheckDecl, Vec<DeEr
 /// Places a kind's [`FieldProblem`] at its field, names the variables its value came from, and
 /// drops it when the value is only known later (a registered value, or an unset variable while
 /// listing).
-fn locate_problem(body: &Node, kind: &str, problem: &FieldProblem, scope: &Scope) -> Option<DeError> {
-    let node = body.path(&problem.field);
+fn locate_problem(
+    body: &Node,
+    kind: &str,
+    problem: &FieldProblem,
+    scope: &Scope,
+) -> Option<DeError> {
+    // `status.0` of `status: 999` is `status` itself.
+    let mut path = problem.field.as_str();
+    let mut node = body.path(path);
+    while node.is_none() && !path.is_empty() {
+        path = path.rsplit_once('.').map_or("", |(head, _)| head);
+        node = body.path(path).filter(|_| !path.is_empty());
+    }
     let mut message = if problem.field.is_empty() {
         format!("`{kind}`: {}", problem.message)
     } else {
@@ -483,16 +516,24 @@ fn locate_problem(body: &Node, kind: &str, problem: &FieldProblem, scope: &Scope
         node.scalars(&mut scalars);
         let mut names = Vec::new();
         for scalar in scalars {
-            let Some((text, _)) = scalar.scalar() else { continue };
+            let Some((text, _)) = scalar.scalar() else {
+                continue;
+            };
             if !crate::interpolate::has_dollar(text) {
                 continue;
             }
-            let Ok(tokens) = crate::interpolate::tokens(text) else { continue };
+            let Ok(tokens) = crate::interpolate::tokens(text) else {
+                continue;
+            };
             for (reference, _) in crate::interpolate::references(&tokens) {
                 match scope.vars.get(&reference.name) {
                     Some(v) if v.state != VarState::Known => return None,
-                    Some(v) if v.secret => names.push(format!("`${{{}}}` (secret)", reference.name)),
-                    Some(v) if !v.origin.is_empty() => names.push(format!("`${{{}}}` {}", reference.name, v.origin)),
+                    Some(v) if v.secret => {
+                        names.push(format!("`${{{}}}` (secret)", reference.name))
+                    }
+                    Some(v) if !v.origin.is_empty() => {
+                        names.push(format!("`${{{}}}`, {}", reference.name, v.origin))
+                    }
                     _ => names.push(format!("`${{{}}}`", reference.name)),
                 }
             }

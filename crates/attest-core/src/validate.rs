@@ -24,8 +24,12 @@ pub fn positive(field: &str, duration: Option<&HumanDuration>) -> Option<FieldPr
 }
 
 pub fn count(field: &str, value: u64, min: u64, max: u64) -> Option<FieldProblem> {
-    (!(min..=max).contains(&value))
-        .then(|| FieldProblem::new(field, format!("expected a number from {min} to {max}, found `{value}`")))
+    (!(min..=max).contains(&value)).then(|| {
+        FieldProblem::new(
+            field,
+            format!("expected a number from {min} to {max}, found `{value}`"),
+        )
+    })
 }
 
 /// A host name or address: an IP address, or a DNS name without empty labels.
@@ -34,7 +38,10 @@ pub fn host(field: &str, host: &str) -> Option<FieldProblem> {
         return None;
     }
     if host.trim().is_empty() {
-        return Some(FieldProblem::new(field, "expected a host name or address, found empty text"));
+        return Some(FieldProblem::new(
+            field,
+            "expected a host name or address, found empty text",
+        ));
     }
     if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('/') {
         return None;
@@ -48,7 +55,14 @@ pub fn dns_name(field: &str, name: &str) -> Option<FieldProblem> {
     if is_deferred(name) {
         return None;
     }
-    let problem = |what: String| Some(FieldProblem::new(field, format!("expected a DNS name such as `db.data.svc.cluster.local`, found `{name}` ({what})")));
+    let problem = |what: String| {
+        Some(FieldProblem::new(
+            field,
+            format!(
+                "expected a DNS name such as `db.data.svc.cluster.local`, found `{name}` ({what})"
+            ),
+        ))
+    };
     let trimmed = name.strip_suffix('.').unwrap_or(name);
     if trimmed.is_empty() {
         return problem("it is empty".into());
@@ -61,9 +75,15 @@ pub fn dns_name(field: &str, name: &str) -> Option<FieldProblem> {
             return problem("an empty label: two dots in a row, or a leading dot".into());
         }
         if label.len() > 63 {
-            return problem(format!("the label `{label}` has {} characters; at most 63", label.len()));
+            return problem(format!(
+                "the label `{label}` has {} characters; at most 63",
+                label.len()
+            ));
         }
-        if let Some(c) = label.chars().find(|c| c.is_whitespace() || "/\\:@,;\"'".contains(*c)) {
+        if let Some(c) = label
+            .chars()
+            .find(|c| c.is_whitespace() || "/\\:@,;\"'".contains(*c))
+        {
             return problem(format!("the character `{c}` cannot be part of a name"));
         }
     }
@@ -72,7 +92,11 @@ pub fn dns_name(field: &str, name: &str) -> Option<FieldProblem> {
 
 /// Patterns that were meant as regular expressions but read as literal text: `/x/q` (flags
 /// after the closing slash) matches the text `/x/q`, never what was meant.
-pub fn patterns<'p>(field: &str, patterns: impl IntoIterator<Item = &'p Pattern>, indexed: bool) -> Vec<FieldProblem> {
+pub fn patterns<'p>(
+    field: &str,
+    patterns: impl IntoIterator<Item = &'p Pattern>,
+    indexed: bool,
+) -> Vec<FieldProblem> {
     patterns
         .into_iter()
         .enumerate()
@@ -110,12 +134,20 @@ pub fn connection(spec: &ConnectionSpec) -> Vec<FieldProblem> {
     if let Some(p) = spec.port.and_then(|p| port("connection.port", p)) {
         problems.push(p);
     }
-    if let Some(h) = spec.host.as_deref().and_then(|h| host("connection.host", h)) {
+    if let Some(h) = spec
+        .host
+        .as_deref()
+        .and_then(|h| host("connection.host", h))
+    {
         problems.push(h);
     }
     if let Some(uri) = spec.uri.as_deref().filter(|u| !is_deferred(u)) {
         if !(uri.starts_with("postgresql://") || uri.starts_with("postgres://")) {
-            let scheme = uri.split("://").next().filter(|s| *s != uri).unwrap_or("no scheme");
+            let scheme = uri
+                .split("://")
+                .next()
+                .filter(|s| *s != uri)
+                .unwrap_or("no scheme");
             problems.push(FieldProblem::new(
                 "connection.uri",
                 format!("expected a URI starting with `postgresql://`, found `{scheme}`"),

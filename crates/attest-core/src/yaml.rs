@@ -256,7 +256,11 @@ fn pos_of(span: &Span) -> Pos {
 
 fn byte_range(text: &str, span: &Span) -> (usize, usize) {
     let start = span.start.byte_offset().unwrap_or(0).min(text.len());
-    let end = span.end.byte_offset().unwrap_or(start).clamp(start, text.len());
+    let end = span
+        .end
+        .byte_offset()
+        .unwrap_or(start)
+        .clamp(start, text.len());
     (start, end)
 }
 
@@ -336,7 +340,9 @@ impl Builder<'_> {
                 if let Some(Frame::Map { key: None, .. }) = self.stack.last() {
                     return Err(SyntaxError {
                         pos: pos_of(&span),
-                        message: "expected a key (plain text) here, found a list or map used as a key".into(),
+                        message:
+                            "expected a key (plain text) here, found a list or map used as a key"
+                                .into(),
                     });
                 }
                 self.expanded = self.expanded.saturating_add(1);
@@ -370,7 +376,10 @@ impl Builder<'_> {
                     } => (
                         Node {
                             pos: pos_of(&start),
-                            range: (byte_range(self.text, &start).0, byte_range(self.text, &span).1),
+                            range: (
+                                byte_range(self.text, &start).0,
+                                byte_range(self.text, &span).1,
+                            ),
                             value: Value::Seq(items),
                             weight,
                         },
@@ -388,7 +397,10 @@ impl Builder<'_> {
                         (
                             Node {
                                 pos: pos_of(&start),
-                                range: (byte_range(self.text, &start).0, byte_range(self.text, &span).1),
+                                range: (
+                                    byte_range(self.text, &start).0,
+                                    byte_range(self.text, &span).1,
+                                ),
                                 value: Value::Map(entries),
                                 weight,
                             },
@@ -493,7 +505,11 @@ impl Builder<'_> {
 }
 
 /// YAML merge keys (`<<: *defaults`): keys of the merged maps that the map does not set itself.
-fn merge(entries: &mut Vec<Entry>, merges: Vec<(Pos, Rc<Node>)>, weight: u64) -> Result<u64, SyntaxError> {
+fn merge(
+    entries: &mut Vec<Entry>,
+    merges: Vec<(Pos, Rc<Node>)>,
+    weight: u64,
+) -> Result<u64, SyntaxError> {
     let mut weight = weight;
     for (pos, value) in merges {
         let sources: Vec<&Node> = match &value.value {
@@ -545,8 +561,22 @@ fn scan_error(text: &str, error: &ScanError) -> SyntaxError {
             format!("alias `*{name}` refers to no anchor; define it earlier with `&{name}` (anchors must come before their aliases)")
         }
         ErrorKind::RecursionLimitExceeded => "expected at most 255 nested lists or maps, found more; this limit guards against malicious input and is not configurable".into(),
-        ErrorKind::TabInIndentation | ErrorKind::TabInBlockIndentation | ErrorKind::TabNotAllowed => {
-            "expected spaces for indentation, found a tab; YAML indents with spaces only".into()
+        ErrorKind::TabInIndentation
+        | ErrorKind::TabInBlockIndentation
+        | ErrorKind::TabNotAllowed
+        | ErrorKind::TabInPlainScalar
+        | ErrorKind::TabAtBlockScalarStart => {
+            // The scanner may stop at the scalar before the tab: point at the tab itself.
+            let from = marker.byte_offset().unwrap_or(0).min(text.len());
+            let pos = text[from..].find('\t').map_or(pos, |i| offset_pos(text, from + i));
+            return SyntaxError {
+                pos,
+                message: "expected spaces for indentation, found a tab; YAML indents with spaces only".into(),
+            };
+        }
+        ErrorKind::UnclosedFlowCollection { open } => {
+            let close = if *open == '[' { ']' } else { '}' };
+            format!("expected `{close}` to close this `{open}`, found the end of the file")
         }
         ErrorKind::UnclosedQuotedScalar => "expected the closing quote of this string, found the end of the file".into(),
         other => {
@@ -558,6 +588,13 @@ fn scan_error(text: &str, error: &ScanError) -> SyntaxError {
         }
     };
     SyntaxError { pos, message }
+}
+
+fn offset_pos(text: &str, offset: usize) -> Pos {
+    let before = &text[..offset];
+    let line = before.matches('\n').count() as u64 + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() as u64 + 1;
+    Pos { line, column }
 }
 
 fn alias_name_at(line: &str, column: u64) -> String {
@@ -579,7 +616,9 @@ fn flow_interpolation_hint(line: &str) -> Option<String> {
     let in_flow = before.contains('{') || before.contains('[');
     let quoted = before.ends_with('"') || before.ends_with('\'');
     (in_flow && !quoted).then(|| {
-        let end = line[reference..].find('}').map_or(line.len(), |e| reference + e + 1);
+        let end = line[reference..]
+            .find('}')
+            .map_or(line.len(), |e| reference + e + 1);
         let var = &line[reference..end];
         format!(" (inside `{{…}}` or `[…]`, write `${{…}}` in quotes: `\"{var}\"`)")
     })
@@ -598,7 +637,10 @@ mod tests {
         let root = tree("a: 1\nb:\n  c: x\n");
         let b = root.get("b").unwrap();
         assert_eq!(b.pos, Pos { line: 3, column: 3 });
-        assert_eq!(root.entries().unwrap()[1].key_pos, Pos { line: 2, column: 1 });
+        assert_eq!(
+            root.entries().unwrap()[1].key_pos,
+            Pos { line: 2, column: 1 }
+        );
         assert_eq!(b.get("c").unwrap().pos, Pos { line: 3, column: 6 });
     }
 

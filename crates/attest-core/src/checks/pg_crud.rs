@@ -59,7 +59,12 @@ impl Kind for PgCrudCheck {
 
     fn validate(&self) -> Vec<super::FieldProblem> {
         let mut problems = crate::validate::connection(&self.connection);
-        problems.extend(crate::validate::count("rows", self.rows.into(), 1, MAX_ROWS.into()));
+        problems.extend(crate::validate::count(
+            "rows",
+            self.rows.into(),
+            1,
+            MAX_ROWS.into(),
+        ));
         problems
     }
 

@@ -83,7 +83,10 @@ impl Kind for PostgresCheck {
 
     fn validate(&self) -> Vec<super::FieldProblem> {
         let mut problems = crate::validate::connection(&self.connection);
-        problems.extend(crate::validate::positive("max_connect_time", self.max_connect_time.as_ref()));
+        problems.extend(crate::validate::positive(
+            "max_connect_time",
+            self.max_connect_time.as_ref(),
+        ));
         problems
     }
 

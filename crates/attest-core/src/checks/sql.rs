@@ -228,7 +228,10 @@ impl Kind for SqlCheck {
         use super::FieldProblem;
         let mut problems = crate::validate::connection(&self.connection);
         if self.query.trim().is_empty() {
-            problems.push(FieldProblem::new("query", "expected a query, found empty text"));
+            problems.push(FieldProblem::new(
+                "query",
+                "expected a query, found empty text",
+            ));
         }
         // What cannot work in this comparison, known before running it: an operand that is
         // itself an operator (`=== 1`), an unclosed list, an ordering against text that is
@@ -243,20 +246,35 @@ impl Kind for SqlCheck {
                 return Some(format!("expected a value after the operator, {found}"));
             }
             if operand.starts_with(['=', '<', '>', '!', '~']) {
-                return Some(format!("expected one operator (==, !=, >, >=, <, <=, ~ or in) and a value, {found}"));
+                return Some(format!(
+                    "expected one operator (==, !=, >, >=, <, <=, ~ or in) and a value, {found}"
+                ));
             }
             let number = operand.parse::<f64>().is_ok_and(f64::is_finite);
             match c.op {
                 Op::In if !(c.text.trim_end().ends_with(']') && c.text.contains('[')) => {
                     Some(format!("expected a list such as `in [a, b]`, {found}"))
                 }
-                Op::Matches | Op::In if counts => Some(format!("expected a row count comparison such as `>= 1`, {found}")),
-                _ if counts && !(number && operand.parse::<f64>().is_ok_and(|n| n >= 0.0 && n.fract() == 0.0)) => {
-                    Some(format!("expected a whole number of rows such as `>= 1`, {found}"))
-                }
-                Op::Gt | Op::Ge | Op::Lt | Op::Le if !number && parse_duration(operand).is_err() => Some(format!(
-                    "expected a number (`>= 215`) or a duration (`< 26h`) to order against, {found}"
+                Op::Matches | Op::In if counts => Some(format!(
+                    "expected a row count comparison such as `>= 1`, {found}"
                 )),
+                _ if counts
+                    && !(number
+                        && operand
+                            .parse::<f64>()
+                            .is_ok_and(|n| n >= 0.0 && n.fract() == 0.0)) =>
+                {
+                    Some(format!(
+                        "expected a whole number of rows such as `>= 1`, {found}"
+                    ))
+                }
+                Op::Gt | Op::Ge | Op::Lt | Op::Le
+                    if !number && parse_duration(operand).is_err() =>
+                {
+                    Some(format!(
+                    "expected a number (`>= 215`) or a duration (`< 26h`) to order against, {found}"
+                ))
+                }
                 _ => None,
             }
         }

@@ -250,8 +250,16 @@ impl Kind for TcpCheck {
         use crate::validate;
         let mut problems: Vec<_> = validate::host("host", &self.host).into_iter().collect();
         problems.extend(validate::port("port", self.port));
-        problems.extend(validate::count("count", self.count.into(), 1, MAX_COUNT.into()));
-        problems.extend(validate::positive("connect_timeout", self.connect_timeout.as_ref()));
+        problems.extend(validate::count(
+            "count",
+            self.count.into(),
+            1,
+            MAX_COUNT.into(),
+        ));
+        problems.extend(validate::positive(
+            "connect_timeout",
+            self.connect_timeout.as_ref(),
+        ));
         if self.expect != TcpExpect::Open && !self.latency.is_empty() {
             problems.push(super::FieldProblem::new(
                 "latency",
