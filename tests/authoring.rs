@@ -398,14 +398,19 @@ fn unquoted_references_in_flow_maps_suggest_quotes() {
         .assert_code(0);
 }
 
-/// Validates documents against `attest schema` with check-jsonschema, when it is installed
-/// (`scripts/test` installs it; without it this test says so and passes).
-fn schema_validator() -> Option<PathBuf> {
+/// A program on PATH.
+fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
-            .map(|p| p.join("check-jsonschema"))
+            .map(|p| p.join(name))
             .find(|p| p.is_file())
     })
+}
+
+/// check-jsonschema, when it is installed (`scripts/test` installs it; without it the schema
+/// tests say so and pass).
+fn schema_validator() -> Option<PathBuf> {
+    on_path("check-jsonschema")
 }
 
 fn validate_with_schema(schema: &Path, files: &[PathBuf]) -> (bool, String) {
@@ -456,8 +461,64 @@ fn the_schema_accepts_every_suite_and_rejects_broken_ones() {
         .collect();
     bad.sort();
     assert!(bad.len() >= 10);
-    for file in bad {
-        let (ok, text) = validate_with_schema(&schema, std::slice::from_ref(&file));
-        assert!(!ok, "the schema accepts {}:\n{text}", file.display());
+    // One validator per file, all at once: each must fail on its own defect.
+    let validator = schema_validator().unwrap();
+    let running: Vec<_> = bad
+        .iter()
+        .map(|file| {
+            let child = std::process::Command::new(&validator)
+                .arg("--schemafile")
+                .arg(&schema)
+                .arg(file)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            (file, child)
+        })
+        .collect();
+    for (file, mut child) in running {
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "the schema accepts {}", file.display());
+    }
+}
+
+#[test]
+fn the_schema_compiles_in_ajv_strict_mode() {
+    let Some(ajv) = on_path("ajv") else {
+        eprintln!(
+            "ajv is not installed (scripts/test installs ajv-cli): strict compile not checked"
+        );
+        return;
+    };
+    let out = Attest::new().args(&["schema"]).run();
+    let schema = out.dir.join("schema.json");
+    std::fs::write(&schema, &out.stdout).unwrap();
+    let compiled = std::process::Command::new(&ajv)
+        .args(["compile", "--spec=draft2020", "--strict=true", "-s"])
+        .arg(&schema)
+        .output()
+        .unwrap();
+    assert!(
+        compiled.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&compiled.stdout),
+        String::from_utf8_lossy(&compiled.stderr)
+    );
+    for suite in std::fs::read_dir(repo().join("suites")).unwrap() {
+        let suite = suite.unwrap().path();
+        let valid = std::process::Command::new(&ajv)
+            .args(["validate", "--spec=draft2020", "--strict=true", "-s"])
+            .arg(&schema)
+            .arg("-d")
+            .arg(&suite)
+            .output()
+            .unwrap();
+        assert!(
+            valid.status.success(),
+            "{}: {}",
+            suite.display(),
+            String::from_utf8_lossy(&valid.stderr)
+        );
     }
 }

@@ -394,19 +394,20 @@ fn load_suite(
         Ok(text) => text,
         Err(e) => return (Err(vec![fail(e.pos, e.message)]), names),
     };
-    let root =
-        match yaml::parse(&text, yaml::Limits::default()) {
-            Ok(Some(root)) => root,
-            Ok(None) => return (
+    let root = match yaml::parse(&text, yaml::Limits::default()) {
+        Ok(Some(root)) => root,
+        Ok(None) => {
+            return (
                 Err(vec![fail(
                     Pos { line: 1, column: 1 },
                     "expected a suite (a map with `id`, `title` and `checks`), found an empty file"
                         .into(),
                 )]),
                 names,
-            ),
-            Err(e) => return (Err(vec![fail(e.pos, e.message)]), names),
-        };
+            )
+        }
+        Err(e) => return (Err(vec![fail(e.pos, e.message)]), names),
+    };
     let mut problems: Vec<DeError> = Vec::new();
     let at = |pos: Pos, message: String| {
         let mut e = DeError::new(message);

@@ -485,7 +485,9 @@ impl<'a> de::Deserializer<'a> for NodeDe<'a> {
             Value::Scalar { .. } => {
                 let expanded = self.scalar()?.expect("a scalar");
                 let text = expanded.text.as_ref();
-                let result = if expanded.style != Style::Plain {
+                // A value from variables is typed by what it became (`"${codes}"` → 204).
+                let typed = expanded.style == Style::Plain || !expanded.vars.is_empty();
+                let result = if !typed || expanded.deferred {
                     visitor.visit_str(text)
                 } else if is_null_text(text) && expanded.vars.is_empty() {
                     visitor.visit_unit()
