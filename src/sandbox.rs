@@ -32,11 +32,18 @@ pub fn main(args: SandboxArgs, runtime: &tokio::runtime::Runtime, stop: &Arc<Sto
     }
     let code = match args.action {
         Some(SandboxAction::Up) => {
-            say(&format!(
-                "{}\n{}",
-                "attest sandbox is up:".bold(),
-                sandbox.describe()
-            ));
+            // On stdout, so scripts can read the vars file path; status lines stay on stderr.
+            {
+                use std::io::Write;
+                let mut stdout = std::io::stdout();
+                let _ = writeln!(
+                    stdout,
+                    "{}\n{}",
+                    "attest sandbox is up:".bold(),
+                    sandbox.describe()
+                );
+                let _ = stdout.flush();
+            }
             say("Press Ctrl-C (or send SIGTERM) to stop and remove it.");
             runtime.block_on(stop.cancel.cancelled());
             exit::SUCCESS

@@ -522,3 +522,79 @@ fn the_schema_compiles_in_ajv_strict_mode() {
         );
     }
 }
+
+#[test]
+fn sandbox_up_writes_one_complete_private_vars_file() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_attest"))
+        .args(["sandbox", "up"])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut vars = None;
+    let mut ready = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.trim_start().starts_with('/') && line.ends_with(".vars.yaml") {
+            vars = Some(PathBuf::from(line.trim()));
+        }
+        if line.trim_start().starts_with("attest run ") {
+            ready = Some(line.trim().to_owned());
+            break;
+        }
+    }
+    let vars = vars.expect("the vars file path is printed");
+    let ready = ready.expect("a ready `attest run` line is printed");
+    assert!(
+        ready.contains(&format!("--vars {}", vars.display())),
+        "{ready}"
+    );
+    assert!(
+        !vars.starts_with(dir.path()) && !vars.starts_with(repo()),
+        "{}",
+        vars.display()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&vars).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let text = std::fs::read_to_string(&vars).unwrap();
+    for name in [
+        "pg_host:",
+        "pg_port:",
+        "pg_user:",
+        "pg_password:",
+        "pg_ca_file:",
+        "app_database:",
+        "dns_server:",
+        "vikunja_password:",
+    ] {
+        assert!(text.contains(name), "{name} missing from\n{text}");
+    }
+    // The bundled suites take every value they need from it.
+    let out = Attest::new()
+        .args(&[
+            "check",
+            repo().join("suites").to_str().unwrap(),
+            "--vars",
+            vars.to_str().unwrap(),
+        ])
+        .run();
+    out.assert_code(0);
+    terminate(child.id());
+    let _ = child.wait();
+    assert!(!vars.exists(), "the vars file is removed with the sandbox");
+}
+
+fn terminate(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}
