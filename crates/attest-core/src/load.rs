@@ -376,8 +376,6 @@ fn load_suite(
     redactor: &Redactor,
     purpose: Purpose,
 ) -> (Result<Suite, Vec<LoadError>>, HashSet<String>) {
-    let mut names = HashSet::new();
-    let fail = |pos: Pos, message: String| LoadError::at(path, pos.line, pos.column, message);
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -386,11 +384,44 @@ fn load_suite(
                     path,
                     format!("cannot read suite: {e}"),
                 )]),
-                names,
+                HashSet::new(),
             )
         }
     };
-    let text = match yaml::decode(&bytes) {
+    load_suite_bytes(path, &bytes, overrides, redactor, purpose)
+}
+
+/// Loads one suite from its bytes, as if read from `path` (for fuzzing and tools); variables
+/// come from `sources` and the environment.
+pub fn load_bytes(
+    path: &Path,
+    bytes: &[u8],
+    sources: &VarSources,
+    purpose: Purpose,
+) -> Result<Suite, Vec<LoadError>> {
+    let mut errors = Vec::new();
+    let (overrides, _) = load_overrides(sources, &mut errors);
+    let (result, _) = load_suite_bytes(path, bytes, &overrides, &Redactor::default(), purpose);
+    match (result, errors.is_empty()) {
+        (Ok(suite), true) => Ok(suite),
+        (Ok(_), false) => Err(errors),
+        (Err(mut problems), _) => {
+            problems.append(&mut errors);
+            Err(problems)
+        }
+    }
+}
+
+fn load_suite_bytes(
+    path: &Path,
+    bytes: &[u8],
+    overrides: &HashMap<String, Override>,
+    redactor: &Redactor,
+    purpose: Purpose,
+) -> (Result<Suite, Vec<LoadError>>, HashSet<String>) {
+    let mut names = HashSet::new();
+    let fail = |pos: Pos, message: String| LoadError::at(path, pos.line, pos.column, message);
+    let text = match yaml::decode(bytes) {
         Ok(text) => text,
         Err(e) => return (Err(vec![fail(e.pos, e.message)]), names),
     };
