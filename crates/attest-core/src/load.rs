@@ -180,8 +180,40 @@ pub fn load_all_for(
     let (overrides, given) = load_overrides(sources, &mut errors);
     let mut suites: Vec<Suite> = Vec::new();
     let mut known_names: HashSet<String> = HashSet::new();
-    for path in files {
-        let (result, names) = load_suite(path, &overrides, redactor, purpose);
+    // Files are independent: read them on every core, keep their order.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len() / 8)
+        .max(1);
+    let loaded: Vec<_> = if threads == 1 {
+        files
+            .iter()
+            .map(|p| load_suite(p, &overrides, redactor, purpose))
+            .collect()
+    } else {
+        let overrides = &overrides;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = files
+                .chunks(files.len().div_ceil(threads))
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|p| load_suite(p, overrides, redactor, purpose))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    };
+    for (path, (result, names)) in files.iter().zip(loaded) {
         known_names.extend(names);
         match result {
             Ok(suite) => {
@@ -601,8 +633,8 @@ fn load_suite_bytes(
     };
 
     let mut decls = Vec::new();
-    match root.get("checks") {
-        Some(node) => match node.items() {
+    if let Some(node) = root.get("checks") {
+        match node.items() {
             Some([]) => problems.push(at(
                 node.pos,
                 "`checks`: expected at least one check, found an empty list".into(),
@@ -622,8 +654,7 @@ fn load_suite_bytes(
                     node.describe()
                 ),
             )),
-        },
-        None => {}
+        }
     }
 
     let checks_out = cross_check(path, decls, &requirements, &mut problems);
@@ -702,8 +733,9 @@ fn scan_references(
     names: &mut HashSet<String>,
     problems: &mut Vec<DeError>,
 ) {
-    // An anchored node is scanned once however often it is aliased.
-    if !seen.insert(Rc::as_ptr(node)) {
+    // An anchored node is scanned once however often it is aliased (only shared nodes can be
+    // met twice).
+    if Rc::strong_count(node) > 1 && !seen.insert(Rc::as_ptr(node)) {
         return;
     }
     let text = match &node.value {

@@ -998,7 +998,7 @@ mod tests {
         );
         assert_eq!(err.pos, Some(Pos { line: 2, column: 7 }));
         let ok = read("host: h\nport: \"${p}\"\nmode: open\n", &[("p", "5432")]).unwrap();
-        assert_eq!(ok.port, 5432);
+        assert_eq!((ok.host.as_str(), ok.port), ("h", 5432));
         assert_eq!(ok.mode, Some(Mode::Open));
     }
 
