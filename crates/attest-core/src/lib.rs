@@ -14,6 +14,7 @@ pub mod net;
 pub mod node_de;
 pub mod outcome;
 pub mod pg;
+pub mod pgpass;
 pub mod progress;
 pub mod redact;
 pub mod report;

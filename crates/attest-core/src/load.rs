@@ -847,13 +847,21 @@ fn resolve_variables(
             )
         })
         .collect();
+    // A value a check registers is the one later checks see, whatever else sets the name.
     for (name, _) in registered {
-        values
-            .entry(name.clone())
-            .or_insert_with(|| VarValue::stand_in(name, VarState::Runtime, false));
+        values.insert(
+            name.clone(),
+            VarValue::stand_in(name, VarState::Runtime, false),
+        );
     }
     let mut pending: HashMap<&str, &Declared> = HashMap::new();
     for d in declared {
+        if values
+            .get(&d.name)
+            .is_some_and(|v| v.state == VarState::Runtime)
+        {
+            continue;
+        }
         if let Some(o) = overrides.get(&d.name) {
             if let Some(v) = values.get_mut(&d.name) {
                 v.secret = d.spec.secret;

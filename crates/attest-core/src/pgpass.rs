@@ -105,25 +105,40 @@ mod tests {
 
     #[test]
     fn the_first_matching_line_wins() {
-        assert_eq!(find(FILE, "db.example", 5432, "app", "app_user").as_deref(), Some("first"));
-        assert_eq!(find(FILE, "db.example", 6543, "other", "app_user").as_deref(), Some("second"));
+        assert_eq!(
+            find(FILE, "db.example", 5432, "app", "app_user").as_deref(),
+            Some("first")
+        );
+        assert_eq!(
+            find(FILE, "db.example", 6543, "other", "app_user").as_deref(),
+            Some("second")
+        );
         assert_eq!(find(FILE, "elsewhere", 5432, "x", "nobody"), None);
     }
 
     #[test]
     fn escapes_and_wildcards() {
-        assert_eq!(find(FILE, "any", 1, "any", "postgres").as_deref(), Some("super:secret\\x"));
+        assert_eq!(
+            find(FILE, "any", 1, "any", "postgres").as_deref(),
+            Some("super:secret\\x")
+        );
     }
 
     #[test]
     fn sockets_match_localhost() {
-        assert_eq!(find(FILE, "/var/run/postgresql", 5433, "x", "y").as_deref(), Some("local"));
+        assert_eq!(
+            find(FILE, "/var/run/postgresql", 5433, "x", "y").as_deref(),
+            Some("local")
+        );
         assert_eq!(find(FILE, "", 5433, "x", "y").as_deref(), Some("local"));
     }
 
     #[test]
     fn malformed_lines_are_skipped() {
-        assert_eq!(find("only:three:fields\n*:*:*:*:pw\n", "h", 1, "d", "u").as_deref(), Some("pw"));
+        assert_eq!(
+            find("only:three:fields\n*:*:*:*:pw\n", "h", 1, "d", "u").as_deref(),
+            Some("pw")
+        );
     }
 
     #[cfg(unix)]
@@ -137,6 +152,9 @@ mod tests {
         assert_eq!(lookup_in(&path, "h", 5432, "d", "u"), None);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(lookup_in(&path, "h", 5432, "d", "u").as_deref(), Some("pw"));
-        assert_eq!(lookup_in(&dir.path().join("missing"), "h", 5432, "d", "u"), None);
+        assert_eq!(
+            lookup_in(&dir.path().join("missing"), "h", 5432, "d", "u"),
+            None
+        );
     }
 }
