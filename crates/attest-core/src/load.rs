@@ -786,7 +786,19 @@ fn scan_references(
         let message = match vars.get(&reference.name) {
             Some(v) if v.text.is_some() => continue,
             _ if !required => continue,
-            Some(_) => unset_variable_hint(&reference.name, declared),
+            Some(_) => match &reference.op {
+                Some((interpolate::Op::Required { .. }, message)) if !message.is_empty() => {
+                    let text: String = message
+                        .iter()
+                        .map(|t| match t {
+                            interpolate::Token::Text(text) => text.clone(),
+                            interpolate::Token::Var(r) => format!("${{{}}}", r.name),
+                        })
+                        .collect();
+                    format!("{}: {text}", unset_variable_hint(&reference.name, declared))
+                }
+                _ => unset_variable_hint(&reference.name, declared),
+            },
             None => {
                 let mut known: Vec<&str> = vars.keys().map(String::as_str).collect();
                 known.sort_unstable();

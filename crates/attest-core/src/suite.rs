@@ -123,11 +123,35 @@ impl<'de> Deserialize<'de> for VariableDecl {
 }
 
 fn scalar_string_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    match VariableDecl::deserialize(d)? {
-        VariableDecl::Default(v) => Ok(Some(v)),
-        VariableDecl::Unset => Ok(None),
-        VariableDecl::Full(_) => Err(de::Error::custom("expected a scalar default value")),
+    struct ScalarVisitor;
+    impl<'de> Visitor<'de> for ScalarVisitor {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a plain default value (text, a number or a boolean)")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_owned()))
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
     }
+    d.deserialize_any(ScalarVisitor)
 }
 
 /// How much a check may disturb the environment. Ordered: each class includes the ones before.
@@ -506,10 +530,15 @@ fn locate_problem(
         path = path.rsplit_once('.').map_or("", |(head, _)| head);
         node = body.path(path).filter(|_| !path.is_empty());
     }
-    let mut message = if problem.field.is_empty() {
+    let label = if node.is_some() {
+        path
+    } else {
+        problem.field.as_str()
+    };
+    let mut message = if label.is_empty() {
         format!("`{kind}`: {}", problem.message)
     } else {
-        format!("`{}`: {}", problem.field, problem.message)
+        format!("`{label}`: {}", problem.message)
     };
     if let Some(node) = node {
         let mut scalars = Vec::new();
