@@ -12,7 +12,7 @@ use crate::sandbox;
 use attest_core::context::Services;
 use attest_core::exit;
 use attest_core::k8s::{KubeAccess, KubeOptions};
-use attest_core::load::{self, VarSources};
+use attest_core::load::{self, Purpose, VarSources};
 use attest_core::redact::Redactor;
 use attest_core::report;
 use attest_core::runner::{self, FinalState, RunConfig, StopSignals};
@@ -35,11 +35,27 @@ pub enum Command {
     Run(RunArgs),
     /// Start local stand-ins (DNS, listeners, ...) on loopback and run the suites against them.
     Sandbox(SandboxArgs),
+    /// Load and validate suites without running anything (exit 0 when they are fine, 2 with
+    /// every problem at its file:line:column otherwise); variables need no values.
+    Check(CheckArgs),
     /// Print the JSON Schema of the suite format.
     Schema,
     /// List (and with --drop remove) what runs killed before their teardown left on a
     /// PostgreSQL server; only objects carrying attest's marker are touched.
     Cleanup(crate::cleanup::CleanupArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// Suite files or folders (default `suites/`).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// YAML file of variable values (`name: value`); may be given more than once.
+    #[arg(long = "vars", value_name = "FILE")]
+    pub vars: Vec<PathBuf>,
+    /// Set a variable, over everything else.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = AssignmentParser)]
+    pub set: Vec<(String, String)>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -237,6 +253,7 @@ pub fn main() -> ExitCode {
             );
             exit::SUCCESS
         }
+        Command::Check(args) => check_suites(&args),
         Command::Run(args) => {
             setup_color(&args.libtest);
             run_suites(
@@ -402,17 +419,19 @@ pub fn run_suites(
             .into_iter()
             .chain(args.vars.iter().cloned())
             .collect(),
+        provided: extra.provided,
     };
-    let suites = match load::load_all(&files, &sources, &redactor) {
+    // Listing runs nothing, so variables need no values (as libtest's `--list`).
+    let purpose = if args.libtest.list {
+        Purpose::Inspect
+    } else {
+        Purpose::Run
+    };
+    let suites = match load::load_all_for(&files, &sources, &redactor, purpose) {
         Ok(suites) => suites,
         Err(errors) => {
-            for e in &errors {
-                error_line(&redactor.redact(&e.to_string()));
-            }
-            say(&format!(
-                "attest: {} problem(s) in the suites; nothing was run",
-                errors.len()
-            ));
+            report_load_errors(&errors, &redactor);
+            say("attest: nothing was run");
             return exit::USAGE;
         }
     };
@@ -455,6 +474,12 @@ pub fn run_suites(
         }
         _ => {}
     }
+    for outcome in result.record.unproven_by_filter() {
+        error_line(&format!(
+            "`{}::{}` was selected but not run: it {}; select what it needs too (e.g. the filter `{}::`), or run without a filter",
+            outcome.suite, outcome.check, outcome.message, outcome.suite
+        ));
+    }
     for suite in &result.record.suites {
         for failure in &suite.teardown_failures {
             error_line(&format!("teardown of suite `{}`: {failure}", suite.id));
@@ -474,6 +499,64 @@ pub fn run_suites(
         }
     }
     exit::code(result.state)
+}
+
+/// Prints every load problem, then a count per file.
+fn report_load_errors(errors: &[load::LoadError], redactor: &Redactor) {
+    for e in errors {
+        error_line(&redactor.redact(&e.to_string()));
+    }
+    let mut files: Vec<&std::path::Path> = errors.iter().map(|e| e.path.as_path()).collect();
+    files.dedup();
+    files.sort();
+    files.dedup();
+    say(&format!(
+        "attest: {} problem(s) in {} file(s)",
+        errors.len(),
+        files.len()
+    ));
+}
+
+/// `attest check`: load and validate, run nothing; for CI lint steps and editors.
+fn check_suites(args: &CheckArgs) -> u8 {
+    let mut paths = args.paths.clone();
+    if paths.is_empty() {
+        paths.push(PathBuf::from("suites"));
+    }
+    let files = match load::discover(&paths) {
+        Ok(files) if files.is_empty() => {
+            error_line(&format!(
+                "no suite files (*.yaml) found in {}",
+                show_paths(&paths)
+            ));
+            return exit::USAGE;
+        }
+        Ok(files) => files,
+        Err(e) => {
+            error_line(&e.to_string());
+            return exit::USAGE;
+        }
+    };
+    let redactor = Redactor::default();
+    let sources = VarSources {
+        set: args.set.clone(),
+        files: args.vars.clone(),
+        provided: Vec::new(),
+    };
+    match load::load_all_for(&files, &sources, &redactor, Purpose::Inspect) {
+        Ok(suites) => {
+            let checks: usize = suites.iter().map(|s| s.checks.len()).sum();
+            println!(
+                "{} suite file(s), {checks} check(s): no problems",
+                suites.len()
+            );
+            exit::SUCCESS
+        }
+        Err(errors) => {
+            report_load_errors(&errors, &redactor);
+            exit::USAGE
+        }
+    }
 }
 
 fn show_paths(paths: &[PathBuf]) -> String {

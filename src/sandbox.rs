@@ -16,7 +16,7 @@ use std::sync::Arc;
 use attest_core::outcome::Interruption;
 use attest_core::runner::StopSignals;
 
-use crate::cli::{error_line, run_suites, SandboxAction, SandboxArgs};
+use crate::cli::{error_line, run_suites, say, SandboxAction, SandboxArgs};
 
 /// Set in the re-executed child that already runs in its own network namespace.
 const ISOLATED: &str = "ATTEST_SANDBOX_ISOLATED";
@@ -57,7 +57,7 @@ pub fn main(
                 Ok(()) => {
                     let testbed = sandbox.kube.as_ref().expect("just started");
                     eprintln!(
-                        "attest: Kubernetes testbed ready in {:.1}s; variable `kubeconfig` = {}",
+                        "attest: Kubernetes testbed ready in {:.1}s; kubeconfig {}",
                         testbed.startup_time().as_secs_f64(),
                         testbed.kubeconfig().display()
                     );
@@ -86,8 +86,19 @@ pub fn main(
     }
     let code = match args.action {
         Some(SandboxAction::Up) => {
-            eprintln!("{}\n{}", "attest sandbox is up:".bold(), sandbox.describe());
-            eprintln!("Press Ctrl-C (or send SIGTERM) to stop and remove it.");
+            // On stdout, so scripts can read the vars file path; status lines stay on stderr.
+            {
+                use std::io::Write;
+                let mut stdout = std::io::stdout();
+                let _ = writeln!(
+                    stdout,
+                    "{}\n{}",
+                    "attest sandbox is up:".bold(),
+                    sandbox.describe()
+                );
+                let _ = stdout.flush();
+            }
+            say("Press Ctrl-C (or send SIGTERM) to stop and remove it.");
             runtime.block_on(stop_signals.cancel.cancelled());
             exit::SUCCESS
         }
@@ -103,9 +114,10 @@ pub fn main(
                 .map(|reason| format!("no Kubernetes testbed in this sandbox: {reason}"));
             let mut set = sandbox.variables();
             set.extend(sandbox.secret_variables());
+            // Provided, not `--set`: suites that use other names are not an error.
             let extra = VarSources {
-                set,
-                files: Vec::new(),
+                provided: set,
+                ..VarSources::default()
             };
             let target = run.target.clone().unwrap_or_else(|| "sandbox".into());
             let code = run_suites(&run, extra, target, runtime, stop_signals);

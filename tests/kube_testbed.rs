@@ -812,15 +812,22 @@ fn sandbox_up_stops_its_testbed_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_attest"))
         .args(["sandbox", "up"])
         .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // What to paste (the vars file, kubectl lines) comes on stdout; status on stderr.
+    let mut stdout = child.stdout.take().unwrap();
+    let printed = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        text
+    });
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let (mut line, mut seen, mut dir) = (String::new(), String::new(), None);
     while stderr.read_line(&mut line).unwrap() > 0 {
         seen.push_str(&line);
-        if let Some((_, path)) = line.trim().split_once("variable `kubeconfig` = ") {
+        if let Some((_, path)) = line.trim().split_once("kubeconfig ") {
             // <tmp>/attest-kube-XXXX/work/clusters/<name>/kubeconfig.yaml
             dir = Path::new(path).ancestors().nth(4).map(Path::to_path_buf);
         }
@@ -833,11 +840,12 @@ fn sandbox_up_stops_its_testbed_on_sigterm() {
         let _ = child.kill();
         panic!("no kubeconfig line in:\n{seen}")
     });
-    assert!(seen.contains("get pvc -A"), "{seen}");
     assert!(!kube::processes_in(&dir).is_empty(), "the testbed runs");
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{seen}");
+    let printed = printed.join().unwrap();
+    assert!(printed.contains("get pvc -A"), "{printed}");
     assert_clean(&dir);
 }

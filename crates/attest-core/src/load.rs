@@ -1,19 +1,23 @@
-//! Suite files → validated model: finds files, resolves variables, parses, checks references.
+//! Suite files → validated model: finds files, parses each once into a YAML tree with
+//! positions, resolves variables, reads the typed model from the tree (interpolating value by
+//! value), checks references, and reports every problem of every file, each at its line and
+//! column, before anything runs.
 //!
-//! Variables are interpolated while parsing (serde-saphyr properties), so `port: ${pg_port}`
-//! becomes a number and every error still points at the line and column in the suite file.
+//! Structure is read as written: keys and allowed values are never interpolated, so an error
+//! always shows the key the user typed. Values from variables are read and validated after
+//! interpolation, and their errors name the variable.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
-
-use serde_json::Value;
-use serde_saphyr::Spanned;
+use std::rc::Rc;
 
 use crate::checks;
-use crate::context::runtime_marker;
+use crate::interpolate;
+use crate::node_de::{self, from_node, DeError, Scope, VarState, VarValue};
 use crate::redact::Redactor;
-use crate::suite::{CheckDecl, Safety, SuiteFile, VariableDecl};
+use crate::suite::{self, CheckDecl, Safety, VariableDecl};
+use crate::yaml::{self, Node, Pos, Style, Value};
 
 /// A suite ready to plan: checks in order, with their place in the file.
 #[derive(Debug)]
@@ -47,7 +51,23 @@ pub struct VarSources {
     pub set: Vec<(String, String)>,
     /// `--vars FILE` contents, in the order given (later files win).
     pub files: Vec<PathBuf>,
+    /// Values a tool provides for whichever suites use them (the sandbox's addresses), below
+    /// `--set` and above `--vars`; unlike those, names no suite uses are not an error.
+    pub provided: Vec<(String, String)>,
 }
+
+/// What loading is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Running: every variable a check uses needs a value.
+    Run,
+    /// Listing or linting (`--list`, `attest check`): nothing runs, so variables may be
+    /// unset; everything else is checked as for a run.
+    Inspect,
+}
+
+/// Most problems shown per file; the rest are counted.
+pub const MAX_PROBLEMS_PER_FILE: usize = 25;
 
 /// A problem with the input: names the file and, where known, line and column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +79,7 @@ pub struct LoadError {
 }
 
 impl LoadError {
-    fn at(path: &Path, line: u64, column: u64, message: impl Into<String>) -> Self {
+    pub fn at(path: &Path, line: u64, column: u64, message: impl Into<String>) -> Self {
         LoadError {
             path: path.to_owned(),
             line: Some(line).filter(|l| *l > 0),
@@ -67,30 +87,13 @@ impl LoadError {
             message: message.into(),
         }
     }
-    fn file(path: &Path, message: impl Into<String>) -> Self {
+    pub fn file(path: &Path, message: impl Into<String>) -> Self {
         LoadError {
             path: path.to_owned(),
             line: None,
             column: None,
             message: message.into(),
         }
-    }
-    fn from_yaml(path: &Path, error: &serde_saphyr::Error) -> Self {
-        let (line, column) = error
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
-        let mut message = error.without_snippet().to_string();
-        // serde-saphyr appends " at line L column C"; we print the position up front instead.
-        if let Some(cut) = message.rfind(" at line ") {
-            message.truncate(cut);
-        }
-        if matches!(error, serde_saphyr::Error::UnresolvedProperty { .. }) {
-            message.push_str(
-                " (declare it under `variables:` in the suite, or pass `--set NAME=VALUE` or `--vars FILE`)",
-            );
-        }
-        LoadError::at(path, line, column, message)
     }
 }
 
@@ -143,24 +146,76 @@ fn collect_yaml(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn yaml_options() -> serde_saphyr::Options {
-    // `on`/`yes` stay strings: a password or a value of `on` must not turn into `true`.
-    let mut options = serde_saphyr::Options::default();
-    options.strict_booleans = true;
-    options
-}
-
-/// Loads every suite; collects all errors rather than stopping at the first.
+/// Loads every suite for a run; collects all errors of all files rather than stopping at the
+/// first.
 pub fn load_all(
     files: &[PathBuf],
     sources: &VarSources,
     redactor: &Redactor,
 ) -> Result<Vec<Suite>, Vec<LoadError>> {
-    let overrides = load_overrides(sources).map_err(|e| vec![e])?;
-    let mut suites: Vec<Suite> = Vec::new();
+    load_all_for(files, sources, redactor, Purpose::Run)
+}
+
+/// A value given from outside the suites, with where it came from.
+struct Override {
+    value: String,
+    origin: String,
+}
+
+/// A name given with `--set` or in a `--vars` file, for the unknown-name check.
+struct GivenName {
+    name: String,
+    /// `None` for `--set`, else the vars file and the name's position in it.
+    file: Option<(PathBuf, Pos)>,
+}
+
+/// Loads every suite. With [`Purpose::Inspect`] variables need no values.
+pub fn load_all_for(
+    files: &[PathBuf],
+    sources: &VarSources,
+    redactor: &Redactor,
+    purpose: Purpose,
+) -> Result<Vec<Suite>, Vec<LoadError>> {
     let mut errors = Vec::new();
-    for path in files {
-        match load_suite(path, &overrides, redactor) {
+    let (overrides, given) = load_overrides(sources, &mut errors);
+    let mut suites: Vec<Suite> = Vec::new();
+    let mut known_names: HashSet<String> = HashSet::new();
+    // Files are independent: read them on every core, keep their order.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len() / 8)
+        .max(1);
+    let loaded: Vec<_> = if threads == 1 {
+        files
+            .iter()
+            .map(|p| load_suite(p, &overrides, redactor, purpose))
+            .collect()
+    } else {
+        let overrides = &overrides;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = files
+                .chunks(files.len().div_ceil(threads))
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|p| load_suite(p, overrides, redactor, purpose))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    };
+    for (path, (result, names)) in files.iter().zip(loaded) {
+        known_names.extend(names);
+        match result {
             Ok(suite) => {
                 if let Some(other) = suites.iter().find(|s| s.id == suite.id) {
                     errors.push(LoadError::file(
@@ -175,9 +230,22 @@ pub fn load_all(
                     suites.push(suite);
                 }
             }
-            Err(mut e) => errors.append(&mut e),
+            Err(mut problems) => {
+                problems.sort_by_key(|e| (e.line, e.column));
+                problems.dedup();
+                if problems.len() > MAX_PROBLEMS_PER_FILE {
+                    let more = problems.len() - MAX_PROBLEMS_PER_FILE;
+                    problems.truncate(MAX_PROBLEMS_PER_FILE);
+                    problems.push(LoadError::file(
+                        path,
+                        format!("{more} more problem(s) in this file not shown; fix these first"),
+                    ));
+                }
+                errors.append(&mut problems);
+            }
         }
     }
+    errors.extend(unknown_given_names(&given, &known_names, &overrides));
     if errors.is_empty() {
         Ok(suites)
     } else {
@@ -185,234 +253,810 @@ pub fn load_all(
     }
 }
 
-/// `--vars` files then `--set` values, later ones winning.
-fn load_overrides(sources: &VarSources) -> Result<HashMap<String, String>, LoadError> {
-    let mut values = HashMap::new();
-    for path in &sources.files {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| LoadError::file(path, format!("cannot read vars file: {e}")))?;
-        let map: BTreeMap<String, VariableDecl> =
-            serde_saphyr::from_str_with_options(&text, yaml_options())
-                .map_err(|e| LoadError::from_yaml(path, &e))?;
-        for (name, decl) in map {
-            match decl {
-                VariableDecl::Default(value) => {
-                    values.insert(name, value);
-                }
-                VariableDecl::Unset => {}
-                VariableDecl::Full(_) => {
-                    return Err(LoadError::file(
-                        path,
-                        format!("`{name}`: a vars file maps names to plain values"),
-                    ))
-                }
-            }
-        }
-    }
-    for (name, value) in &sources.set {
-        values.insert(name.clone(), value.clone());
-    }
-    Ok(values)
-}
-
-/// The parts of a suite needed before it can be parsed with variables: declarations and the
-/// names that `register:` will define.
-struct Preamble {
-    variables: BTreeMap<String, VariableDecl>,
-    registered: Vec<(String, &'static str)>,
-}
-
-fn read_preamble(path: &Path, text: &str) -> Result<Preamble, LoadError> {
-    let raw: Value = serde_saphyr::from_str_with_options(text, yaml_options())
-        .map_err(|e| LoadError::from_yaml(path, &e))?;
-    // A malformed declaration is reported, with its position, by the typed parse; until then
-    // the names are still known, so references to them are not misreported as unknown.
-    let variables = match raw.get("variables").and_then(Value::as_object) {
-        Some(vars) => vars
-            .iter()
-            .map(|(name, decl)| {
-                let decl = serde_json::from_value(decl.clone()).unwrap_or_default();
-                (name.clone(), decl)
-            })
-            .collect(),
-        None => BTreeMap::new(),
-    };
-    let registered = raw
-        .get("checks")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|check| {
-            let name = check.get("register")?.as_str()?.to_owned();
-            let kind = check
-                .as_object()?
-                .keys()
-                .find_map(|key| checks::kind_name(key))?;
-            Some((name, kind))
-        })
-        .collect();
-    Ok(Preamble {
-        variables,
-        registered,
-    })
-}
-
-fn resolve_variables(
-    path: &Path,
-    preamble: &Preamble,
-    overrides: &HashMap<String, String>,
-    redactor: &Redactor,
-) -> Result<HashMap<String, String>, LoadError> {
-    let mut values: HashMap<String, String> = overrides.clone();
-    for (name, decl) in &preamble.variables {
-        let spec = decl.spec();
-        let value = match overrides.get(name) {
-            Some(value) => Some(value.clone()),
-            None => {
-                let from_env = spec.env.as_ref().and_then(|var| std::env::var(var).ok());
-                let from_file = match (&from_env, &spec.file) {
-                    (None, Some(file)) => match std::fs::read_to_string(file) {
-                        Ok(text) => Some(text.trim_end_matches(['\n', '\r']).to_owned()),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                        Err(e) => {
-                            return Err(LoadError::file(
-                                path,
-                                format!("variable `{name}`: cannot read `{file}`: {e}"),
-                            ))
-                        }
-                    },
-                    _ => None,
-                };
-                from_env.or(from_file).or(spec.default.clone())
-            }
-        };
-        match value {
-            Some(value) => {
-                if spec.secret {
-                    // Masked whatever happens; refused when too short or too common to be
-                    // masked without mangling output (see `redact::check_secret`).
-                    redactor.add(&value);
-                    crate::redact::check_secret(name, &value)
-                        .map_err(|e| LoadError::file(path, e.to_string()))?;
-                }
-                values.insert(name.clone(), value);
-            }
-            None => {
-                values.remove(name);
-            }
-        }
-    }
-    for (register, kind) in &preamble.registered {
-        for (key, _) in checks::kind_exports(kind) {
-            let name = format!("{register}_{key}");
-            values.insert(name.clone(), runtime_marker(&name));
-        }
-    }
-    Ok(values)
-}
-
-/// Explains how to give a value to a declared variable that has none.
-fn unset_variable_hint(name: &str, preamble: &Preamble) -> Option<String> {
-    let spec = preamble.variables.get(name)?.spec();
-    let mut ways = vec![format!("`--set {name}=VALUE`"), "`--vars FILE`".to_owned()];
-    if let Some(env) = &spec.env {
-        ways.push(format!("the environment variable `{env}`"));
-    }
-    if let Some(file) = &spec.file {
-        ways.push(format!("the file `{file}`"));
-    }
-    Some(format!(
-        "variable `{name}` has no value; give it with {}",
-        ways.join(", or ")
-    ))
-}
-
-fn load_suite(
-    path: &Path,
-    overrides: &HashMap<String, String>,
-    redactor: &Redactor,
-) -> Result<Suite, Vec<LoadError>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| vec![LoadError::file(path, format!("cannot read suite: {e}"))])?;
-    let preamble = read_preamble(path, &text).map_err(|e| vec![e])?;
-    let values = resolve_variables(path, &preamble, overrides, redactor).map_err(|e| vec![e])?;
-    let unknown = undefined_references(path, &text, &values, &preamble);
-    if !unknown.is_empty() {
-        return Err(unknown);
-    }
-    let mut options = yaml_options().with_properties(values);
-    // Compose rules: quoted values are interpolated too, and `$$` is a literal dollar sign.
-    options.property_syntax = serde_saphyr::PropertySyntax::DockerCompose;
-    let file: SuiteFile = serde_saphyr::from_str_with_options(&text, options).map_err(|e| {
-        let mut error = LoadError::from_yaml(path, &e);
-        if let serde_saphyr::Error::UnresolvedProperty { name, .. } = &e {
-            if let Some(hint) = unset_variable_hint(name, &preamble) {
-                error.message = hint;
-            }
-        }
-        error.message = redactor.redact(&error.message);
-        vec![error]
-    })?;
-    validate(path, file)
-}
-
-/// Finds `${name}` and `$name` references to variables nobody defines. Compose-style
-/// interpolation would turn them into empty strings; a typo must be an error instead.
-fn undefined_references(
-    path: &Path,
-    text: &str,
-    values: &HashMap<String, String>,
-    preamble: &Preamble,
+/// `--set` names (and likely typos in `--vars` files) that no loaded suite declares or uses.
+/// A vars file may describe a whole environment, so its other names are fine; a name in it
+/// that is one typo away from a variable it does not set is reported.
+fn unknown_given_names(
+    given: &[GivenName],
+    known: &HashSet<String>,
+    overrides: &HashMap<String, Override>,
 ) -> Vec<LoadError> {
     let mut errors = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        if line.trim_start().starts_with('#') {
+    let mut candidates: Vec<&str> = known.iter().map(String::as_str).collect();
+    candidates.sort_unstable();
+    for item in given {
+        if known.contains(&item.name) {
             continue;
         }
-        let chars: Vec<(usize, char)> = line.char_indices().collect();
-        let mut i = 0;
-        while i < chars.len() {
-            if chars[i].1 != '$' {
-                i += 1;
-                continue;
-            }
-            let next = chars.get(i + 1).map(|c| c.1);
-            if next == Some('$') {
-                i += 2;
-                continue;
-            }
-            let braced = next == Some('{');
-            let start = if braced { i + 2 } else { i + 1 };
-            let mut end = start;
-            while end < chars.len()
-                && (chars[end].1.is_ascii_alphanumeric() || chars[end].1 == '_')
-                && !(end == start && chars[end].1.is_ascii_digit())
-            {
-                end += 1;
-            }
-            if end > start {
-                let name: String = chars[start..end].iter().map(|c| c.1).collect();
-                // `${name:-default}` and friends may be unset on purpose.
-                let required = !braced || chars.get(end).map(|c| c.1) == Some('}');
-                if required && !values.contains_key(&name) {
-                    let message = unset_variable_hint(&name, preamble).unwrap_or_else(|| {
-                        format!(
-                            "unknown variable `{name}`: declare it under `variables:` or pass `--set {name}=VALUE` (write `$$` for a literal `$`)"
-                        )
+        let suggestion = node_de::did_you_mean(&item.name, candidates.iter().copied());
+        match &item.file {
+            None => {
+                let hint = suggestion
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_else(|| {
+                        " (`attest check` lists nothing; see each suite's `variables:`)".into()
                     });
-                    errors.push(LoadError::at(path, index as u64 + 1, i as u64 + 1, message));
+                errors.push(LoadError::file(
+                    Path::new("--set"),
+                    format!(
+                        "no loaded suite declares or uses a variable `{}`{hint}",
+                        item.name
+                    ),
+                ));
+            }
+            Some((path, pos)) => {
+                if let Some(s) = suggestion.filter(|s| !overrides.contains_key(*s)) {
+                    errors.push(LoadError::at(
+                        path,
+                        pos.line,
+                        pos.column,
+                        format!(
+                            "no loaded suite declares or uses a variable `{}` (did you mean `{s}`?)",
+                            item.name
+                        ),
+                    ));
                 }
             }
-            i = end.max(i + 1);
         }
     }
     errors
 }
 
-fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+/// `--vars` files, then provided values, then `--set`, later ones winning.
+fn load_overrides(
+    sources: &VarSources,
+    errors: &mut Vec<LoadError>,
+) -> (HashMap<String, Override>, Vec<GivenName>) {
+    let mut values = HashMap::new();
+    let mut given = Vec::new();
+    for path in &sources.files {
+        let text = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                errors.push(LoadError::file(path, format!("cannot read vars file: {e}")));
+                continue;
+            }
+        };
+        let root = match yaml::decode(&text).and_then(|t| yaml::parse(&t, yaml::Limits::default()))
+        {
+            Ok(Some(root)) => root,
+            Ok(None) => continue,
+            Err(e) => {
+                errors.push(LoadError::at(path, e.pos.line, e.pos.column, e.message));
+                continue;
+            }
+        };
+        let Some(entries) = root.entries() else {
+            errors.push(LoadError::at(
+                path,
+                root.pos.line,
+                root.pos.column,
+                format!(
+                    "expected a vars file of `name: value` lines, found {}",
+                    root.describe()
+                ),
+            ));
+            continue;
+        };
+        for entry in entries {
+            match entry.value.scalar() {
+                Some((text, style)) if !(style == Style::Plain && yaml::is_null_text(text)) => {
+                    values.insert(
+                        entry.key.clone(),
+                        Override {
+                            value: text.to_owned(),
+                            origin: format!("set in `{}`", path.display()),
+                        },
+                    );
+                    given.push(GivenName {
+                        name: entry.key.clone(),
+                        file: Some((path.clone(), entry.key_pos)),
+                    });
+                }
+                Some(_) => {}
+                None => errors.push(LoadError::at(
+                    path,
+                    entry.value.pos.line,
+                    entry.value.pos.column,
+                    format!(
+                        "`{}`: expected a plain value (a vars file maps names to values), found {}",
+                        entry.key,
+                        entry.value.describe()
+                    ),
+                )),
+            }
+        }
+    }
+    for (name, value) in &sources.provided {
+        values.insert(
+            name.clone(),
+            Override {
+                value: value.clone(),
+                origin: "set by the sandbox".into(),
+            },
+        );
+    }
+    for (name, value) in &sources.set {
+        values.insert(
+            name.clone(),
+            Override {
+                value: value.clone(),
+                origin: "set by `--set`".into(),
+            },
+        );
+        given.push(GivenName {
+            name: name.clone(),
+            file: None,
+        });
+    }
+    (values, given)
+}
+
+/// A declared variable, as read from the tree.
+struct Declared {
+    name: String,
+    spec: crate::suite::VariableSpec,
+    pos: Pos,
+    /// The node of the default value, for positions of its references.
+    default_node: Option<Rc<Node>>,
+}
+
+/// Reads one suite; returns it or its problems, and the variable names it declares or uses.
+fn load_suite(
+    path: &Path,
+    overrides: &HashMap<String, Override>,
+    redactor: &Redactor,
+    purpose: Purpose,
+) -> (Result<Suite, Vec<LoadError>>, HashSet<String>) {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return (
+                Err(vec![LoadError::file(
+                    path,
+                    format!("cannot read suite: {e}"),
+                )]),
+                HashSet::new(),
+            )
+        }
+    };
+    load_suite_bytes(path, &bytes, overrides, redactor, purpose)
+}
+
+/// Loads one suite from its bytes, as if read from `path` (for fuzzing and tools); variables
+/// come from `sources` and the environment.
+pub fn load_bytes(
+    path: &Path,
+    bytes: &[u8],
+    sources: &VarSources,
+    purpose: Purpose,
+) -> Result<Suite, Vec<LoadError>> {
+    let mut errors = Vec::new();
+    let (overrides, _) = load_overrides(sources, &mut errors);
+    let (result, _) = load_suite_bytes(path, bytes, &overrides, &Redactor::default(), purpose);
+    match (result, errors.is_empty()) {
+        (Ok(suite), true) => Ok(suite),
+        (Ok(_), false) => Err(errors),
+        (Err(mut problems), _) => {
+            problems.append(&mut errors);
+            Err(problems)
+        }
+    }
+}
+
+fn load_suite_bytes(
+    path: &Path,
+    bytes: &[u8],
+    overrides: &HashMap<String, Override>,
+    redactor: &Redactor,
+    purpose: Purpose,
+) -> (Result<Suite, Vec<LoadError>>, HashSet<String>) {
+    let mut names = HashSet::new();
+    let fail = |pos: Pos, message: String| LoadError::at(path, pos.line, pos.column, message);
+    let text = match yaml::decode(bytes) {
+        Ok(text) => text,
+        Err(e) => return (Err(vec![fail(e.pos, e.message)]), names),
+    };
+    let root = match yaml::parse(&text, yaml::Limits::default()) {
+        Ok(Some(root)) => root,
+        Ok(None) => {
+            return (
+                Err(vec![fail(
+                    Pos { line: 1, column: 1 },
+                    "expected a suite (a map with `id`, `title` and `checks`), found an empty file"
+                        .into(),
+                )]),
+                names,
+            )
+        }
+        Err(e) => return (Err(vec![fail(e.pos, e.message)]), names),
+    };
+    let mut problems: Vec<DeError> = Vec::new();
+    let at = |pos: Pos, message: String| {
+        let mut e = DeError::new(message);
+        e.pos = Some(pos);
+        e
+    };
+    let Some(entries) = root.entries() else {
+        return (
+            Err(vec![fail(
+                root.pos,
+                format!(
+                    "expected a suite (a map with `id`, `title` and `checks`), found {}",
+                    root.describe()
+                ),
+            )]),
+            names,
+        );
+    };
+    for entry in entries {
+        if !suite::SUITE_FIELDS.contains(&entry.key.as_str()) {
+            let mut e = node_de::unknown_key(&entry.key, suite::SUITE_FIELDS);
+            e.pos = Some(entry.key_pos);
+            problems.push(e);
+        }
+    }
+    for required in ["id", "title", "checks"] {
+        if root.get(required).is_none() {
+            problems.push(at(
+                root.pos,
+                format!("missing key `{required}` in this suite (a suite needs `id`, `title` and `checks`)"),
+            ));
+        }
+    }
+
+    // Declarations, read as written: defaults are interpolated when variables are resolved.
+    let no_vars = HashMap::new();
+    let raw = Scope {
+        vars: &no_vars,
+        raw: true,
+    };
+    let mut declared: Vec<Declared> = Vec::new();
+    if let Some(node) = root.get("variables") {
+        match node.entries() {
+            Some(vars) => {
+                for entry in vars {
+                    if !suite::is_identifier(&entry.key) {
+                        problems.push(at(
+                            entry.key_pos,
+                            format!(
+                                "expected a variable name of letters, digits and `_` (not starting with a digit), found `{}`",
+                                entry.key
+                            ),
+                        ));
+                        continue;
+                    }
+                    match from_node::<VariableDecl>(&entry.value, &raw, Some(&entry.key)) {
+                        Ok(decl) => {
+                            let default_node = match &decl {
+                                VariableDecl::Default(_) => Some(entry.value.clone()),
+                                VariableDecl::Full(_) => entry.value.get("default").cloned(),
+                                VariableDecl::Unset => None,
+                            };
+                            declared.push(Declared {
+                                name: entry.key.clone(),
+                                spec: decl.spec(),
+                                pos: entry.key_pos,
+                                default_node,
+                            });
+                        }
+                        Err(e) => problems.push(e),
+                    }
+                }
+            }
+            None if node.is_null() => {}
+            None => problems.push(at(
+                node.pos,
+                format!(
+                    "`variables`: expected a map of variable names to defaults or declarations, found {}",
+                    node.describe()
+                ),
+            )),
+        }
+    }
+
+    // Names later checks register, known only at run time.
+    let mut registered: Vec<(String, Pos)> = Vec::new();
+    let check_nodes: &[Rc<Node>] = root
+        .get("checks")
+        .and_then(|c| c.items())
+        .unwrap_or_default();
+    for check in check_nodes {
+        let Some(register) = check.get("register").and_then(|r| r.scalar()) else {
+            continue;
+        };
+        let kind = check
+            .entries()
+            .unwrap_or_default()
+            .iter()
+            .find_map(|e| checks::kind_name(&e.key));
+        if let Some(kind) = kind {
+            for (key, _) in checks::kind_exports(kind) {
+                registered.push((format!("{}_{key}", register.0), check.pos));
+            }
+        }
+    }
+
+    let vars = resolve_variables(
+        &declared,
+        &registered,
+        overrides,
+        purpose,
+        redactor,
+        &mut problems,
+    );
+    names.extend(declared.iter().map(|d| d.name.clone()));
+
+    // Every reference in every value (comments are not values), each at its column.
+    let index = LineIndex::new(&text);
+    let mut seen: HashSet<*const Node> = HashSet::new();
+    for entry in entries.iter().filter(|e| e.key != "variables") {
+        scan_references(
+            &entry.value,
+            &text,
+            &index,
+            &vars,
+            &declared,
+            &mut seen,
+            &mut names,
+            &mut problems,
+        );
+    }
+
+    let scope = Scope {
+        vars: &vars,
+        raw: false,
+    };
+    let read = |key: &str, problems: &mut Vec<DeError>| -> Option<String> {
+        let node = root.get(key)?;
+        from_node::<String>(node, &scope, Some(key))
+            .map_err(|e| problems.push(e))
+            .ok()
+    };
+    let id = read("id", &mut problems);
+    if let (Some(id), Some(node)) = (&id, root.get("id")) {
+        if !suite::is_valid_id(id) {
+            problems.push(at(
+                node.pos,
+                format!("`id`: expected letters, digits, `-`, `_` and `.` only, found `{id}`"),
+            ));
+        }
+    }
+    let title = read("title", &mut problems);
+    let story = read("story", &mut problems);
+    let description = read("description", &mut problems);
+    let requirements: BTreeMap<String, String> = match root.get("requirements") {
+        Some(node) if !node.is_null() => from_node(node, &scope, Some("requirements"))
+            .map_err(|e| problems.push(e))
+            .unwrap_or_default(),
+        _ => BTreeMap::new(),
+    };
+
+    let mut decls = Vec::new();
+    if let Some(node) = root.get("checks") {
+        match node.items() {
+            Some([]) => problems.push(at(
+                node.pos,
+                "`checks`: expected at least one check, found an empty list".into(),
+            )),
+            Some(items) => {
+                for item in items {
+                    match suite::check_from_node(item, &scope) {
+                        Ok(decl) => decls.push((item.clone(), decl)),
+                        Err(mut e) => problems.append(&mut e),
+                    }
+                }
+            }
+            None => problems.push(at(
+                node.pos,
+                format!(
+                    "`checks`: expected a list of checks (lines starting with `- id:`), found {}",
+                    node.describe()
+                ),
+            )),
+        }
+    }
+
+    let checks_out = cross_check(path, decls, &requirements, &mut problems);
+    let errors: Vec<LoadError> = problems
+        .into_iter()
+        .filter(|e| !e.silent)
+        .map(|e| {
+            let pos = e.pos.unwrap_or_default();
+            LoadError::at(path, pos.line, pos.column, redactor.redact(&e.message))
+        })
+        .collect();
+    if !errors.is_empty() {
+        return (Err(errors), names);
+    }
+    let (Some(id), Some(title)) = (id, title) else {
+        return (
+            Err(vec![LoadError::file(path, "the suite has no id or title")]),
+            names,
+        );
+    };
+    (
+        Ok(Suite {
+            id,
+            title,
+            story,
+            description,
+            requirements,
+            path: path.to_owned(),
+            checks: checks_out,
+        }),
+        names,
+    )
+}
+
+/// Byte offsets of line starts, to turn an offset into line and column.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    fn pos(&self, text: &str, offset: usize) -> Pos {
+        let line = self.starts.partition_point(|s| *s <= offset).max(1);
+        let start = self.starts[line - 1];
+        let column = text.get(start..offset).map_or(1, |s| s.chars().count() + 1);
+        Pos {
+            line: line as u64,
+            column: column as u64,
+        }
+    }
+}
+
+/// Where a reference stands: its own column when the scalar's source shows it as written,
+/// else the scalar's start.
+fn reference_pos(node: &Node, source: &str, index: &LineIndex, written: &str, nth: usize) -> Pos {
+    let (start, end) = node.range;
+    source
+        .get(start..end)
+        .and_then(|slice| slice.match_indices(written).nth(nth))
+        .map_or(node.pos, |(offset, _)| index.pos(source, start + offset))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scan_references(
+    node: &Rc<Node>,
+    source: &str,
+    index: &LineIndex,
+    vars: &HashMap<String, VarValue>,
+    declared: &[Declared],
+    seen: &mut HashSet<*const Node>,
+    names: &mut HashSet<String>,
+    problems: &mut Vec<DeError>,
+) {
+    // An anchored node is scanned once however often it is aliased (only shared nodes can be
+    // met twice).
+    if Rc::strong_count(node) > 1 && !seen.insert(Rc::as_ptr(node)) {
+        return;
+    }
+    let text = match &node.value {
+        Value::Scalar { text, .. } => text,
+        Value::Seq(items) => {
+            for item in items {
+                scan_references(item, source, index, vars, declared, seen, names, problems);
+            }
+            return;
+        }
+        Value::Map(entries) => {
+            for entry in entries {
+                scan_references(
+                    &entry.value,
+                    source,
+                    index,
+                    vars,
+                    declared,
+                    seen,
+                    names,
+                    problems,
+                );
+            }
+            return;
+        }
+    };
+    if !interpolate::has_dollar(text) {
+        return;
+    }
+    let tokens = match interpolate::tokens(text) {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            let written: String = text[e.offset..].chars().take(2).collect();
+            let pos = reference_pos(node, source, index, &written, 0);
+            let mut error = DeError::new(e.message);
+            error.pos = Some(pos);
+            problems.push(error);
+            return;
+        }
+    };
+    let mut occurrences: HashMap<&str, usize> = HashMap::new();
+    for (reference, required) in interpolate::references(&tokens) {
+        names.insert(reference.name.clone());
+        let written = &text[reference.start..reference.end];
+        let nth = occurrences.entry(written).or_default();
+        let pos = reference_pos(node, source, index, written, *nth);
+        *nth += 1;
+        let message = match vars.get(&reference.name) {
+            Some(v) if v.text.is_some() => continue,
+            _ if !required => continue,
+            Some(_) => match &reference.op {
+                Some((interpolate::Op::Required { .. }, message)) if !message.is_empty() => {
+                    let text: String = message
+                        .iter()
+                        .map(|t| match t {
+                            interpolate::Token::Text(text) => text.clone(),
+                            interpolate::Token::Var(r) => format!("${{{}}}", r.name),
+                        })
+                        .collect();
+                    format!("{}: {text}", unset_variable_hint(&reference.name, declared))
+                }
+                _ => unset_variable_hint(&reference.name, declared),
+            },
+            None => {
+                let mut known: Vec<&str> = vars.keys().map(String::as_str).collect();
+                known.sort_unstable();
+                let suggestion = node_de::did_you_mean(&reference.name, known)
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                format!(
+                    "unknown variable `{}`{suggestion}: declare it under `variables:` or pass `--set {}=VALUE` (write `$$` for a literal `$`)",
+                    reference.name, reference.name
+                )
+            }
+        };
+        let mut error = DeError::new(message);
+        error.pos = Some(pos);
+        problems.push(error);
+    }
+}
+
+/// Explains how to give a value to a declared variable that has none.
+fn unset_variable_hint(name: &str, declared: &[Declared]) -> String {
+    let mut ways = vec![format!("`--set {name}=VALUE`"), "`--vars FILE`".to_owned()];
+    if let Some(d) = declared.iter().find(|d| d.name == name) {
+        if let Some(env) = &d.spec.env {
+            ways.push(format!("the environment variable `{env}`"));
+        }
+        if let Some(file) = &d.spec.file {
+            ways.push(format!("the file `{file}`"));
+        }
+    }
+    format!(
+        "variable `{name}` has no value; give it with {}",
+        ways.join(", or ")
+    )
+}
+
+/// Values of the declared variables: `--set`, provided values, `--vars`, the environment
+/// variable, the file, then the default, which may refer to other variables (a cycle is an
+/// error). Registered names get stand-ins resolved at run time.
+fn resolve_variables(
+    declared: &[Declared],
+    registered: &[(String, Pos)],
+    overrides: &HashMap<String, Override>,
+    purpose: Purpose,
+    redactor: &Redactor,
+    problems: &mut Vec<DeError>,
+) -> HashMap<String, VarValue> {
+    let mut values: HashMap<String, VarValue> = overrides
+        .iter()
+        .map(|(name, o)| {
+            (
+                name.clone(),
+                VarValue {
+                    text: Some(o.value.clone()),
+                    state: VarState::Known,
+                    secret: false,
+                    origin: o.origin.clone(),
+                },
+            )
+        })
+        .collect();
+    // A value a check registers is the one later checks see, whatever else sets the name.
+    for (name, _) in registered {
+        values.insert(
+            name.clone(),
+            VarValue::stand_in(name, VarState::Runtime, false),
+        );
+    }
+    let mut pending: HashMap<&str, &Declared> = HashMap::new();
+    for d in declared {
+        if values
+            .get(&d.name)
+            .is_some_and(|v| v.state == VarState::Runtime)
+        {
+            continue;
+        }
+        if let Some(o) = overrides.get(&d.name) {
+            if let Some(v) = values.get_mut(&d.name) {
+                v.secret = d.spec.secret;
+                v.origin = o.origin.clone();
+            }
+            continue;
+        }
+        let from_env = d.spec.env.as_ref().and_then(|var| {
+            std::env::var(var)
+                .ok()
+                .map(|v| (v, format!("from the environment variable `{var}`")))
+        });
+        let from_file = match (&from_env, &d.spec.file) {
+            (None, Some(file)) => match std::fs::read_to_string(file) {
+                Ok(text) => Some((
+                    text.trim_end_matches(['\n', '\r']).to_owned(),
+                    format!("from the file `{file}`"),
+                )),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    let mut error =
+                        DeError::new(format!("variable `{}`: cannot read `{file}`: {e}", d.name));
+                    error.pos = Some(d.pos);
+                    problems.push(error);
+                    None
+                }
+            },
+            _ => None,
+        };
+        match from_env.or(from_file) {
+            Some((value, origin)) => {
+                values.insert(
+                    d.name.clone(),
+                    VarValue {
+                        text: Some(value),
+                        state: VarState::Known,
+                        secret: d.spec.secret,
+                        origin,
+                    },
+                );
+            }
+            None if d.spec.default.is_some() => {
+                pending.insert(&d.name, d);
+            }
+            None => {
+                let value = match purpose {
+                    Purpose::Run => VarValue {
+                        text: None,
+                        state: VarState::Known,
+                        secret: d.spec.secret,
+                        origin: String::new(),
+                    },
+                    Purpose::Inspect => VarValue::stand_in(&d.name, VarState::Unset, d.spec.secret),
+                };
+                values.insert(d.name.clone(), value);
+            }
+        }
+    }
+    // Defaults, in dependency order.
+    let mut names: Vec<&str> = pending.keys().copied().collect();
+    names.sort_unstable();
+    for name in names {
+        let mut stack = Vec::new();
+        resolve_default(name, &pending, &mut values, &mut stack, problems);
+    }
+    for d in declared.iter().filter(|d| d.spec.secret) {
+        let Some(v) = values.get(&d.name) else {
+            continue;
+        };
+        if v.state != VarState::Known {
+            continue;
+        }
+        if let Some(text) = &v.text {
+            redactor.add(text);
+            if let Err(e) = crate::redact::check_secret(&d.name, text) {
+                let mut error = DeError::new(e.to_string());
+                error.pos = Some(d.pos);
+                problems.push(error);
+            }
+        }
+    }
+    values
+}
+
+/// Resolves one default, first the variables it refers to.
+fn resolve_default(
+    name: &str,
+    pending: &HashMap<&str, &Declared>,
+    values: &mut HashMap<String, VarValue>,
+    stack: &mut Vec<String>,
+    problems: &mut Vec<DeError>,
+) {
+    if values.contains_key(name) {
+        return;
+    }
+    let Some(d) = pending.get(name).copied() else {
+        return;
+    };
+    if let Some(start) = stack.iter().position(|n| *n == name) {
+        let mut cycle: Vec<String> = stack[start..].to_vec();
+        cycle.push(name.to_owned());
+        let mut error = DeError::new(format!(
+            "the defaults of variables refer to each other in a cycle: {}; give one of them a plain value",
+            cycle.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" → ")
+        ));
+        error.pos = Some(d.default_node.as_ref().map_or(d.pos, |n| n.pos));
+        problems.push(error);
+        values.insert(
+            name.to_owned(),
+            VarValue {
+                text: Some(String::new()),
+                state: VarState::Known,
+                secret: d.spec.secret,
+                origin: String::new(),
+            },
+        );
+        return;
+    }
+    let default = d.spec.default.clone().unwrap_or_default();
+    let origin = format!("the default on line {}", d.pos.line);
+    let tokens = match interpolate::tokens(&default) {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            let mut error = DeError::new(format!("default of `{name}`: {}", e.message));
+            error.pos = Some(d.default_node.as_ref().map_or(d.pos, |n| n.pos));
+            problems.push(error);
+            values.insert(
+                name.to_owned(),
+                VarValue {
+                    text: Some(default),
+                    state: VarState::Known,
+                    secret: d.spec.secret,
+                    origin,
+                },
+            );
+            return;
+        }
+    };
+    stack.push(name.to_owned());
+    let refs = interpolate::references(&tokens);
+    for (reference, _) in &refs {
+        resolve_default(&reference.name, pending, values, stack, problems);
+    }
+    stack.pop();
+    if values.contains_key(name) {
+        // Set while reporting a cycle through it.
+        return;
+    }
+    let mut state = VarState::Known;
+    for (reference, required) in &refs {
+        match values.get(&reference.name) {
+            Some(v) if v.state != VarState::Known => state = v.state,
+            Some(v) if v.text.is_some() => {}
+            _ if !required => {}
+            found => {
+                let message = if found.is_some() {
+                    format!(
+                        "the default of `{name}` uses `${{{}}}`, which has no value",
+                        reference.name
+                    )
+                } else {
+                    format!(
+                        "unknown variable `{}` in the default of `{name}`: declare it under `variables:` or pass `--set {}=VALUE`",
+                        reference.name, reference.name
+                    )
+                };
+                let mut error = DeError::new(message);
+                error.pos = Some(d.default_node.as_ref().map_or(d.pos, |n| n.pos));
+                problems.push(error);
+            }
+        }
+    }
+    let lookup = |n: &str| values.get(n).and_then(|v| v.text.as_deref());
+    let text = interpolate::expand(&tokens, &lookup).ok();
+    values.insert(
+        name.to_owned(),
+        VarValue {
+            text: Some(text.unwrap_or_default()),
+            state,
+            secret: d.spec.secret,
+            origin,
+        },
+    );
 }
 
 fn is_acceptance_criterion(item: &str) -> bool {
@@ -420,88 +1064,80 @@ fn is_acceptance_criterion(item: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || c == '.'))
 }
 
-fn validate(path: &Path, file: SuiteFile) -> Result<Suite, Vec<LoadError>> {
-    let mut errors = Vec::new();
-    let id = file.id.value.clone();
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        errors.push(LoadError::at(
-            path,
-            file.id.referenced.line(),
-            file.id.referenced.column(),
-            format!("suite id `{id}` may only use letters, digits, `-`, `_` and `.`"),
-        ));
-    }
-    if file.checks.is_empty() {
-        errors.push(LoadError::file(path, "the suite has no checks"));
-    }
-
+/// References between checks: unique ids, `needs` earlier checks, `covers` listed
+/// requirements, `register` on kinds that export values.
+fn cross_check(
+    path: &Path,
+    decls: Vec<(Rc<Node>, CheckDecl)>,
+    requirements: &BTreeMap<String, String>,
+    problems: &mut Vec<DeError>,
+) -> Vec<SuiteCheck> {
     let mut seen: HashSet<String> = HashSet::new();
     let mut registers: HashSet<String> = HashSet::new();
     let mut checks_out = Vec::new();
-    for Spanned {
-        value: decl,
-        referenced,
-        ..
-    } in file.checks
-    {
-        let (line, column) = (referenced.line(), referenced.column());
-        let mut error = |message: String| errors.push(LoadError::at(path, line, column, message));
+    for (node, decl) in decls {
+        let key_pos = |key: &str| {
+            node.entries()
+                .unwrap_or_default()
+                .iter()
+                .find(|e| e.key == key)
+                .map_or(node.pos, |e| e.value.pos)
+        };
+        let mut error = |pos: Pos, message: String| {
+            let mut e = DeError::new(message);
+            e.pos = Some(pos);
+            problems.push(e);
+        };
         if !seen.insert(decl.id.clone()) {
-            error(format!(
-                "check id `{}` is used twice in this suite",
-                decl.id
-            ));
+            error(
+                key_pos("id"),
+                format!("check id `{}` is used twice in this suite", decl.id),
+            );
         }
         for need in &decl.needs {
             if need == &decl.id || !seen.contains(need) {
-                error(format!(
-                    "check `{}` needs `{need}`, which is not an earlier check of this suite",
-                    decl.id
-                ));
+                error(
+                    key_pos("needs"),
+                    format!(
+                        "check `{}` needs `{need}`, which is not an earlier check of this suite",
+                        decl.id
+                    ),
+                );
             }
         }
-        let (acceptance, requirements): (Vec<String>, Vec<String>) = decl
+        let (acceptance, requirement_ids): (Vec<String>, Vec<String>) = decl
             .covers
             .iter()
             .cloned()
             .partition(|item| is_acceptance_criterion(item));
-        for requirement in &requirements {
-            if !file.requirements.contains_key(requirement) {
-                error(format!(
-                    "check `{}` covers `{requirement}`, which the suite's `requirements` does not list (acceptance criteria are written `AC2`)",
-                    decl.id
-                ));
-            }
-        }
-        if let Some(retry) = &decl.retry {
-            if retry.interval.0.is_zero() {
-                error(format!(
-                    "check `{}`: retry interval must be above zero",
-                    decl.id
-                ));
+        for requirement in &requirement_ids {
+            if !requirements.contains_key(requirement) {
+                error(
+                    key_pos("covers"),
+                    format!(
+                        "check `{}` covers `{requirement}`, which the suite's `requirements` does not list (acceptance criteria are written `AC2`)",
+                        decl.id
+                    ),
+                );
             }
         }
         let mut exports = Vec::new();
         if let Some(name) = &decl.register {
-            if !is_identifier(name) {
-                error(format!(
-                    "register name `{name}` must be letters, digits and `_` (it prefixes variables such as `{name}_password`)"
-                ));
-            } else if !registers.insert(name.clone()) {
-                error(format!(
-                    "register name `{name}` is used twice in this suite"
-                ));
+            if suite::is_identifier(name) && !registers.insert(name.clone()) {
+                error(
+                    key_pos("register"),
+                    format!("register name `{name}` is used twice in this suite"),
+                );
             }
             let available = checks::kind_exports(decl.kind);
             if available.is_empty() {
-                error(format!(
-                    "kind `{}` registers no values; remove `register:`",
-                    decl.kind
-                ));
+                error(
+                    key_pos("register"),
+                    format!(
+                        "kind `{}` registers no values; remove `register:`",
+                        decl.kind
+                    ),
+                );
             }
             exports = available
                 .iter()
@@ -510,25 +1146,13 @@ fn validate(path: &Path, file: SuiteFile) -> Result<Suite, Vec<LoadError>> {
         }
         let safety = decl.safety.unwrap_or_default().max(decl.check.safety());
         checks_out.push(SuiteCheck {
-            location: format!("{}:{line}:{column}", path.display()),
+            location: format!("{}:{}:{}", path.display(), node.pos.line, node.pos.column),
             safety,
-            requirements,
+            requirements: requirement_ids,
             acceptance,
             exports,
             decl,
         });
     }
-
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    Ok(Suite {
-        id,
-        title: file.title,
-        story: file.story,
-        description: file.description,
-        requirements: file.requirements,
-        path: path.to_owned(),
-        checks: checks_out,
-    })
+    checks_out
 }

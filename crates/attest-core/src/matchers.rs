@@ -249,6 +249,16 @@ impl std::str::FromStr for Comparison {
             .ok_or_else(|| {
                 format!("`{text}` should start with ==, !=, >, >=, <, <=, ~ or in (e.g. `>= 215`)")
             })?;
+        if rest.starts_with(['=', '<', '>', '!', '~']) {
+            return Err(format!(
+                "expected one operator (==, !=, >, >=, <, <=, ~ or in) and a value, found `{text}`"
+            ));
+        }
+        if op == Op::In && !(rest.starts_with('[') && rest.ends_with(']')) {
+            return Err(format!(
+                "expected a list such as `in [a, b]`, found `{text}`"
+            ));
+        }
         let operand = match op {
             Op::Matches => {
                 let pattern = rest
@@ -282,6 +292,25 @@ impl std::str::FromStr for Comparison {
             operand,
             text: text.to_owned(),
         })
+    }
+}
+
+impl Comparison {
+    /// The comparison as the suite wrote it.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Why this cannot compare a count (of rows, of objects): only ==, !=, <, <=, >, >= with a
+    /// whole, non-negative number can.
+    pub fn count_problem(&self) -> Option<String> {
+        match &self.operand {
+            Operand::Value(Value::Number(n)) if *n >= 0.0 && n.fract() == 0.0 => None,
+            _ => Some(format!(
+                "expected a whole number of rows such as `>= 1`, found `{}`",
+                self.text
+            )),
+        }
     }
 }
 

@@ -244,18 +244,36 @@ impl RunRecord {
         self.suites.iter().map(|s| s.teardown_failures.len()).sum()
     }
 
-    /// The one verdict on the whole run.
+    /// Checks that were selected but skipped because a check they need was filtered out:
+    /// they proved nothing, and the user asked for them.
+    pub fn unproven_by_filter(&self) -> impl Iterator<Item = &Outcome> {
+        self.outcomes().filter(|o| {
+            o.status == Status::Skipped
+                && o.message.starts_with("needs `")
+                && o.message.ends_with(NEED_NOT_SELECTED)
+        })
+    }
+
+    /// The one verdict on the whole run. A selected check skipped because its `needs` were
+    /// filtered out makes the run fail: a run that did not check what was asked is not green.
     pub fn final_state(&self) -> FinalState {
         let summary = self.summary();
         if let Some(signal) = self.interrupted {
             FinalState::Interrupted(signal)
-        } else if summary.failed + summary.errors > 0 || self.teardown_failures() > 0 {
+        } else if summary.failed + summary.errors > 0
+            || self.teardown_failures() > 0
+            || self.unproven_by_filter().next().is_some()
+        {
             FinalState::Failed
         } else {
             FinalState::Success
         }
     }
 }
+
+/// How the runner ends the skip reason of a check whose prerequisite was filtered out
+/// (`needs `a`, which was not selected`).
+pub const NEED_NOT_SELECTED: &str = "which was not selected";
 
 /// RFC 3339 UTC timestamp, second precision.
 pub fn timestamp(t: SystemTime) -> String {

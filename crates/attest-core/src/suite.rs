@@ -10,35 +10,31 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use serde_saphyr::Spanned;
 
-use crate::checks::{self, Check};
+use crate::checks::{self, Check, FieldProblem};
+use crate::node_de::{from_node, DeError, NodeDe, Scope, VarState};
+use crate::yaml::{is_null_text, Entry, Node, Pos, Style};
 
 /// One suite file: a story or concern, its requirements, variables and ordered checks.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+/// (The loader reads suites key by key from the YAML tree, see `load.rs`; this type describes
+/// the format for the JSON Schema.)
+#[derive(Debug, JsonSchema)]
 #[schemars(title = "attest suite")]
 pub struct SuiteFile {
     /// Stable identifier, used as the JUnit classname and in check names (`<suite>::<check>`).
-    #[schemars(with = "String")]
-    pub id: Spanned<String>,
+    pub id: String,
     /// Human title of the suite, e.g. the story title.
     pub title: String,
     /// The story this suite validates, e.g. "5.5".
-    #[serde(default)]
     pub story: Option<String>,
     /// Free text shown in reports.
-    #[serde(default)]
     pub description: Option<String>,
     /// Requirement IDs (FR35, NFR25, ...) with a one-line description each.
-    #[serde(default)]
     pub requirements: BTreeMap<String, String>,
     /// Variables the checks use as `${name}`, with defaults.
-    #[serde(default)]
     pub variables: BTreeMap<String, VariableDecl>,
     /// The checks, run in this order.
-    #[schemars(with = "Vec<serde_json::Value>")]
-    pub checks: Vec<Spanned<CheckDecl>>,
+    pub checks: Vec<serde_json::Value>,
 }
 
 /// A variable declaration: a plain default value, or a map saying where the value comes from.
@@ -127,11 +123,35 @@ impl<'de> Deserialize<'de> for VariableDecl {
 }
 
 fn scalar_string_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    match VariableDecl::deserialize(d)? {
-        VariableDecl::Default(v) => Ok(Some(v)),
-        VariableDecl::Unset => Ok(None),
-        VariableDecl::Full(_) => Err(de::Error::custom("expected a scalar default value")),
+    struct ScalarVisitor;
+    impl<'de> Visitor<'de> for ScalarVisitor {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a plain default value (text, a number or a boolean)")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_owned()))
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
     }
+    d.deserialize_any(ScalarVisitor)
 }
 
 /// How much a check may disturb the environment. Ordered: each class includes the ones before.
@@ -185,10 +205,19 @@ impl fmt::Display for HumanDuration {
     }
 }
 
+/// The longest duration a suite may give: longer ones are typos, and would overflow clocks.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("invalid duration `{text}` ({e}); expected a duration like `500ms`, `10s` or `2m`")
-    })
+    let duration = humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("expected a duration like `500ms`, `10s` or `2m`, found `{text}` ({e})")
+    })?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "expected a duration of at most 10 years, found `{text}`, which no clock can wait for"
+        ));
+    }
+    Ok(duration)
 }
 
 /// Formats a duration compactly for humans: `0.42 ms`, `1.3 s`, `2m 5s`.
@@ -257,85 +286,217 @@ pub const CHECK_FIELDS: &[&str] = &[
     "ignore",
 ];
 
-impl<'de> Deserialize<'de> for CheckDecl {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(CheckVisitor)
-    }
+/// The keys of a suite file.
+pub const SUITE_FIELDS: &[&str] = &[
+    "id",
+    "title",
+    "story",
+    "description",
+    "requirements",
+    "variables",
+    "checks",
+];
+
+/// Whether `id` is a valid suite or check id.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
-struct CheckVisitor;
+/// Whether `name` can prefix variables (`register:`) or be a variable.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
 
-impl<'de> Visitor<'de> for CheckVisitor {
-    type Value = CheckDecl;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a check: `id`, `title` and one kind key such as `dns:` or `tcp:`")
+/// Reads one check from its node, reporting every problem it can find (each common key, the
+/// kind's fields, and what the kind's [`crate::checks::Kind::validate`] finds), each at its
+/// position.
+pub fn check_from_node(node: &Node, scope: &Scope) -> Result<CheckDecl, Vec<DeError>> {
+    let mut errors: Vec<DeError> = Vec::new();
+    let Some(entries) = node.entries() else {
+        let mut e = DeError::new(format!(
+            "expected a check (a map with `id`, `title` and one kind key such as `tcp:`), found {}",
+            node.describe()
+        ));
+        e.pos = Some(node.pos);
+        return Err(vec![e]);
+    };
+    fn read<'a, T: Deserialize<'a>>(
+        entry: &'a Entry,
+        scope: &'a Scope<'a>,
+        errors: &mut Vec<DeError>,
+    ) -> Option<T> {
+        from_node::<T>(&entry.value, scope, Some(&entry.key))
+            .map_err(|e| errors.push(e))
+            .ok()
     }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CheckDecl, A::Error> {
-        let mut id = None;
-        let mut title = None;
-        let mut description = None;
-        let mut covers = Vec::new();
-        let mut timeout = None;
-        let mut retry = None;
-        let mut needs = Vec::new();
-        let mut safety = None;
-        let mut register = None;
-        let mut ignore = None;
-        let mut kind: Option<(&'static str, Box<dyn Check>)> = None;
-
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "id" => id = Some(map.next_value::<String>()?),
-                "title" => title = Some(map.next_value::<String>()?),
-                "description" => description = Some(map.next_value::<String>()?),
-                "covers" => covers = map.next_value::<Vec<String>>()?,
-                "timeout" => timeout = Some(map.next_value::<HumanDuration>()?.0),
-                "retry" => retry = Some(map.next_value::<Retry>()?),
-                "needs" => needs = map.next_value::<Vec<String>>()?,
-                "safety" => safety = Some(map.next_value::<Safety>()?),
-                "register" => register = Some(map.next_value::<String>()?),
-                "ignore" => ignore = Some(map.next_value::<String>()?),
-                other => match checks::kind_name(other) {
-                    Some(name) => {
-                        if let Some((first, _)) = &kind {
-                            return Err(de::Error::custom(format!(
-                                "a check has exactly one kind, but this one has `{first}` and `{name}`; split it into two checks"
-                            )));
-                        }
-                        kind = Some((name, checks::deserialize_kind(name, &mut map)?));
+    let at = |pos: Pos, message: String| {
+        let mut e = DeError::new(message);
+        e.pos = Some(pos);
+        e
+    };
+    let mut id = None;
+    let mut title = None;
+    let mut description = None;
+    let mut covers = Vec::new();
+    let mut timeout = None;
+    let mut retry = None;
+    let mut needs = Vec::new();
+    let mut safety = None;
+    let mut register = None;
+    let mut ignore = None;
+    let mut kind: Option<(&'static str, &Entry)> = None;
+    for entry in entries {
+        let value = &entry.value;
+        match entry.key.as_str() {
+            "id" => {
+                if let Some(text) = read::<String>(entry, scope, &mut errors) {
+                    if is_valid_id(&text) {
+                        id = Some(text);
+                    } else {
+                        errors.push(at(
+                            value.pos,
+                            format!(
+                            "`id`: expected letters, digits, `-`, `_` and `.` only, found `{text}`"
+                        ),
+                        ));
+                        id = Some(text);
                     }
-                    None => {
-                        let expected: Vec<&str> = CHECK_FIELDS
-                            .iter()
-                            .chain(checks::KIND_NAMES.iter())
-                            .copied()
-                            .collect();
-                        return Err(de::Error::unknown_field(other, leak(expected)));
+                }
+            }
+            "title" => title = read::<String>(entry, scope, &mut errors),
+            "description" => description = read::<String>(entry, scope, &mut errors),
+            "covers" => covers = read::<Vec<String>>(entry, scope, &mut errors).unwrap_or_default(),
+            "timeout" => {
+                if let Some(d) = read::<HumanDuration>(entry, scope, &mut errors) {
+                    if d.0.is_zero() {
+                        errors.push(at(value.pos, "`timeout`: expected a duration above zero, found `0s`; a check needs time to run".into()));
                     }
-                },
+                    timeout = Some(d.0);
+                }
+            }
+            "retry" => {
+                if let Some(r) = read::<Retry>(entry, scope, &mut errors) {
+                    let field = |name: &str| value.get(name).map_or(value.pos, |n| n.pos);
+                    if r.interval.0.is_zero() {
+                        errors.push(at(
+                            field("interval"),
+                            "`interval`: expected a duration above zero, found a zero interval"
+                                .into(),
+                        ));
+                    }
+                    if r.attempts == Some(0) {
+                        errors.push(at(field("attempts"), "`attempts`: expected at least 1 attempt, found `0`; leave `attempts` out to retry until the timeout".into()));
+                    }
+                    if r.attempt_timeout.is_some_and(|t| t.0.is_zero()) {
+                        errors.push(at(
+                            field("attempt_timeout"),
+                            "`attempt_timeout`: expected a duration above zero, found `0s`".into(),
+                        ));
+                    }
+                    retry = Some(r);
+                }
+            }
+            "needs" => needs = read::<Vec<String>>(entry, scope, &mut errors).unwrap_or_default(),
+            "safety" => safety = read::<Safety>(entry, scope, &mut errors),
+            "register" => {
+                if let Some(name) = read::<String>(entry, scope, &mut errors) {
+                    if !is_identifier(&name) {
+                        errors.push(at(value.pos, format!(
+                            "`register`: expected letters, digits and `_` (it prefixes variables such as `{name}_password`), found `{name}`"
+                        )));
+                    }
+                    register = Some(name);
+                }
+            }
+            "ignore" => {
+                let plain_flag = matches!(
+                    value.scalar(),
+                    Some((text, Style::Plain)) if matches!(text, "true" | "false" | "True" | "False" | "TRUE" | "FALSE" | "yes" | "no" | "on" | "off") || is_null_text(text)
+                );
+                if plain_flag {
+                    errors.push(at(value.pos, format!(
+                        "`ignore`: expected the reason to leave the check out (text such as `\"flaky until #12 is fixed\"`), found {}",
+                        value.describe()
+                    )));
+                } else if let Some(reason) = read::<String>(entry, scope, &mut errors) {
+                    if reason.trim().is_empty() {
+                        errors.push(at(value.pos, "`ignore`: expected the reason to leave the check out, found empty text".into()));
+                    }
+                    ignore = Some(reason);
+                }
+            }
+            other => match checks::kind_name(other) {
+                Some(name) => {
+                    if let Some((first, _)) = kind {
+                        errors.push(at(entry.key_pos, format!(
+                            "a check has exactly one kind, but this one has `{first}` and `{name}`; split it into two checks"
+                        )));
+                    } else {
+                        kind = Some((name, entry));
+                    }
+                }
+                None => {
+                    let expected: Vec<&str> = CHECK_FIELDS
+                        .iter()
+                        .chain(checks::KIND_NAMES.iter())
+                        .copied()
+                        .collect();
+                    let mut e = crate::node_de::unknown_key(other, &expected);
+                    e.pos = Some(entry.key_pos);
+                    errors.push(e);
+                }
+            },
+        }
+    }
+    if id.is_none() && node.get("id").is_none() {
+        errors.push(at(
+            node.pos,
+            "missing key `id` in this check (a stable name such as `service-dns`)".into(),
+        ));
+    }
+    if title.is_none() && node.get("title").is_none() {
+        errors.push(at(
+            node.pos,
+            "missing key `title` in this check (one line saying what it proves)".into(),
+        ));
+    }
+    let check = match kind {
+        None => {
+            let name = id
+                .as_deref()
+                .map(|id| format!(" `{id}`"))
+                .unwrap_or_default();
+            errors.push(at(
+                node.pos,
+                format!(
+                    "check{name} has no kind; add one of: {}",
+                    checks::KIND_NAMES.join(", ")
+                ),
+            ));
+            None
+        }
+        Some((name, entry)) => {
+            match checks::deserialize_kind(name, NodeDe::new(&entry.value, scope, Some(name))) {
+                Ok(check) => {
+                    for problem in check.validate() {
+                        errors.extend(locate_problem(&entry.value, name, &problem, scope));
+                    }
+                    Some((name, check))
+                }
+                Err(e) => {
+                    errors.push(e.at_node(&entry.value));
+                    None
+                }
             }
         }
-
-        let id = id.ok_or_else(|| de::Error::missing_field("id"))?;
-        if id.is_empty()
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(de::Error::custom(format!(
-                "check id `{id}` may only use letters, digits, `-`, `_` and `.`"
-            )));
-        }
-        let title = title.ok_or_else(|| de::Error::missing_field("title"))?;
-        let (kind, check) = kind.ok_or_else(|| {
-            de::Error::custom(format!(
-                "check `{id}` has no kind; add one of: {}",
-                checks::KIND_NAMES.join(", ")
-            ))
-        })?;
-        Ok(CheckDecl {
+    };
+    match (id, title, check) {
+        (Some(id), Some(title), Some((kind, check))) if errors.is_empty() => Ok(CheckDecl {
             id,
             title,
             description,
@@ -348,14 +509,72 @@ impl<'de> Visitor<'de> for CheckVisitor {
             ignore,
             kind,
             check,
-        })
+        }),
+        _ => Err(errors),
     }
 }
 
-/// serde's `unknown_field` wants a `&'static [&'static str]`; the list is small and built once
-/// per error, so leaking it is harmless.
-fn leak(names: Vec<&'static str>) -> &'static [&'static str] {
-    Box::leak(names.into_boxed_slice())
+/// Places a kind's [`FieldProblem`] at its field, names the variables its value came from, and
+/// drops it when the value is only known later (a registered value, or an unset variable while
+/// listing).
+fn locate_problem(
+    body: &Node,
+    kind: &str,
+    problem: &FieldProblem,
+    scope: &Scope,
+) -> Option<DeError> {
+    // `status.0` of `status: 999` is `status` itself.
+    let mut path = problem.field.as_str();
+    let mut node = body.path(path);
+    while node.is_none() && !path.is_empty() {
+        path = path.rsplit_once('.').map_or("", |(head, _)| head);
+        node = body.path(path).filter(|_| !path.is_empty());
+    }
+    let label = if node.is_some() {
+        path
+    } else {
+        problem.field.as_str()
+    };
+    let mut message = if label.is_empty() {
+        format!("`{kind}`: {}", problem.message)
+    } else {
+        format!("`{label}`: {}", problem.message)
+    };
+    if let Some(node) = node {
+        let mut scalars = Vec::new();
+        node.scalars(&mut scalars);
+        let mut names = Vec::new();
+        for scalar in scalars {
+            let Some((text, _)) = scalar.scalar() else {
+                continue;
+            };
+            if !crate::interpolate::has_dollar(text) {
+                continue;
+            }
+            let Ok(tokens) = crate::interpolate::tokens(text) else {
+                continue;
+            };
+            for (reference, _) in crate::interpolate::references(&tokens) {
+                match scope.vars.get(&reference.name) {
+                    Some(v) if v.state != VarState::Known => return None,
+                    Some(v) if v.secret => {
+                        names.push(format!("`${{{}}}` (secret)", reference.name))
+                    }
+                    Some(v) if !v.origin.is_empty() => {
+                        names.push(format!("`${{{}}}`, {}", reference.name, v.origin))
+                    }
+                    _ => names.push(format!("`${{{}}}`", reference.name)),
+                }
+            }
+        }
+        if !names.is_empty() {
+            names.dedup();
+            message.push_str(&format!(" (value from {})", names.join(", ")));
+        }
+    }
+    let mut e = DeError::new(message);
+    e.pos = Some(node.map_or(body.pos, |n| n.pos));
+    Some(e)
 }
 
 #[cfg(test)]

@@ -93,6 +93,26 @@ fn catalog(records: &[(String, IpAddr)]) -> io::Result<Catalog> {
     let mut catalog = Catalog::new();
     let handler: Arc<dyn ZoneHandler> = Arc::new(zone);
     catalog.upsert(LowerName::new(&origin), vec![handler]);
+    // An empty root zone: names outside `cluster.local` get NXDOMAIN, as CoreDNS answers for
+    // names that do not exist anywhere, instead of REFUSED.
+    let root = Name::root();
+    let mut outside: InMemoryZoneHandler =
+        InMemoryZoneHandler::empty(root.clone(), ZoneType::Primary, AxfrPolicy::Deny);
+    let root_soa = SOA::new(
+        Name::from_ascii("ns.dns.cluster.local.").map_err(|e| invalid(e.to_string()))?,
+        Name::from_ascii("hostmaster.cluster.local.").map_err(|e| invalid(e.to_string()))?,
+        serial,
+        3600,
+        600,
+        86400,
+        TTL,
+    );
+    outside.upsert_mut(
+        Record::from_rdata(root.clone(), TTL, RData::SOA(root_soa)),
+        serial,
+    );
+    let outside: Arc<dyn ZoneHandler> = Arc::new(outside);
+    catalog.upsert(LowerName::new(&root), vec![outside]);
     Ok(catalog)
 }
 
@@ -175,6 +195,16 @@ mod tests {
         let server = DnsServer::start(&records()).await.unwrap();
         let err = resolver(server.addr())
             .lookup_ip("missing.db.svc.cluster.local.")
+            .await
+            .unwrap_err();
+        assert!(err.is_nx_domain(), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn unknown_name_outside_the_zone_is_nxdomain_as_coredns_answers() {
+        let server = DnsServer::start(&records()).await.unwrap();
+        let err = resolver(server.addr())
+            .lookup_ip("nothing-here.example.invalid.")
             .await
             .unwrap_err();
         assert!(err.is_nx_domain(), "{err:?}");

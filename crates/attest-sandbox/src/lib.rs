@@ -156,20 +156,86 @@ impl Sandbox {
             .collect())
     }
 
-    /// A vars file with the passwords (mode 0600), so `sandbox up` never prints them.
-    pub fn write_secret_vars(&self) -> Result<std::path::PathBuf, String> {
-        let path = self.workspace.dir.path().join("sandbox-secrets.yaml");
-        let text: String = self
-            .secret_variables()
-            .iter()
-            .map(|(k, v)| format!("{k}: \"{v}\"\n"))
-            .collect();
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    /// Every variable `sandbox up` hands out: addresses, ports, users, databases, the CA path
+    /// and the passwords, each with a comment saying what it is.
+    pub fn all_variables(&self) -> Vec<(String, String, &'static str)> {
+        let mut out: Vec<(String, String, &'static str)> = Vec::new();
+        let describe = |name: &str| -> &'static str {
+            match name {
+                "dns_server" => {
+                    "DNS server (udp+tcp) answering *.cluster.local, NXDOMAIN for the rest"
+                }
+                "pg_host" | "pg_port" => "PostgreSQL address",
+                "pg_tls_host" => "host name the server certificate is valid for (verify-full)",
+                "pg_ca_file" => "PEM of the CA that signed the server certificate",
+                "other_database" => "another service's database (CONNECT revoked from PUBLIC)",
+                "pg_external_host" | "pg_external_port" => "a port with nothing listening",
+                "paperless_url" => "HTTP server answering like Paperless-ngx",
+                "repo_dir" => "throwaway homelab git checkout",
+                _ => "",
+            }
+        };
+        for (name, value) in self.variables() {
+            let text = describe(&name);
+            out.push((name, value, text));
+        }
+        let mut add = |name: &str, value: &str, text: &'static str| {
+            out.push((name.to_owned(), value.to_owned(), text));
+        };
+        add("pg_user", self.postgres.superuser(), "superuser");
+        add("pg_database", "postgres", "the superuser's database");
+        add("paperless_db_user", "paperless_user", "Paperless role");
+        add("paperless_database", "paperless", "Paperless database");
+        add("app_user", "app_user", "Story 5.5 application role");
+        add(
+            "app_database",
+            "app_test_db",
+            "Story 5.5 application database",
+        );
+        add("homelab_user", "homelab", "compose host role");
+        add("homelab_database", "homelab", "compose host database");
+        for service in stories::SERVICES {
+            add(&format!("{service}_user"), service, "service role");
+            add(&format!("{service}_database"), service, "service database");
+        }
+        for (name, value) in self.secret_variables() {
+            out.push((name, value, "password (secret)"));
+        }
+        out
+    }
+
+    /// Writes every variable to one vars file (mode 0600, created so), outside any checkout:
+    /// next to the sandbox PostgreSQL's CA, removed with it. Returns its path.
+    pub fn write_vars_file(&self) -> Result<std::path::PathBuf, String> {
+        let dir = self
+            .postgres
+            .ca_cert_path()
+            .and_then(std::path::Path::parent)
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(std::env::temp_dir);
+        let path = dir.join(format!("attest-sandbox-{}.vars.yaml", std::process::id()));
+        let mut text = String::from(
+            "# attest sandbox up: every address, port, user, database, CA path and password.\n# Use with: attest run suites/ --allow-mutating --vars THIS_FILE\n",
+        );
+        for (name, value, what) in self.all_variables() {
+            if !what.is_empty() {
+                text.push_str(&format!("# {what}\n"));
+            }
+            let quoted = value.replace('\\', "\\\\").replace('"', "\\\"");
+            text.push_str(&format!("{name}: \"{quoted}\"\n"));
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
         #[cfg(unix)]
         {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
         }
+        use std::io::Write;
+        options
+            .open(&path)
+            .and_then(|mut file| file.write_all(text.as_bytes()))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         Ok(path)
     }
 
@@ -211,15 +277,16 @@ impl Sandbox {
                 kubectl.display()
             ));
         }
-        text.push_str("\nPoint suites at it with:\n  attest run --allow-mutating");
-        match self.write_secret_vars() {
-            Ok(path) => text.push_str(&format!(" \\\n    --vars {}", path.display())),
-            Err(e) => text.push_str(&format!(" (passwords unavailable: {e})")),
+        match self.write_vars_file() {
+            Ok(path) => {
+                text.push_str(&format!(
+                    "\nEvery variable (addresses, users, databases, CA, passwords) is in\n  {}\n(mode 0600; removed when the sandbox stops). Run suites against the sandbox with:\n  attest run suites/ --allow-mutating --vars {}\n",
+                    path.display(),
+                    path.display()
+                ));
+            }
+            Err(e) => text.push_str(&format!("\nvariables unavailable: {e}\n")),
         }
-        for (name, value) in self.variables() {
-            text.push_str(&format!(" \\\n    --set {name}={value}"));
-        }
-        text.push('\n');
         text
     }
 }

@@ -162,6 +162,41 @@ impl Kind for CommandCheck {
         self.run.display()
     }
 
+    fn validate(&self) -> Vec<super::FieldProblem> {
+        use crate::validate;
+        let mut problems = Vec::new();
+        if !(0..=255).contains(&self.exit_code) {
+            problems.push(super::FieldProblem::new(
+                "exit_code",
+                format!(
+                    "expected an exit code from 0 to 255, found `{}`",
+                    self.exit_code
+                ),
+            ));
+        }
+        problems.extend(validate::patterns(
+            "stdout_contains",
+            &self.stdout_contains,
+            true,
+        ));
+        problems.extend(validate::patterns(
+            "stdout_excludes",
+            &self.stdout_excludes,
+            true,
+        ));
+        problems.extend(validate::patterns(
+            "stderr_contains",
+            &self.stderr_contains,
+            true,
+        ));
+        problems.extend(validate::patterns(
+            "stderr_excludes",
+            &self.stderr_excludes,
+            true,
+        ));
+        problems
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let shown = self.run.display();
         let mut command = match self.build(ctx) {

@@ -145,6 +145,16 @@ impl Kind for DnsCheck {
         format!("{} via {}", self.name, self.server_label())
     }
 
+    fn validate(&self) -> Vec<super::FieldProblem> {
+        use crate::validate;
+        let mut problems: Vec<_> = validate::dns_name("name", &self.name).into_iter().collect();
+        for (i, domain) in self.search.iter().enumerate() {
+            problems.extend(validate::dns_name(&format!("search.{i}"), domain));
+        }
+        problems.extend(validate::positive("max_time", self.max_time.as_ref()));
+        problems
+    }
+
     async fn observe(&self, _ctx: &CheckContext) -> Verdict {
         let resolver = match self.resolver() {
             Ok(resolver) => resolver,

@@ -260,6 +260,13 @@ impl Kind for FileCheck {
         self.path.display().to_string()
     }
 
+    fn validate(&self) -> Vec<super::FieldProblem> {
+        use crate::validate;
+        let mut problems = validate::patterns("contains", &self.contains, true);
+        problems.extend(validate::patterns("excludes", &self.excludes, true));
+        problems
+    }
+
     fn observe(&self, _ctx: &CheckContext) -> impl std::future::Future<Output = Verdict> + Send {
         self.inspect()
     }

@@ -227,6 +227,64 @@ impl Kind for HttpCheck {
         self.via.iter().flat_map(Via::permissions).collect()
     }
 
+    fn validate(&self) -> Vec<super::FieldProblem> {
+        use super::FieldProblem;
+        use crate::validate;
+        let mut problems = Vec::new();
+        // A URL with credentials is judged when the check runs, where its error is shown
+        // without the URL (a password may be what breaks it).
+        if !validate::is_deferred(&self.url) && !self.url.contains('@') {
+            match reqwest::Url::parse(&self.url) {
+                Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+                    problems.push(FieldProblem::new(
+                        "url",
+                        format!(
+                            "expected an `http://` or `https://` URL, found the scheme `{}`",
+                            url.scheme()
+                        ),
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) => problems.push(FieldProblem::new(
+                    "url",
+                    format!(
+                        "expected a URL such as `http://paperless.docs.svc/`: {}",
+                        url_error(&self.url, e)
+                    ),
+                )),
+            }
+        }
+        if reqwest::Method::from_bytes(self.method.as_bytes()).is_err() || self.method.is_empty() {
+            problems.push(FieldProblem::new(
+                "method",
+                format!(
+                    "expected an HTTP method such as GET, HEAD or POST, found `{}`",
+                    self.method
+                ),
+            ));
+        }
+        for (i, status) in self.status.iter().enumerate() {
+            if !(100..=599).contains(status) {
+                problems.push(FieldProblem::new(
+                    format!("status.{i}"),
+                    format!("expected an HTTP status from 100 to 599, found `{status}`"),
+                ));
+            }
+        }
+        problems.extend(validate::patterns("location", self.location.iter(), false));
+        problems.extend(validate::patterns(
+            "body_contains",
+            &self.body_contains,
+            true,
+        ));
+        problems.extend(validate::patterns(
+            "body_excludes",
+            &self.body_excludes,
+            true,
+        ));
+        problems
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let raw = match ctx.expand(&self.url) {
             Ok(raw) => raw,

@@ -8,7 +8,6 @@ use std::fmt;
 use std::future::Future;
 
 use futures::future::BoxFuture;
-use serde::de::MapAccess;
 
 use crate::context::CheckContext;
 use crate::outcome::{Mismatch, Status};
@@ -41,6 +40,8 @@ pub trait Check: Send + Sync + fmt::Debug {
     fn safety(&self) -> Safety;
     /// What the check needs to be allowed to do, for a preflight before anything runs.
     fn permissions(&self) -> Vec<Permission>;
+    /// Problems with the check's fields that are known before anything runs.
+    fn validate(&self) -> Vec<FieldProblem>;
     /// Observes and judges. Returns data; never prints.
     fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict>;
 }
@@ -67,8 +68,35 @@ pub trait Kind: Send + Sync + fmt::Debug {
         Vec::new()
     }
 
+    /// Problems with this check's fields that are known when the suite loads (a port of 0,
+    /// a status of 999, a comparison that cannot be read), each naming its field, so the
+    /// loader reports them at their line and column before anything runs. Values that come
+    /// from variables are checked after interpolation. None by default.
+    fn validate(&self) -> Vec<FieldProblem> {
+        Vec::new()
+    }
+
     /// Observes and judges. Returns data; never prints.
     fn observe(&self, ctx: &CheckContext) -> impl Future<Output = Verdict> + Send;
+}
+
+/// A problem with one field of a check, found at load by [`Kind::validate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    /// Path of the field in the kind's map: `port`, `latency.1`, `connection.port`; empty for
+    /// the kind as a whole.
+    pub field: String,
+    /// What was expected and what was found.
+    pub message: String,
+}
+
+impl FieldProblem {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldProblem {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
 }
 
 impl<K: Kind> Check for K {
@@ -80,6 +108,9 @@ impl<K: Kind> Check for K {
     }
     fn permissions(&self) -> Vec<Permission> {
         Kind::permissions(self)
+    }
+    fn validate(&self) -> Vec<FieldProblem> {
+        Kind::validate(self)
     }
     fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
         Box::pin(self.observe(ctx))
@@ -123,12 +154,12 @@ macro_rules! kinds {
         pub const KIND_NAMES: &[&str] = &[$($name),*];
 
         /// Deserializes the value of a kind key into that kind's check.
-        pub(crate) fn deserialize_kind<'de, A: MapAccess<'de>>(
+        pub(crate) fn deserialize_kind<'de, D: serde::Deserializer<'de>>(
             name: &str,
-            map: &mut A,
-        ) -> Result<Box<dyn Check>, A::Error> {
+            body: D,
+        ) -> Result<Box<dyn Check>, D::Error> {
             match name {
-                $($name => Ok(Box::new(map.next_value::<$ty>()?)),)*
+                $($name => Ok(Box::new(<$ty as serde::Deserialize>::deserialize(body)?)),)*
                 other => Err(serde::de::Error::custom(format!("unknown check kind `{other}`"))),
             }
         }

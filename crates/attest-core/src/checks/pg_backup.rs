@@ -180,6 +180,10 @@ impl Kind for PgBackupCheck {
         self.connection.permissions()
     }
 
+    fn validate(&self) -> Vec<super::FieldProblem> {
+        crate::validate::connection(&self.connection)
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let mut source = match self.connection.resolve(ctx).await {
             Ok(target) => target.tagged(),

@@ -65,6 +65,17 @@ impl Kind for PgCrudCheck {
         self.connection.permissions()
     }
 
+    fn validate(&self) -> Vec<super::FieldProblem> {
+        let mut problems = crate::validate::connection(&self.connection);
+        problems.extend(crate::validate::count(
+            "rows",
+            self.rows.into(),
+            1,
+            MAX_ROWS.into(),
+        ));
+        problems
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         if self.rows == 0 || self.rows > MAX_ROWS {
             return Verdict::error(format!("rows must be between 1 and {MAX_ROWS}"));

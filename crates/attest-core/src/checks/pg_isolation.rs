@@ -82,6 +82,10 @@ impl Kind for PgIsolationCheck {
         self.connection.permissions()
     }
 
+    fn validate(&self) -> Vec<super::FieldProblem> {
+        crate::validate::connection(&self.connection)
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let target = match self.connection.resolve(ctx).await {
             Ok(target) => target.tagged(),

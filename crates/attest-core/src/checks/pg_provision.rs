@@ -213,6 +213,16 @@ impl Kind for PgProvisionCheck {
         self.connection.permissions()
     }
 
+    fn validate(&self) -> Vec<super::FieldProblem> {
+        let mut problems = crate::validate::connection(&self.connection);
+        for (field, name) in [("database", &self.database), ("role", &self.role)] {
+            if name.is_empty() || name.len() > 50 {
+                problems.push(super::FieldProblem::new(field, format!("expected a name of 1 to 50 bytes (PostgreSQL keeps 63, and a unique suffix is added), found {} bytes", name.len())));
+            }
+        }
+        problems
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let admin = match self.connection.resolve(ctx).await {
             Ok(target) => target.tagged(),

@@ -56,6 +56,10 @@ impl Kind for PgReadyCheck {
         self.connection.permissions()
     }
 
+    fn validate(&self) -> Vec<super::FieldProblem> {
+        crate::validate::connection(&self.connection)
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let mut target = match self.connection.resolve(ctx).await {
             Ok(target) => target,

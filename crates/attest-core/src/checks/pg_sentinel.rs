@@ -47,6 +47,14 @@ impl Kind for PgSentinelCheck {
         self.connection.permissions()
     }
 
+    fn validate(&self) -> Vec<super::FieldProblem> {
+        let mut problems = crate::validate::connection(&self.connection);
+        if self.action == SentinelAction::Verify && self.token.is_none() {
+            problems.push(super::FieldProblem::new("action", "expected `token:` with `action: verify` (the token an earlier `action: write` registered, e.g. `${before_token}`), found none"));
+        }
+        problems
+    }
+
     /// Writing creates a table row (and the table); verifying only reads.
     fn safety(&self) -> Safety {
         match self.action {

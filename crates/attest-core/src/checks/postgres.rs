@@ -85,6 +85,15 @@ impl Kind for PostgresCheck {
         self.connection.permissions()
     }
 
+    fn validate(&self) -> Vec<super::FieldProblem> {
+        let mut problems = crate::validate::connection(&self.connection);
+        problems.extend(crate::validate::positive(
+            "max_connect_time",
+            self.max_connect_time.as_ref(),
+        ));
+        problems
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let target = match self.connection.resolve(ctx).await {
             Ok(target) => target,

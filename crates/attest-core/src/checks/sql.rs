@@ -39,6 +39,21 @@ impl Kind for SqlCheck {
         self.connection.permissions()
     }
 
+    fn validate(&self) -> Vec<super::FieldProblem> {
+        // Comparisons (`expect`, `rows`) are checked as they are read (`matchers::Comparison`).
+        let mut problems = crate::validate::connection(&self.connection);
+        if self.query.trim().is_empty() {
+            problems.push(super::FieldProblem::new(
+                "query",
+                "expected a query, found empty text",
+            ));
+        }
+        if let Some(problem) = self.rows.as_ref().and_then(Comparison::count_problem) {
+            problems.push(super::FieldProblem::new("rows", problem));
+        }
+        problems
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let target = match self.connection.resolve(ctx).await {
             Ok(target) => target,

@@ -260,6 +260,29 @@ impl Kind for TcpCheck {
         self.via.iter().flat_map(Via::permissions).collect()
     }
 
+    fn validate(&self) -> Vec<super::FieldProblem> {
+        use crate::validate;
+        let mut problems: Vec<_> = validate::host("host", &self.host).into_iter().collect();
+        problems.extend(validate::port("port", self.port));
+        problems.extend(validate::count(
+            "count",
+            self.count.into(),
+            1,
+            MAX_COUNT.into(),
+        ));
+        problems.extend(validate::positive(
+            "connect_timeout",
+            self.connect_timeout.as_ref(),
+        ));
+        if self.expect != TcpExpect::Open && !self.latency.is_empty() {
+            problems.push(super::FieldProblem::new(
+                "latency",
+                format!("expected no latency thresholds with `expect: {}` (only open connections are timed), found {}", expect_word(self.expect), self.latency.len()),
+            ));
+        }
+        problems
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         if self.count == 0 || self.count > MAX_COUNT {
             return Verdict::error(format!("count must be between 1 and {MAX_COUNT}"));
