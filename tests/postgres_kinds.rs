@@ -219,3 +219,30 @@ async fn tls_required_against_a_plaintext_server_fails() {
     out.assert_code(1);
     out.expect("c", "failed", "TLS");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_file_is_honoured_as_libpq_does_and_hints_fit_the_host() {
+    let pg = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let passfile = dir.path().join("pgpass");
+    std::fs::write(
+        &passfile,
+        format!("127.0.0.1:{}:*:postgres:{PASSWORD}\n", pg.port()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // No password in the suite: it comes from PGPASSFILE, and stays out of every output.
+    let body = connection(&pg, "  sslmode: disable").replace("  password: ${pw}\n", "");
+    let out = run("postgres", &body)
+        .env("PGPASSFILE", passfile.to_str().unwrap())
+        .run_async()
+        .await;
+    out.assert_code(0);
+    assert!(!out.all_output().contains(PASSWORD));
+    // A wrong password against a plain host gets a hint for that kind of host, not kubectl.
+    let body = connection(&pg, "  sslmode: disable").replace("${pw}", "wrong-password");
+    let out = run("postgres", &body).run_async().await;
+    let hint = out.expect_in("c", "failed", "hint", "compose")["hint"].clone();
+    assert!(!hint.as_str().unwrap().contains("kubectl"), "{hint}");
+}

@@ -286,13 +286,18 @@ impl ConnectionSpec {
                 .map(|p| String::from_utf8_lossy(p).into_owned())
                 .or_else(|| env("PGPASSWORD")),
         };
-        if let Some(password) = &password {
-            ctx.redactor.add(password);
-        }
         let dbname = expand(&self.dbname)?
             .or_else(|| uri.as_ref().and_then(|c| c.get_dbname().map(str::to_owned)))
             .or_else(|| env("PGDATABASE"))
             .unwrap_or_else(|| user.clone());
+        // Last, as libpq: the password file (PGPASSFILE or ~/.pgpass), unless a Secret gives one.
+        let password = match (password, &self.password_secret) {
+            (None, None) => crate::pgpass::lookup(&host, port, &dbname, &user),
+            (password, _) => password,
+        };
+        if let Some(password) = &password {
+            ctx.redactor.add(password);
+        }
         let sslmode = match self.sslmode.or(uri_sslmode) {
             Some(mode) => mode,
             None => match env("PGSSLMODE") {
@@ -383,6 +388,20 @@ impl ConnectError {
         match self {
             ConnectError::Server { code, .. } => Some(code),
             _ => None,
+        }
+    }
+
+    /// What to try next, fitted to where the server is: Kubernetes hints only for a cluster
+    /// Service name or a port-forward, a docker-compose or bare host gets its own.
+    pub fn hint_for(&self, target: &Target) -> &'static str {
+        let in_cluster = target.via.is_some()
+            || target.host.ends_with(".svc")
+            || target.host.contains(".svc.")
+            || target.host.ends_with(".cluster.local");
+        match (self.sqlstate(), in_cluster) {
+            (Some("28P01"), false) => "wrong password or unknown role: compare `password`/`password_file`/`PGPASSWORD` (or the ~/.pgpass line for this host) with the server's, e.g. POSTGRES_PASSWORD in the compose file",
+            (None, false) if matches!(self, ConnectError::Refused(_)) => "nothing listens there: is the server (container) running and the port published?",
+            _ => self.hint(),
         }
     }
 

@@ -328,7 +328,7 @@ pub async fn open_session(
 pub fn cannot_connect(target: &crate::pg::Target, error: &crate::pg::ConnectError) -> Verdict {
     Verdict::fail(format!("cannot connect as {}: {error}", target.describe()))
         .found(error.to_string())
-        .hint(error.hint())
+        .hint(error.hint_for(target))
 }
 
 /// Milliseconds as a measurement value, rounded to microseconds.

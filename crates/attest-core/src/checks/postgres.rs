@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
-use crate::pg::{connect, scalar, ConnectError, ConnectionSpec};
+use crate::pg::{connect, scalar, ConnectError, ConnectionSpec, Target};
 use crate::suite::{format_duration, HumanDuration};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -69,11 +69,11 @@ fn expect_text(expect: PgExpect) -> &'static str {
     }
 }
 
-fn failure(who: &str, error: &ConnectError, expect: PgExpect) -> Verdict {
-    Verdict::fail(format!("{who}: {error}"))
+fn failure(target: &Target, error: &ConnectError, expect: PgExpect) -> Verdict {
+    Verdict::fail(format!("{}: {error}", target.describe()))
         .expected(expect_text(expect))
         .found(error.to_string())
-        .hint(error.hint())
+        .hint(error.hint_for(target))
 }
 
 impl Kind for PostgresCheck {
@@ -116,7 +116,7 @@ impl Kind for PostgresCheck {
             (Err(e), expect) if matches_expectation(&e, expect) => {
                 return Verdict::pass(format!("{who}: {} as expected ({e})", expect_text(expect)))
             }
-            (Err(e), expect) => return failure(&who, &e, expect),
+            (Err(e), expect) => return failure(&target, &e, expect),
         };
 
         let mut problems = Vec::new();
