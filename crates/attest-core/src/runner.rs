@@ -858,6 +858,7 @@ mod tests {
     #[derive(Debug)]
     struct Panics;
     impl crate::checks::Kind for Panics {
+        const DESCRIPTION: &'static str = "panics";
         fn target(&self) -> String {
             "nowhere".into()
         }
@@ -868,6 +869,7 @@ mod tests {
     #[derive(Debug)]
     struct Creates(Arc<std::sync::atomic::AtomicBool>);
     impl crate::checks::Kind for Creates {
+        const DESCRIPTION: &'static str = "creates something to undo";
         fn target(&self) -> String {
             "somewhere".into()
         }

@@ -12,27 +12,6 @@ use serde_json::{json, Map, Value};
 use crate::checks;
 use crate::suite::{HumanDuration, Retry, Safety, SuiteFile};
 
-/// One line per kind, shown on hover over the kind key.
-const KIND_DESCRIPTIONS: &[(&str, &str)] = &[
-    ("dns", "Resolves a name (or expects NXDOMAIN), uncached, optionally against one nameserver; reports lookup time."),
-    ("tcp", "Connects to host:port N times: connect-time statistics against thresholds, or an expected refusal."),
-    ("http", "Sends one request: status, `Location` and body patterns; redirects are not followed unless asked."),
-    ("file", "A local file exists (or not), contains or lacks patterns, has values at YAML paths, is ignored by git."),
-    ("command", "Runs a local command: exit code and output patterns; `register` exports its stdout."),
-    ("postgres", "Connects and authenticates (or expects a specific refusal); server version, superuser, TLS, connect time."),
-    ("sql", "Runs a query and judges the value, a column of every row, the row count or emptiness."),
-    ("pg-ready", "The `pg_isready` answer without the binary: accepting, rejecting or no response."),
-    ("pg-provision", "Mutating: creates a database and a role with the stories' grants; teardown drops them."),
-    ("pg-crud", "Mutating: as the role, creates a scratch table, inserts, reads, updates and deletes rows, drops it."),
-    ("pg-isolation", "Mutating: expects CONNECT to other databases, SELECT on tables, CREATE ROLE and CREATE DATABASE to be denied."),
-    ("pg-sentinel", "Mutating: writes a random token (`action: write`) or verifies one written earlier (`action: verify`)."),
-    ("pg-backup", "Mutating: pg_dump of a database, pg_restore into a scratch database, compares tables, rows and checksums."),
-    ("kube", "Kubernetes objects of any kind (CRDs through discovery): a partial object, field assertions, a count, or absence."),
-    ("pod-exec", "Runs a command in a pod (by name or selector): exit code and output patterns."),
-    ("pod-logs", "The logs of the pods a name or selector picks must contain, or must not contain, patterns."),
-    ("pod-env", "A workload container's environment as its spec writes it: literal values and Secret/ConfigMap references."),
-];
-
 const COMMON_DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "id",
@@ -314,10 +293,7 @@ fn check_schema(generator: &mut SchemaGenerator) -> Schema {
     let mut one_of = Vec::new();
     for (name, schema) in checks::kind_schemas(generator) {
         let mut schema = schema.to_value();
-        let description = KIND_DESCRIPTIONS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or("", |(_, d)| d);
+        let description = checks::kind_description(name);
         if let Some(object) = schema.as_object_mut() {
             object.insert(
                 "description".into(),

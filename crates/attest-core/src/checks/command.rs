@@ -155,6 +155,8 @@ async fn collect(pipe: Option<impl AsyncRead + Unpin>, into: &mut Vec<u8>) {
 }
 
 impl Kind for CommandCheck {
+    const DESCRIPTION: &'static str =
+        "Runs a local command: exit code and output patterns; `register` exports its stdout.";
     /// `register: NAME` makes the trimmed standard output available as `${NAME_stdout}`.
     const EXPORTS: &'static [(&'static str, bool)] = &[("stdout", false)];
 

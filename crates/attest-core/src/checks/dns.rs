@@ -141,6 +141,7 @@ fn join(addrs: &[IpAddr]) -> String {
 }
 
 impl Kind for DnsCheck {
+    const DESCRIPTION: &'static str = "Resolves a name (or expects NXDOMAIN), uncached, optionally against one nameserver; reports lookup time.";
     fn target(&self) -> String {
         format!("{} via {}", self.name, self.server_label())
     }

@@ -256,6 +256,7 @@ async fn git_ignore_status(path: &Path) -> Result<GitStatus, String> {
 }
 
 impl Kind for FileCheck {
+    const DESCRIPTION: &'static str = "A local file exists (or not), contains or lacks patterns, has values at YAML paths, is ignored by git.";
     fn target(&self) -> String {
         self.path.display().to_string()
     }

@@ -211,6 +211,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 impl Kind for HttpCheck {
+    const DESCRIPTION: &'static str = "Sends one request: status, `Location` and body patterns; redirects are not followed unless asked.";
     fn target(&self) -> String {
         match &self.via {
             Some(Via::PortForward(pf)) => format!(

@@ -115,6 +115,7 @@ pub fn api_verdict(error: &KubeError) -> Verdict {
 }
 
 impl Kind for KubeObjectCheck {
+    const DESCRIPTION: &'static str = "Kubernetes objects of any kind (CRDs through discovery): a partial object, field assertions, a count, or absence.";
     fn target(&self) -> String {
         Selection {
             api_version: self.api_version.clone(),

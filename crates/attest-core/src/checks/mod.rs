@@ -51,6 +51,8 @@ pub trait Kind: Send + Sync + fmt::Debug {
     /// The least safety class of any check of this kind (for docs and the schema); a check may
     /// be more disruptive (see [`Kind::safety`]) and a suite may raise it, never lower it.
     const SAFETY: Safety = Safety::ReadOnly;
+    /// One sentence for the schema's hover text and docs: what a check of this kind proves.
+    const DESCRIPTION: &'static str;
     /// Values the kind hands to later checks when a check says `register: NAME`: each becomes
     /// the variable `NAME_<key>`; `true` marks it secret.
     const EXPORTS: &'static [(&'static str, bool)] = &[];
@@ -169,6 +171,14 @@ macro_rules! kinds {
             generator: &mut schemars::SchemaGenerator,
         ) -> Vec<(&'static str, schemars::Schema)> {
             vec![$(($name, generator.subschema_for::<$ty>())),*]
+        }
+
+        /// A kind's one-sentence description.
+        pub fn kind_description(name: &str) -> &'static str {
+            match name {
+                $($name => <$ty as Kind>::DESCRIPTION,)*
+                _ => "",
+            }
         }
 
         /// What a kind exports when registered.

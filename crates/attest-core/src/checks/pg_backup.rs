@@ -171,6 +171,7 @@ async fn checksum(client: &Client, table: &str) -> Result<String, String> {
 }
 
 impl Kind for PgBackupCheck {
+    const DESCRIPTION: &'static str = "Mutating: pg_dump of a database, pg_restore into a scratch database, compares tables, rows and checksums.";
     const SAFETY: Safety = Safety::Mutating;
     fn target(&self) -> String {
         self.connection.label()

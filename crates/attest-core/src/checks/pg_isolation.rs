@@ -73,6 +73,7 @@ async fn probe_create(
 }
 
 impl Kind for PgIsolationCheck {
+    const DESCRIPTION: &'static str = "Mutating: expects CONNECT to other databases, SELECT on tables, CREATE ROLE and CREATE DATABASE to be denied.";
     const SAFETY: Safety = Safety::Mutating;
     fn target(&self) -> String {
         self.connection.label()

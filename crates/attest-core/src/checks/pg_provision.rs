@@ -202,6 +202,8 @@ struct Names<'a> {
 }
 
 impl Kind for PgProvisionCheck {
+    const DESCRIPTION: &'static str =
+        "Mutating: creates a database and a role with the stories' grants; teardown drops them.";
     const SAFETY: Safety = Safety::Mutating;
     const EXPORTS: &'static [(&'static str, bool)] =
         &[("user", false), ("password", true), ("database", false)];

@@ -48,6 +48,8 @@ fn readiness(result: &Result<(), ConnectError>) -> Readiness {
 }
 
 impl Kind for PgReadyCheck {
+    const DESCRIPTION: &'static str =
+        "The `pg_isready` answer without the binary: accepting, rejecting or no response.";
     fn target(&self) -> String {
         self.connection.label()
     }

@@ -37,6 +37,7 @@ fn default_name() -> String {
 }
 
 impl Kind for PgSentinelCheck {
+    const DESCRIPTION: &'static str = "Mutating: writes a random token (`action: write`) or verifies one written earlier (`action: verify`).";
     const EXPORTS: &'static [(&'static str, bool)] = &[("token", false)];
 
     fn target(&self) -> String {

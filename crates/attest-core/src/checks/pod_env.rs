@@ -170,6 +170,7 @@ fn environment(container: &Value) -> (BTreeMap<String, Found>, Vec<String>) {
 }
 
 impl Kind for PodEnvCheck {
+    const DESCRIPTION: &'static str = "A workload container's environment as its spec writes it: literal values and Secret/ConfigMap references.";
     fn target(&self) -> String {
         let w = &self.workload;
         format!("{} {}/{}", w.kind, w.namespace, w.name)

@@ -40,6 +40,8 @@ pub fn pod_verdict(error: &PodError) -> Verdict {
 }
 
 impl Kind for PodExecCheck {
+    const DESCRIPTION: &'static str =
+        "Runs a command in a pod (by name or selector): exit code and output patterns.";
     fn target(&self) -> String {
         format!("{}: {}", self.pod.describe(), self.command.join(" "))
     }

@@ -54,6 +54,7 @@ fn matcher(pattern: &Pattern, ignore_case: bool) -> Regex {
 }
 
 impl Kind for PodLogsCheck {
+    const DESCRIPTION: &'static str = "The logs of the pods a name or selector picks must contain, or must not contain, patterns.";
     fn target(&self) -> String {
         format!("logs of {}", self.pod.describe())
     }

@@ -77,6 +77,7 @@ fn failure(target: &Target, error: &ConnectError, expect: PgExpect) -> Verdict {
 }
 
 impl Kind for PostgresCheck {
+    const DESCRIPTION: &'static str = "Connects and authenticates (or expects a specific refusal); server version, superuser, TLS, connect time.";
     fn target(&self) -> String {
         self.connection.label()
     }

@@ -31,6 +31,8 @@ pub struct SqlCheck {
 }
 
 impl Kind for SqlCheck {
+    const DESCRIPTION: &'static str =
+        "Runs a query and judges the value, a column of every row, the row count or emptiness.";
     fn target(&self) -> String {
         self.connection.label()
     }

@@ -245,6 +245,7 @@ fn expect_word(expect: TcpExpect) -> &'static str {
 }
 
 impl Kind for TcpCheck {
+    const DESCRIPTION: &'static str = "Connects to host:port N times: connect-time statistics against thresholds, or an expected refusal.";
     fn target(&self) -> String {
         match self
             .via
