@@ -341,3 +341,51 @@ checks:
         "three 2 s timeouts took {took:?}"
     );
 }
+
+/// `attest sandbox up` killed with SIGKILL (no handler can run): its PostgreSQL stops and its
+/// folders (passwords, the checkout with its secrets file) are removed by their watchdogs.
+#[test]
+fn a_sigkilled_sandbox_leaves_no_server_and_no_secrets_behind() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_attest"))
+        .args(["sandbox", "up", "--no-kubernetes"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (mut vars, mut checkout) = (None, None);
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        let line = line.trim();
+        if line.ends_with(".vars.yaml") && !line.contains(' ') {
+            vars = Some(std::path::PathBuf::from(line));
+        }
+        if let Some(path) = line.strip_prefix("homelab checkout") {
+            checkout = Some(std::path::PathBuf::from(path.trim()));
+        }
+        if line.starts_with("attest run suites/") {
+            break;
+        }
+    }
+    let (vars, checkout) = (
+        vars.expect("vars file path"),
+        checkout.expect("checkout path"),
+    );
+    let pg_dir = vars.parent().unwrap().to_owned();
+    assert!(pg_dir.join("data").is_dir() && checkout.is_dir());
+    signal(child.id(), "KILL");
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (pg_dir.exists() || checkout.exists()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!pg_dir.exists(), "{} is left behind", pg_dir.display());
+    assert!(!checkout.exists(), "{} is left behind", checkout.display());
+    assert_eq!(
+        processes_with(&pg_dir.display().to_string()),
+        Vec::<String>::new(),
+        "the sandbox's PostgreSQL still runs"
+    );
+}

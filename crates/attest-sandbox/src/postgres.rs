@@ -42,6 +42,9 @@ pub struct TempPostgres {
     max_connections: u32,
     /// uid and gid of the `postgres` user when we run as root, which PostgreSQL refuses.
     run_as: Option<(u32, u32)>,
+    /// Stops the server and removes its folder if this process dies without doing so (even
+    /// by SIGKILL): it waits on a pipe only we write to; end-of-file means we are gone.
+    watchdog: Option<std::process::Child>,
 }
 
 impl TempPostgres {
@@ -66,8 +69,10 @@ impl TempPostgres {
             ca_cert: None,
             max_connections: options.max_connections.unwrap_or(50),
             run_as,
+            watchdog: None,
         };
         pg.chown(&pg.root)?;
+        pg.watchdog = Some(pg.watchdog()?);
         let pwfile = pg.write("pwfile", &pg.password)?;
         let mut initdb = pg.command("initdb");
         let auth = ["--auth=scram-sha-256", "--username=postgres"];
@@ -187,6 +192,29 @@ impl TempPostgres {
         command
     }
 
+    /// A shell that reads one line from us: `stopped` means we cleaned up; end-of-file means
+    /// we died, so it stops the server and removes the cluster's files itself.
+    fn watchdog(&self) -> Result<std::process::Child, String> {
+        let script = r#"read -r line; [ "$line" = stopped ] && exit 0
+"$0" -D "$1/data" stop -m immediate -t 10 >/dev/null 2>&1; rm -rf "$1" 2>/dev/null"#;
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(script)
+            .arg(self.bin_dir.join("pg_ctl"))
+            .arg(&self.root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        if let Some((uid, gid)) = self.run_as {
+            command.uid(uid).gid(gid);
+        }
+        command
+            .spawn()
+            .map_err(|e| format!("cannot start the PostgreSQL watchdog: {e}"))
+    }
+
     /// `pg_ctl ACTION [OPTIONS]` on the cluster's data directory.
     fn pg_ctl_command(&self, args: &[&str]) -> Command {
         let mut command = self.command("pg_ctl");
@@ -254,6 +282,13 @@ impl Drop for TempPostgres {
         let _ = self
             .pg_ctl_command(&["stop", "-m", "immediate", "-t", "10"])
             .output();
+        if let Some(mut watchdog) = self.watchdog.take() {
+            if let Some(mut stdin) = watchdog.stdin.take() {
+                use std::io::Write;
+                let _ = writeln!(stdin, "stopped");
+            }
+            let _ = watchdog.wait();
+        }
     }
 }
 

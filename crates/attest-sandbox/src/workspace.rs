@@ -16,6 +16,38 @@ pub struct Workspace {
     pub dir: TempDir,
     /// The generated database password written to the secrets file.
     pub db_password: String,
+    /// Removes the checkout (it holds a secrets file) if this process dies without doing so.
+    watchdog: Option<std::process::Child>,
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        if let Some(mut watchdog) = self.watchdog.take() {
+            if let Some(mut stdin) = watchdog.stdin.take() {
+                use std::io::Write;
+                let _ = writeln!(stdin, "stopped");
+            }
+            let _ = watchdog.wait();
+        }
+    }
+}
+
+/// A shell that waits for one line from us: `stopped` means we cleaned up; end-of-file means
+/// we died (even by SIGKILL), so it removes `dir` itself.
+fn watchdog(dir: &Path) -> Option<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    std::process::Command::new("sh")
+        .args([
+            "-c",
+            r#"read -r line; [ "$line" = stopped ] || rm -rf "$0""#,
+        ])
+        .arg(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .ok()
 }
 
 pub fn create(db_password: String) -> Result<Workspace, String> {
@@ -55,7 +87,12 @@ pub fn create(db_password: String) -> Result<Workspace, String> {
             "homelab",
         ],
     )?;
-    Ok(Workspace { dir, db_password })
+    let watchdog = watchdog(dir.path());
+    Ok(Workspace {
+        dir,
+        db_password,
+        watchdog,
+    })
 }
 
 fn write(root: &Path, relative: &str, content: &str) -> Result<(), String> {
