@@ -394,19 +394,8 @@ pub fn run_suites(
             Err(e) => say(&format!("attest: warning: not masking PGPASSWORD: {e}")),
         }
     }
-    let files = match load::discover(&paths) {
-        Ok(files) if files.is_empty() => {
-            error_line(&format!(
-                "no suite files (*.yaml) found in {}",
-                show_paths(&paths)
-            ));
-            return exit::USAGE;
-        }
-        Ok(files) => files,
-        Err(e) => {
-            error_line(&e.to_string());
-            return exit::USAGE;
-        }
+    let Some(files) = suite_files(&paths) else {
+        return exit::USAGE;
     };
     let sources = VarSources {
         set: extra
@@ -523,19 +512,8 @@ fn check_suites(args: &CheckArgs) -> u8 {
     if paths.is_empty() {
         paths.push(PathBuf::from("suites"));
     }
-    let files = match load::discover(&paths) {
-        Ok(files) if files.is_empty() => {
-            error_line(&format!(
-                "no suite files (*.yaml) found in {}",
-                show_paths(&paths)
-            ));
-            return exit::USAGE;
-        }
-        Ok(files) => files,
-        Err(e) => {
-            error_line(&e.to_string());
-            return exit::USAGE;
-        }
+    let Some(files) = suite_files(&paths) else {
+        return exit::USAGE;
     };
     let redactor = Redactor::default();
     let sources = VarSources {
@@ -555,6 +533,24 @@ fn check_suites(args: &CheckArgs) -> u8 {
         Err(errors) => {
             report_load_errors(&errors, &redactor);
             exit::USAGE
+        }
+    }
+}
+
+/// The suite files under `paths`, or `None` after saying why there are none.
+fn suite_files(paths: &[PathBuf]) -> Option<Vec<PathBuf>> {
+    match load::discover(paths) {
+        Ok(files) if files.is_empty() => {
+            error_line(&format!(
+                "no suite files (*.yaml) found in {}",
+                show_paths(paths)
+            ));
+            None
+        }
+        Ok(files) => Some(files),
+        Err(e) => {
+            error_line(&e.to_string());
+            None
         }
     }
 }

@@ -3,19 +3,13 @@
 
 mod common;
 
-use attest_sandbox::postgres::{PostgresOptions, TempPostgres};
+use attest_sandbox::postgres::TempPostgres;
 use common::Attest;
 
 const PASSWORD: &str = "Adm1n-Secret-pw";
 
 async fn server() -> TempPostgres {
-    TempPostgres::start(PostgresOptions {
-        superuser_password: PASSWORD.into(),
-        tls: false,
-        max_connections: None,
-    })
-    .await
-    .expect("start PostgreSQL (Debian package `postgresql`)")
+    common::postgres(PASSWORD, false, None).await
 }
 
 /// Names of all databases and roles, to compare before and after a run.

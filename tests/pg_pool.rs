@@ -6,19 +6,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use attest_sandbox::postgres::{PostgresOptions, TempPostgres};
+use attest_sandbox::postgres::TempPostgres;
 use common::{Attest, Output};
 
 const PASSWORD: &str = "Sup3r-Secret-pw";
 
 async fn server(max_connections: Option<u32>) -> TempPostgres {
-    TempPostgres::start(PostgresOptions {
-        superuser_password: PASSWORD.into(),
-        tls: true,
-        max_connections,
-    })
-    .await
-    .expect("start PostgreSQL (Debian package `postgresql`)")
+    common::postgres(PASSWORD, true, max_connections).await
 }
 
 /// A `sql` check as a list item of `checks:`.

@@ -9,13 +9,7 @@ use common::{one_check, Attest};
 const PASSWORD: &str = "Sup3r-Secret-pw";
 
 async fn server() -> TempPostgres {
-    TempPostgres::start(PostgresOptions {
-        superuser_password: PASSWORD.into(),
-        tls: true,
-        max_connections: None,
-    })
-    .await
-    .expect("start PostgreSQL (Debian package `postgresql`)")
+    common::postgres(PASSWORD, true, None).await
 }
 
 fn connection(pg: &TempPostgres, extra: &str) -> String {

@@ -8,19 +8,13 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use attest_sandbox::postgres::{PostgresOptions, TempPostgres};
+use attest_sandbox::postgres::TempPostgres;
 use common::Attest;
 
 const PASSWORD: &str = "Adm1n-Secret-pw";
 
 async fn server() -> TempPostgres {
-    TempPostgres::start(PostgresOptions {
-        superuser_password: PASSWORD.into(),
-        tls: false,
-        max_connections: None,
-    })
-    .await
-    .expect("start PostgreSQL (Debian package `postgresql`)")
+    common::postgres(PASSWORD, false, None).await
 }
 
 /// Everything a run could leave on the server: databases, roles, tables in `postgres`, and

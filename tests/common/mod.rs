@@ -197,3 +197,18 @@ pub fn one_check(kind: &str, body: &str) -> String {
         "id: t\ntitle: test suite\nchecks:\n  - id: c\n    title: the check\n    timeout: 10s\n    {kind}:\n{body}"
     )
 }
+
+/// A throwaway PostgreSQL 15 on a free loopback port (scram-sha-256; TLS when asked).
+pub async fn postgres(
+    password: &str,
+    tls: bool,
+    max_connections: Option<u32>,
+) -> attest_sandbox::postgres::TempPostgres {
+    attest_sandbox::postgres::TempPostgres::start(attest_sandbox::postgres::PostgresOptions {
+        superuser_password: password.into(),
+        tls,
+        max_connections,
+    })
+    .await
+    .expect("start PostgreSQL (Debian package `postgresql`)")
+}

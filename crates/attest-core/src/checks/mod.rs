@@ -57,25 +57,40 @@ pub trait Kind: Send + Sync + fmt::Debug {
     /// the variable `NAME_<key>`; `true` marks it secret.
     const EXPORTS: &'static [(&'static str, bool)] = &[];
 
-    /// What the check talks to, for reports.
-    fn target(&self) -> String;
+    /// The PostgreSQL connection a check of this kind uses, if any: it gives the defaults of
+    /// [`Kind::target`], [`Kind::permissions`] and [`Kind::validate`].
+    fn connection(&self) -> Option<&crate::pg::ConnectionSpec> {
+        None
+    }
+
+    /// What the check talks to, for reports; by default the connection's label.
+    fn target(&self) -> String {
+        self.connection()
+            .map(crate::pg::ConnectionSpec::label)
+            .unwrap_or_default()
+    }
 
     /// This check's safety class; by default the kind's.
     fn safety(&self) -> Safety {
         Self::SAFETY
     }
 
-    /// Permissions this check needs (Kubernetes verbs and resources); none by default.
+    /// Permissions this check needs (Kubernetes verbs and resources): by default what its
+    /// connection needs (a port-forward, a Secret), else none.
     fn permissions(&self) -> Vec<Permission> {
-        Vec::new()
+        self.connection()
+            .map(crate::pg::ConnectionSpec::permissions)
+            .unwrap_or_default()
     }
 
     /// Problems with this check's fields that are known when the suite loads (a port of 0,
     /// a status of 999, a comparison that cannot be read), each naming its field, so the
     /// loader reports them at their line and column before anything runs. Values that come
-    /// from variables are checked after interpolation. None by default.
+    /// from variables are checked after interpolation. By default the connection's fields.
     fn validate(&self) -> Vec<FieldProblem> {
-        Vec::new()
+        self.connection()
+            .map(crate::validate::connection)
+            .unwrap_or_default()
     }
 
     /// Observes and judges. Returns data; never prints.

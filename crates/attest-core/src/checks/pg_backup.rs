@@ -173,16 +173,8 @@ async fn checksum(client: &Client, table: &str) -> Result<String, String> {
 impl Kind for PgBackupCheck {
     const DESCRIPTION: &'static str = "Mutating: pg_dump of a database, pg_restore into a scratch database, compares tables, rows and checksums.";
     const SAFETY: Safety = Safety::Mutating;
-    fn target(&self) -> String {
-        self.connection.label()
-    }
-
-    fn permissions(&self) -> Vec<super::Permission> {
-        self.connection.permissions()
-    }
-
-    fn validate(&self) -> Vec<super::FieldProblem> {
-        crate::validate::connection(&self.connection)
+    fn connection(&self) -> Option<&ConnectionSpec> {
+        Some(&self.connection)
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {

@@ -58,12 +58,8 @@ fn step_failed(step: &str, role: &str, schema: &str, error: &tokio_postgres::Err
 impl Kind for PgCrudCheck {
     const DESCRIPTION: &'static str = "Mutating: as the role, creates a scratch table, inserts, reads, updates and deletes rows, drops it.";
     const SAFETY: Safety = Safety::Mutating;
-    fn target(&self) -> String {
-        self.connection.label()
-    }
-
-    fn permissions(&self) -> Vec<super::Permission> {
-        self.connection.permissions()
+    fn connection(&self) -> Option<&ConnectionSpec> {
+        Some(&self.connection)
     }
 
     fn validate(&self) -> Vec<super::FieldProblem> {

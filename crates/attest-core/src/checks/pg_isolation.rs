@@ -75,16 +75,8 @@ async fn probe_create(
 impl Kind for PgIsolationCheck {
     const DESCRIPTION: &'static str = "Mutating: expects CONNECT to other databases, SELECT on tables, CREATE ROLE and CREATE DATABASE to be denied.";
     const SAFETY: Safety = Safety::Mutating;
-    fn target(&self) -> String {
-        self.connection.label()
-    }
-
-    fn permissions(&self) -> Vec<super::Permission> {
-        self.connection.permissions()
-    }
-
-    fn validate(&self) -> Vec<super::FieldProblem> {
-        crate::validate::connection(&self.connection)
+    fn connection(&self) -> Option<&ConnectionSpec> {
+        Some(&self.connection)
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {

@@ -207,12 +207,8 @@ impl Kind for PgProvisionCheck {
     const SAFETY: Safety = Safety::Mutating;
     const EXPORTS: &'static [(&'static str, bool)] =
         &[("user", false), ("password", true), ("database", false)];
-    fn target(&self) -> String {
-        self.connection.label()
-    }
-
-    fn permissions(&self) -> Vec<super::Permission> {
-        self.connection.permissions()
+    fn connection(&self) -> Option<&ConnectionSpec> {
+        Some(&self.connection)
     }
 
     fn validate(&self) -> Vec<super::FieldProblem> {

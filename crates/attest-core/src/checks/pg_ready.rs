@@ -50,16 +50,8 @@ fn readiness(result: &Result<(), ConnectError>) -> Readiness {
 impl Kind for PgReadyCheck {
     const DESCRIPTION: &'static str =
         "The `pg_isready` answer without the binary: accepting, rejecting or no response.";
-    fn target(&self) -> String {
-        self.connection.label()
-    }
-
-    fn permissions(&self) -> Vec<super::Permission> {
-        self.connection.permissions()
-    }
-
-    fn validate(&self) -> Vec<super::FieldProblem> {
-        crate::validate::connection(&self.connection)
+    fn connection(&self) -> Option<&ConnectionSpec> {
+        Some(&self.connection)
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {

@@ -40,12 +40,8 @@ impl Kind for PgSentinelCheck {
     const DESCRIPTION: &'static str = "Mutating: writes a random token (`action: write`) or verifies one written earlier (`action: verify`).";
     const EXPORTS: &'static [(&'static str, bool)] = &[("token", false)];
 
-    fn target(&self) -> String {
-        self.connection.label()
-    }
-
-    fn permissions(&self) -> Vec<super::Permission> {
-        self.connection.permissions()
+    fn connection(&self) -> Option<&ConnectionSpec> {
+        Some(&self.connection)
     }
 
     fn validate(&self) -> Vec<super::FieldProblem> {

@@ -78,12 +78,8 @@ fn failure(target: &Target, error: &ConnectError, expect: PgExpect) -> Verdict {
 
 impl Kind for PostgresCheck {
     const DESCRIPTION: &'static str = "Connects and authenticates (or expects a specific refusal); server version, superuser, TLS, connect time.";
-    fn target(&self) -> String {
-        self.connection.label()
-    }
-
-    fn permissions(&self) -> Vec<super::Permission> {
-        self.connection.permissions()
+    fn connection(&self) -> Option<&ConnectionSpec> {
+        Some(&self.connection)
     }
 
     fn validate(&self) -> Vec<super::FieldProblem> {

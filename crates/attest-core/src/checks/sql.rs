@@ -33,12 +33,8 @@ pub struct SqlCheck {
 impl Kind for SqlCheck {
     const DESCRIPTION: &'static str =
         "Runs a query and judges the value, a column of every row, the row count or emptiness.";
-    fn target(&self) -> String {
-        self.connection.label()
-    }
-
-    fn permissions(&self) -> Vec<super::Permission> {
-        self.connection.permissions()
+    fn connection(&self) -> Option<&ConnectionSpec> {
+        Some(&self.connection)
     }
 
     fn validate(&self) -> Vec<super::FieldProblem> {
