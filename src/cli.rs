@@ -11,8 +11,9 @@ use libtest_mimic::{Arguments, ColorSetting, FormatSetting};
 use crate::sandbox;
 use attest_core::context::Services;
 use attest_core::exit;
-use attest_core::k8s::{KubeAccess, KubeOptions};
-use attest_core::load::{self, Purpose, VarSources};
+use attest_core::k8s::secrets::SecretVariables;
+use attest_core::k8s::{KubeClusters, KubeOptions};
+use attest_core::load::{self, External, Purpose, VarSources};
 use attest_core::redact::Redactor;
 use attest_core::report;
 use attest_core::runner::{self, FinalState, RunConfig, StopSignals};
@@ -397,6 +398,14 @@ pub fn run_suites(
     let Some(files) = suite_files(&paths) else {
         return exit::USAGE;
     };
+    // Created now, used (and connected) only by the first Kubernetes check or Secret read.
+    let clusters = Arc::new(KubeClusters::new(
+        KubeOptions {
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.context.clone(),
+        },
+        args.kube_unavailable.clone(),
+    ));
     let sources = VarSources {
         set: extra
             .set
@@ -409,6 +418,11 @@ pub fn run_suites(
             .chain(args.vars.iter().cloned())
             .collect(),
         provided: extra.provided,
+        external: Some(External(Arc::new(SecretVariables::new(
+            clusters.clone(),
+            runtime.handle().clone(),
+            SECRET_READ_TIMEOUT,
+        )))),
     };
     // Listing runs nothing, so variables need no values (as libtest's `--list`).
     let purpose = if args.libtest.list {
@@ -441,13 +455,7 @@ pub fn run_suites(
         libtest: libtest_arguments(&args.libtest, filter),
         services: Services {
             sessions: Arc::new(attest_core::pg::Sessions::new(args.pg_pool_size.into())),
-            ..Services::with_kube(Arc::new(
-                KubeAccess::new(KubeOptions {
-                    kubeconfig: args.kubeconfig.clone(),
-                    context: args.context.clone(),
-                })
-                .unavailable(args.kube_unavailable.clone()),
-            ))
+            ..Services::with_clusters(clusters)
         },
         stop: stop.clone(),
         progress,
@@ -506,6 +514,9 @@ fn report_load_errors(errors: &[load::LoadError], redactor: &Redactor) {
     ));
 }
 
+/// How long reading one Secret a variable comes from may take, connecting included.
+const SECRET_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `attest check`: load and validate, run nothing; for CI lint steps and editors.
 fn check_suites(args: &CheckArgs) -> u8 {
     let mut paths = args.paths.clone();
@@ -519,7 +530,7 @@ fn check_suites(args: &CheckArgs) -> u8 {
     let sources = VarSources {
         set: args.set.clone(),
         files: args.vars.clone(),
-        provided: Vec::new(),
+        ..VarSources::default()
     };
     match load::load_all_for(&files, &sources, &redactor, Purpose::Inspect) {
         Ok(suites) => {

@@ -346,7 +346,163 @@ fn every_kubernetes_kind_passes_and_fails_for_the_right_reason() {
     std::fs::remove_file(&planted).unwrap();
 
     rbac_preflight_reports_missing_permissions_before_the_run(&bed);
+    variables_come_from_secrets(&bed);
+    suites_talk_to_their_own_context(&bed);
     drop(bed);
+}
+
+fn variables_come_from_secrets(bed: &Bed) {
+    let suite = format!(
+        r#"id: v
+title: variables from Secrets
+variables:
+  ns: data
+  pg_password:
+    kubernetes_secret: {{namespace: "${{ns}}", name: postgres-postgresql, key: postgres-password}}
+  no_key:
+    kubernetes_secret: {{namespace: data, name: postgres-postgresql, key: admin-password}}
+  no_secret:
+    kubernetes_secret: {{namespace: data, name: no-such-secret, key: x}}
+    default: the-default-value
+    secret: false
+checks:
+  - id: login
+    title: the chart's superuser password, read from its Secret, logs in
+    postgres:
+      connection: {{host: "{host}", port: {port}, user: postgres, password: "${{pg_password}}", dbname: postgres, sslmode: disable}}
+  - id: printed
+    title: a command printing the value shows it masked
+    command: {{run: [echo, "pw=${{pg_password}}"], stdout_contains: ["pw=Sup3r"]}}
+  - id: no-key
+    title: a key the Secret does not have
+    command: {{run: ["true", "${{no_key}}"]}}
+  - id: fallback
+    title: no such Secret, the default applies
+    command: {{run: [echo, "${{no_secret}}"], stdout_contains: [the-default-value]}}
+"#,
+        host = bed.postgres.host(),
+        port = bed.postgres.port()
+    );
+    let out = Attest::new()
+        .suite("v", &suite)
+        .args(&[
+            "run",
+            "--kubeconfig",
+            bed.kube.kubeconfig().to_str().unwrap(),
+        ])
+        .run();
+    out.assert_code(1);
+    for check in ["login", "printed", "fallback"] {
+        assert_eq!(
+            out.result(check)["status"],
+            "passed",
+            "{:#}",
+            out.result(check)
+        );
+    }
+    out.expect(
+        "no-key",
+        "error",
+        "`${no_key}` has no value: Secret data/postgres-postgresql has no key `admin-password` (its keys: postgres-password); the check did not run",
+    );
+    out.expect_in("no-key", "error", "hint", "`--set`");
+    assert!(!out.all_output().contains(PASSWORD), "{}", out.all_output());
+    // `--list` reads no Secret: it works without any cluster.
+    let listed = Attest::new()
+        .suite("v", &suite)
+        .args(&["run", "--list", "--kubeconfig", "/nonexistent/kubeconfig"])
+        .run();
+    listed.assert_code(0);
+    assert!(listed.stdout.contains("v::login"), "{}", listed.stdout);
+}
+
+/// Suites with `kubernetes: {context}` use that context (its RBAC, its Secrets); `--context`
+/// overrides every suite's.
+fn suites_talk_to_their_own_context(bed: &Bed) {
+    let kube = &bed.kube;
+    // A second context for a ServiceAccount that may read pods in `data`, nothing else.
+    let viewer = kube
+        .restricted_kubeconfig("data", "viewer", "get,list", "pods")
+        .unwrap();
+    let kubectl = kube::bin_dir().unwrap().join("kubectl");
+    let flatten = |args: &[&str]| {
+        let output = std::process::Command::new(&kubectl)
+            .args(args)
+            .env(
+                "KUBECONFIG",
+                format!("{}:{}", kube.kubeconfig().display(), viewer.display()),
+            )
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let merged = flatten(&["config", "view", "--flatten"]);
+    let admin_context = flatten(&["config", "current-context"]).trim().to_owned();
+    assert_ne!(admin_context, "t");
+    let exec = |id: &str| {
+        format!(
+            "  - id: {id}\n    title: exec in the database pod\n    pod-exec:\n      pod: {{namespace: data, name: postgres-postgresql-0}}\n      command: [\"true\"]\n"
+        )
+    };
+    let own = format!(
+        "id: own\ntitle: names its context\nkubernetes: {{context: t}}\nvariables:\n  pw:\n    kubernetes_secret: {{namespace: data, name: postgres-postgresql, key: postgres-password}}\nchecks:\n{}  - id: own-secret\n    title: uses a Secret value\n    command: {{run: [\"true\", \"${{pw}}\"]}}\n",
+        exec("own-exec")
+    );
+    let current = format!(
+        "id: current\ntitle: the current context\nchecks:\n{}",
+        exec("current-exec")
+    );
+    let attest = || {
+        Attest::new()
+            .file("merged.kubeconfig", &merged)
+            .suite("own", &own)
+            .suite("current", &current)
+    };
+    let out = attest()
+        .args(&["run", "--kubeconfig", "merged.kubeconfig"])
+        .run();
+    out.assert_code(1);
+    assert_eq!(out.result("current-exec")["status"], "passed");
+    out.expect(
+        "own-exec",
+        "error",
+        "missing permission: create pods/exec in namespace data",
+    );
+    out.expect(
+        "own-secret",
+        "error",
+        "`${pw}` has no value: cannot read Secret data/postgres-postgresql key `postgres-password`",
+    );
+    out.expect_in(
+        "own-secret",
+        "error",
+        "hint",
+        r#"resources: ["secrets"], resourceNames: ["postgres-postgresql"], verbs: ["get"]"#,
+    );
+    let contexts = out.json()["environment"]["kubernetes context"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        contexts.contains(&admin_context) && contexts.contains('t'),
+        "{contexts}"
+    );
+
+    // `--context` wins over the suite's own.
+    let out = attest()
+        .args(&[
+            "run",
+            "--kubeconfig",
+            "merged.kubeconfig",
+            "--context",
+            &admin_context,
+        ])
+        .run();
+    out.assert_code(0);
+    assert_eq!(out.result("own-exec")["status"], "passed");
+    assert_eq!(out.result("own-secret")["status"], "passed");
+    assert!(!out.all_output().contains(PASSWORD));
 }
 
 fn rbac_preflight_reports_missing_permissions_before_the_run(bed: &Bed) {

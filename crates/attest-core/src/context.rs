@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use crate::k8s::KubeAccess;
+use crate::k8s::{KubeAccess, KubeClusters};
 use crate::net::{ClusterNetwork, Network};
 use crate::pg::Sessions;
 use crate::redact::Redactor;
@@ -98,20 +98,28 @@ pub struct CheckContext {
 }
 
 /// What every check of a run shares, passed in through the run configuration so that tests
-/// (and, next, port-forwards) can inject their own.
+/// can inject their own.
 #[derive(Clone)]
 pub struct Services {
     /// How every kind reaches its target.
     pub network: Arc<dyn Network>,
     /// Query-only PostgreSQL sessions shared by the whole run.
     pub sessions: Arc<Sessions>,
-    /// The Kubernetes client, created on first use.
+    /// The Kubernetes client of this suite's cluster, created on first use.
     pub kube: Arc<KubeAccess>,
+    /// Every cluster of the run, for suites that name their own context.
+    pub clusters: Arc<KubeClusters>,
 }
 
 impl Services {
     /// Direct TCP, port-forwards through `kube`, fresh sessions.
     pub fn with_kube(kube: Arc<KubeAccess>) -> Services {
+        Services::with_clusters(Arc::new(KubeClusters::around(kube)))
+    }
+
+    /// Direct TCP, port-forwards through the default cluster of `clusters`, fresh sessions.
+    pub fn with_clusters(clusters: Arc<KubeClusters>) -> Services {
+        let kube = clusters.access(None);
         Services {
             network: Arc::new(ClusterNetwork {
                 kube: kube.clone(),
@@ -119,6 +127,25 @@ impl Services {
             }),
             sessions: Arc::default(),
             kube,
+            clusters,
+        }
+    }
+
+    /// The same services for a suite that names its cluster (`kubernetes: {context: …}`):
+    /// its client, and port-forwards through it; sessions stay shared.
+    pub fn for_context(&self, context: Option<&str>) -> Services {
+        let kube = self.clusters.access(context);
+        if Arc::ptr_eq(&kube, &self.kube) {
+            return self.clone();
+        }
+        Services {
+            network: self
+                .network
+                .with_cluster(kube.clone())
+                .unwrap_or_else(|| self.network.clone()),
+            sessions: self.sessions.clone(),
+            kube,
+            clusters: self.clusters.clone(),
         }
     }
 }

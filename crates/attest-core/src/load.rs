@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::checks;
 use crate::interpolate;
@@ -28,6 +29,8 @@ pub struct Suite {
     pub description: Option<String>,
     pub requirements: BTreeMap<String, String>,
     pub path: PathBuf,
+    /// The kubeconfig context the suite names (`kubernetes: {context: …}`).
+    pub kube_context: Option<String>,
     pub checks: Vec<SuiteCheck>,
 }
 
@@ -42,6 +45,9 @@ pub struct SuiteCheck {
     pub acceptance: Vec<String>,
     /// Variables this check sets for later checks: (variable name, export key, secret).
     pub exports: Vec<(String, &'static str, bool)>,
+    /// A variable the check uses that has no value in this run, and why: the check does not
+    /// run.
+    pub unavailable: Option<(String, Arc<Unavailable>)>,
 }
 
 /// Where variable values come from besides the suite's own defaults.
@@ -54,6 +60,58 @@ pub struct VarSources {
     /// Values a tool provides for whichever suites use them (the sandbox's addresses), below
     /// `--set` and above `--vars`; unlike those, names no suite uses are not an error.
     pub provided: Vec<(String, String)>,
+    /// Where `kubernetes_secret:` variables are read (none: they have no value).
+    pub external: Option<External>,
+}
+
+/// Values the loader cannot read by itself, asked only when running and only for variables
+/// nothing else sets: a variable's `kubernetes_secret`.
+pub trait ExternalValues: Send + Sync {
+    /// The value of a Secret's key, read through `context` (`None`: the run's cluster).
+    fn kubernetes_secret(
+        &self,
+        context: Option<&str>,
+        secret: &crate::k8s::secrets::SecretRef,
+    ) -> Lookup;
+}
+
+/// What an external source says about a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Found(String),
+    /// Not there (no such Secret, or no such key): the default applies; without one, this
+    /// says why there is no value.
+    Absent(String),
+    /// Could not look.
+    Unavailable(Unavailable),
+}
+
+/// Why a variable has no value in this run. The checks using it are skipped or errors, saying
+/// this; the rest of the run goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    pub message: String,
+    pub hint: Option<String>,
+    /// Skipped (nothing to reach, as without a cluster) rather than an error.
+    pub skip: bool,
+}
+
+/// An [`ExternalValues`] source, in [`VarSources`].
+#[derive(Clone)]
+pub struct External(pub Arc<dyn ExternalValues>);
+
+impl fmt::Debug for External {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("External(..)")
+    }
+}
+
+/// What every suite of one load shares.
+struct Given<'a> {
+    overrides: &'a HashMap<String, Override>,
+    external: Option<&'a dyn ExternalValues>,
+    redactor: &'a Redactor,
+    purpose: Purpose,
 }
 
 /// What loading is for.
@@ -177,7 +235,13 @@ pub fn load_all_for(
     purpose: Purpose,
 ) -> Result<Vec<Suite>, Vec<LoadError>> {
     let mut errors = Vec::new();
-    let (overrides, given) = load_overrides(sources, &mut errors);
+    let (overrides, given_names) = load_overrides(sources, &mut errors);
+    let given = Given {
+        overrides: &overrides,
+        external: sources.external.as_ref().map(|e| &*e.0),
+        redactor,
+        purpose,
+    };
     let mut suites: Vec<Suite> = Vec::new();
     let mut known_names: HashSet<String> = HashSet::new();
     // Files are independent: read them on every core, keep their order.
@@ -186,12 +250,9 @@ pub fn load_all_for(
         .min(files.len() / 8)
         .max(1);
     let loaded: Vec<_> = if threads == 1 {
-        files
-            .iter()
-            .map(|p| load_suite(p, &overrides, redactor, purpose))
-            .collect()
+        files.iter().map(|p| load_suite(p, &given)).collect()
     } else {
-        let overrides = &overrides;
+        let given = &given;
         std::thread::scope(|scope| {
             let handles: Vec<_> = files
                 .chunks(files.len().div_ceil(threads))
@@ -199,7 +260,7 @@ pub fn load_all_for(
                     scope.spawn(move || {
                         chunk
                             .iter()
-                            .map(|p| load_suite(p, overrides, redactor, purpose))
+                            .map(|p| load_suite(p, given))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -245,7 +306,7 @@ pub fn load_all_for(
             }
         }
     }
-    errors.extend(unknown_given_names(&given, &known_names, &overrides));
+    errors.extend(unknown_given_names(&given_names, &known_names, &overrides));
     if errors.is_empty() {
         Ok(suites)
     } else {
@@ -402,12 +463,7 @@ struct Declared {
 }
 
 /// Reads one suite; returns it or its problems, and the variable names it declares or uses.
-fn load_suite(
-    path: &Path,
-    overrides: &HashMap<String, Override>,
-    redactor: &Redactor,
-    purpose: Purpose,
-) -> (Result<Suite, Vec<LoadError>>, HashSet<String>) {
+fn load_suite(path: &Path, given: &Given) -> (Result<Suite, Vec<LoadError>>, HashSet<String>) {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -420,7 +476,7 @@ fn load_suite(
             )
         }
     };
-    load_suite_bytes(path, &bytes, overrides, redactor, purpose)
+    load_suite_bytes(path, &bytes, given)
 }
 
 /// Loads one suite from its bytes, as if read from `path` (for fuzzing and tools); variables
@@ -433,7 +489,14 @@ pub fn load_bytes(
 ) -> Result<Suite, Vec<LoadError>> {
     let mut errors = Vec::new();
     let (overrides, _) = load_overrides(sources, &mut errors);
-    let (result, _) = load_suite_bytes(path, bytes, &overrides, &Redactor::default(), purpose);
+    let redactor = Redactor::default();
+    let given = Given {
+        overrides: &overrides,
+        external: sources.external.as_ref().map(|e| &*e.0),
+        redactor: &redactor,
+        purpose,
+    };
+    let (result, _) = load_suite_bytes(path, bytes, &given);
     match (result, errors.is_empty()) {
         (Ok(suite), true) => Ok(suite),
         (Ok(_), false) => Err(errors),
@@ -447,10 +510,9 @@ pub fn load_bytes(
 fn load_suite_bytes(
     path: &Path,
     bytes: &[u8],
-    overrides: &HashMap<String, Override>,
-    redactor: &Redactor,
-    purpose: Purpose,
+    given: &Given,
 ) -> (Result<Suite, Vec<LoadError>>, HashSet<String>) {
+    let redactor = given.redactor;
     let mut names = HashSet::new();
     let fail = |pos: Pos, message: String| LoadError::at(path, pos.line, pos.column, message);
     let text = match yaml::decode(bytes) {
@@ -580,9 +642,8 @@ fn load_suite_bytes(
     let vars = resolve_variables(
         &declared,
         &registered,
-        overrides,
-        purpose,
-        redactor,
+        given,
+        root.get("kubernetes").map(|n| &**n),
         &mut problems,
     );
     names.extend(declared.iter().map(|d| d.name.clone()));
@@ -625,6 +686,15 @@ fn load_suite_bytes(
     let title = read("title", &mut problems);
     let story = read("story", &mut problems);
     let description = read("description", &mut problems);
+    let kube_context = match root.get("kubernetes") {
+        Some(node) if !node.is_null() => {
+            from_node::<suite::SuiteKubernetes>(node, &scope, Some("kubernetes"))
+                .map_err(|e| problems.push(e))
+                .ok()
+                .and_then(|k| k.context)
+        }
+        _ => None,
+    };
     let requirements: BTreeMap<String, String> = match root.get("requirements") {
         Some(node) if !node.is_null() => from_node(node, &scope, Some("requirements"))
             .map_err(|e| problems.push(e))
@@ -657,7 +727,7 @@ fn load_suite_bytes(
         }
     }
 
-    let checks_out = cross_check(path, decls, &requirements, &mut problems);
+    let checks_out = cross_check(path, decls, &requirements, &vars, &mut problems);
     let errors: Vec<LoadError> = problems
         .into_iter()
         .filter(|e| !e.silent)
@@ -683,6 +753,7 @@ fn load_suite_bytes(
             description,
             requirements,
             path: path.to_owned(),
+            kube_context,
             checks: checks_out,
         }),
         names,
@@ -835,27 +906,22 @@ fn unset_variable_hint(name: &str, declared: &[Declared]) -> String {
 }
 
 /// Values of the declared variables: `--set`, provided values, `--vars`, the environment
-/// variable, the file, then the default, which may refer to other variables (a cycle is an
-/// error). Registered names get stand-ins resolved at run time.
+/// variable, the file, the Kubernetes Secret, then the default, which may refer to other
+/// variables (a cycle is an error). Registered names get stand-ins resolved at run time.
 fn resolve_variables(
     declared: &[Declared],
     registered: &[(String, Pos)],
-    overrides: &HashMap<String, Override>,
-    purpose: Purpose,
-    redactor: &Redactor,
+    given: &Given,
+    context: Option<&Node>,
     problems: &mut Vec<DeError>,
 ) -> HashMap<String, VarValue> {
-    let mut values: HashMap<String, VarValue> = overrides
+    let mut values: HashMap<String, VarValue> = given
+        .overrides
         .iter()
         .map(|(name, o)| {
             (
                 name.clone(),
-                VarValue {
-                    text: Some(o.value.clone()),
-                    state: VarState::Known,
-                    secret: false,
-                    origin: o.origin.clone(),
-                },
+                VarValue::known(Some(o.value.clone()), false, o.origin.clone()),
             )
         })
         .collect();
@@ -874,9 +940,9 @@ fn resolve_variables(
         {
             continue;
         }
-        if let Some(o) = overrides.get(&d.name) {
+        if let Some(o) = given.overrides.get(&d.name) {
             if let Some(v) = values.get_mut(&d.name) {
-                v.secret = d.spec.secret;
+                v.secret = d.spec.is_secret();
                 v.origin = o.origin.clone();
             }
             continue;
@@ -907,39 +973,44 @@ fn resolve_variables(
             Some((value, origin)) => {
                 values.insert(
                     d.name.clone(),
-                    VarValue {
-                        text: Some(value),
-                        state: VarState::Known,
-                        secret: d.spec.secret,
-                        origin,
-                    },
+                    VarValue::known(Some(value), d.spec.is_secret(), origin),
                 );
             }
-            None if d.spec.default.is_some() => {
+            None if d.spec.default.is_some() || d.spec.kubernetes_secret.is_some() => {
                 pending.insert(&d.name, d);
             }
             None => {
-                let value = match purpose {
-                    Purpose::Run => VarValue {
-                        text: None,
-                        state: VarState::Known,
-                        secret: d.spec.secret,
-                        origin: String::new(),
-                    },
-                    Purpose::Inspect => VarValue::stand_in(&d.name, VarState::Unset, d.spec.secret),
+                let value = match given.purpose {
+                    Purpose::Run => VarValue::known(None, d.spec.is_secret(), ""),
+                    Purpose::Inspect => {
+                        VarValue::stand_in(&d.name, VarState::Unset, d.spec.is_secret())
+                    }
                 };
                 values.insert(d.name.clone(), value);
             }
         }
     }
-    // Defaults, in dependency order.
+    // Secrets and defaults, in dependency order.
     let mut names: Vec<&str> = pending.keys().copied().collect();
     names.sort_unstable();
+    let mut resolver = Resolver {
+        pending,
+        values,
+        stack: Vec::new(),
+        problems,
+        given,
+        context,
+        context_value: None,
+        context_pending: false,
+        context_uses_secret: false,
+    };
     for name in names {
-        let mut stack = Vec::new();
-        resolve_default(name, &pending, &mut values, &mut stack, problems);
+        resolver.resolve(name);
     }
-    for d in declared.iter().filter(|d| d.spec.secret) {
+    // Checked even when no Secret is read (`attest check`).
+    resolver.context();
+    let values = resolver.values;
+    for d in declared.iter().filter(|d| d.spec.is_secret()) {
         let Some(v) = values.get(&d.name) else {
             continue;
         };
@@ -947,7 +1018,7 @@ fn resolve_variables(
             continue;
         }
         if let Some(text) = &v.text {
-            redactor.add(text);
+            given.redactor.add(text);
             if let Err(e) = crate::redact::check_secret(&d.name, text) {
                 let mut error = DeError::new(e.to_string());
                 error.pos = Some(d.pos);
@@ -958,105 +1029,252 @@ fn resolve_variables(
     values
 }
 
-/// Resolves one default, first the variables it refers to.
-fn resolve_default(
-    name: &str,
-    pending: &HashMap<&str, &Declared>,
-    values: &mut HashMap<String, VarValue>,
-    stack: &mut Vec<String>,
-    problems: &mut Vec<DeError>,
-) {
-    if values.contains_key(name) {
-        return;
+/// Resolves variables whose value depends on others (defaults, Secret references), each once.
+struct Resolver<'a> {
+    pending: HashMap<&'a str, &'a Declared>,
+    values: HashMap<String, VarValue>,
+    /// Names being resolved, to report a cycle.
+    stack: Vec<String>,
+    problems: &'a mut Vec<DeError>,
+    given: &'a Given<'a>,
+    /// The suite's `kubernetes:` as written; its context is expanded on the first Secret read.
+    context: Option<&'a Node>,
+    context_value: Option<Option<String>>,
+    context_pending: bool,
+    context_uses_secret: bool,
+}
+
+/// A text with its variables' values in place.
+struct Expansion {
+    text: String,
+    /// `Known`, or the state of a variable it uses that has no value yet.
+    state: VarState,
+    unavailable: Option<Arc<Unavailable>>,
+}
+
+impl Resolver<'_> {
+    fn problem(&mut self, pos: Pos, message: String) {
+        let mut error = DeError::new(message);
+        error.pos = Some(pos);
+        self.problems.push(error);
     }
-    let Some(d) = pending.get(name).copied() else {
-        return;
-    };
-    if let Some(start) = stack.iter().position(|n| *n == name) {
-        let mut cycle: Vec<String> = stack[start..].to_vec();
-        cycle.push(name.to_owned());
-        let mut error = DeError::new(format!(
-            "the defaults of variables refer to each other in a cycle: {}; give one of them a plain value",
-            cycle.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" → ")
-        ));
-        error.pos = Some(d.default_node.as_ref().map_or(d.pos, |n| n.pos));
-        problems.push(error);
-        values.insert(
-            name.to_owned(),
-            VarValue {
-                text: Some(String::new()),
-                state: VarState::Known,
-                secret: d.spec.secret,
-                origin: String::new(),
-            },
-        );
-        return;
-    }
-    let default = d.spec.default.clone().unwrap_or_default();
-    let origin = format!("the default on line {}", d.pos.line);
-    let tokens = match interpolate::tokens(&default) {
-        Ok(tokens) => tokens,
-        Err(e) => {
-            let mut error = DeError::new(format!("default of `{name}`: {}", e.message));
-            error.pos = Some(d.default_node.as_ref().map_or(d.pos, |n| n.pos));
-            problems.push(error);
-            values.insert(
+
+    /// Resolves one variable, first the variables its default or Secret reference use.
+    fn resolve(&mut self, name: &str) {
+        if self.values.contains_key(name) {
+            return;
+        }
+        let Some(d) = self.pending.get(name).copied() else {
+            return;
+        };
+        let default_pos = d.default_node.as_ref().map_or(d.pos, |n| n.pos);
+        if let Some(start) = self.stack.iter().position(|n| *n == name) {
+            let mut cycle: Vec<String> = self.stack[start..].to_vec();
+            cycle.push(name.to_owned());
+            self.problem(
+                default_pos,
+                format!(
+                    "the defaults of variables refer to each other in a cycle: {}; give one of them a plain value",
+                    cycle.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" → ")
+                ),
+            );
+            self.values.insert(
                 name.to_owned(),
-                VarValue {
-                    text: Some(default),
-                    state: VarState::Known,
-                    secret: d.spec.secret,
-                    origin,
-                },
+                VarValue::known(Some(String::new()), d.spec.is_secret(), ""),
             );
             return;
         }
-    };
-    stack.push(name.to_owned());
-    let refs = interpolate::references(&tokens);
-    for (reference, _) in &refs {
-        resolve_default(&reference.name, pending, values, stack, problems);
-    }
-    stack.pop();
-    if values.contains_key(name) {
-        // Set while reporting a cycle through it.
-        return;
-    }
-    let mut state = VarState::Known;
-    for (reference, required) in &refs {
-        match values.get(&reference.name) {
-            Some(v) if v.state != VarState::Known => state = v.state,
-            Some(v) if v.text.is_some() => {}
-            _ if !required => {}
-            found => {
-                let message = if found.is_some() {
-                    format!(
-                        "the default of `{name}` uses `${{{}}}`, which has no value",
-                        reference.name
-                    )
-                } else {
-                    format!(
-                        "unknown variable `{}` in the default of `{name}`: declare it under `variables:` or pass `--set {}=VALUE`",
-                        reference.name, reference.name
-                    )
-                };
-                let mut error = DeError::new(message);
-                error.pos = Some(d.default_node.as_ref().map_or(d.pos, |n| n.pos));
-                problems.push(error);
+        if let Some(secret) = &d.spec.kubernetes_secret {
+            if let Some(value) = self.from_secret(d, secret) {
+                self.values.insert(name.to_owned(), value);
+                return;
             }
         }
+        if self.values.contains_key(name) {
+            // Set while reporting a cycle through it.
+            return;
+        }
+        let default = d.spec.default.clone().unwrap_or_default();
+        let origin = format!("the default on line {}", d.pos.line);
+        self.stack.push(name.to_owned());
+        let expansion = self.expand(
+            &default,
+            &format!("default of `{name}`"),
+            &format!("the default of `{name}`"),
+            default_pos,
+        );
+        self.stack.pop();
+        if self.values.contains_key(name) {
+            return;
+        }
+        let mut value = VarValue::known(Some(expansion.text), d.spec.is_secret(), origin);
+        value.state = expansion.state;
+        value.unavailable = expansion.unavailable;
+        self.values.insert(name.to_owned(), value);
     }
-    let lookup = |n: &str| values.get(n).and_then(|v| v.text.as_deref());
-    let text = interpolate::expand(&tokens, &lookup).ok();
-    values.insert(
-        name.to_owned(),
-        VarValue {
-            text: Some(text.unwrap_or_default()),
+
+    /// The value of a variable from a Kubernetes Secret; `None` when the Secret or key is
+    /// missing and a default is declared (the default applies).
+    fn from_secret(
+        &mut self,
+        d: &Declared,
+        secret: &crate::k8s::secrets::SecretRef,
+    ) -> Option<VarValue> {
+        let secret_value = d.spec.is_secret();
+        let unavailable = |u: Unavailable| {
+            let mut value = VarValue::stand_in(&d.name, VarState::Unavailable, secret_value);
+            value.unavailable = Some(Arc::new(u));
+            Some(value)
+        };
+        if self.context_pending {
+            // The context is being worked out and uses this variable: reported there.
+            self.context_uses_secret = true;
+            return Some(VarValue::stand_in(&d.name, VarState::Unset, secret_value));
+        }
+        if self.given.purpose == Purpose::Inspect {
+            // Listing and linting read no cluster.
+            return Some(VarValue::stand_in(&d.name, VarState::Unset, secret_value));
+        }
+        let what = format!("`kubernetes_secret` of `{}`", d.name);
+        self.stack.push(d.name.clone());
+        let fields = [&secret.namespace, &secret.name, &secret.key]
+            .map(|text| self.expand(text, &what, &what, d.pos));
+        self.stack.pop();
+        let context = self.context();
+        let [namespace, name, key] = fields;
+        for field in [&namespace, &name, &key] {
+            if field.state != VarState::Known {
+                let mut value = VarValue::stand_in(&d.name, field.state, true);
+                value.unavailable = field.unavailable.clone();
+                return Some(value);
+            }
+        }
+        let secret = crate::k8s::secrets::SecretRef {
+            namespace: namespace.text,
+            name: name.text,
+            key: key.text,
+        };
+        let Some(external) = self.given.external else {
+            return unavailable(Unavailable {
+                message: format!(
+                    "{} needs the Kubernetes API, which this run has no access to",
+                    secret.describe()
+                ),
+                hint: None,
+                skip: true,
+            });
+        };
+        match external.kubernetes_secret(context.as_deref(), &secret) {
+            Lookup::Found(text) => {
+                if secret_value && crate::redact::check_secret(&d.name, &text).is_err() {
+                    return unavailable(Unavailable {
+                        message: format!(
+                            "{} holds a value under 8 characters or a well-known default: it cannot be masked without mangling other output, and it is guessable",
+                            secret.describe()
+                        ),
+                        hint: Some("set a generated password (charts and operators generate one when none is given)".into()),
+                        skip: false,
+                    });
+                }
+                // Registered with the redactor with the other secrets, below.
+                Some(VarValue::known(
+                    Some(text),
+                    secret_value,
+                    format!("from {}", secret.describe()),
+                ))
+            }
+            Lookup::Absent(_) if d.spec.default.is_some() => None,
+            Lookup::Absent(why) => unavailable(Unavailable {
+                message: why,
+                hint: Some(format!(
+                    "check the name and namespace, or give `{}` a value with `--set` or a `default:`",
+                    d.name
+                )),
+                skip: false,
+            }),
+            Lookup::Unavailable(u) => unavailable(u),
+        }
+    }
+
+    /// The suite's kubeconfig context (`kubernetes: {context: …}`), expanded once.
+    fn context(&mut self) -> Option<String> {
+        if let Some(found) = &self.context_value {
+            return found.clone();
+        }
+        self.context_pending = true;
+        let node = self.context.and_then(|k| k.get("context"));
+        let found = match node.and_then(|n| n.scalar()) {
+            Some((text, _)) if !yaml::is_null_text(text) => {
+                let pos = node.map_or(Pos::default(), |n| n.pos);
+                let text = text.to_owned();
+                let expansion =
+                    self.expand(&text, "`kubernetes.context`", "`kubernetes.context`", pos);
+                if self.context_uses_secret || expansion.state == VarState::Runtime {
+                    self.problem(
+                        pos,
+                        "`kubernetes.context` must be known before the run: it cannot use a variable read from a Secret or registered by a check".into(),
+                    );
+                }
+                Some(expansion.text)
+            }
+            _ => None,
+        };
+        self.context_pending = false;
+        self.context_value = Some(found.clone());
+        found
+    }
+
+    /// `text` with the values of the variables it uses, resolving them first. `what` names
+    /// it in messages ("default of `a`"; `in_what` after "in": "the default of `a`").
+    fn expand(&mut self, text: &str, what: &str, in_what: &str, pos: Pos) -> Expansion {
+        let tokens = match interpolate::tokens(text) {
+            Ok(tokens) => tokens,
+            Err(e) => {
+                self.problem(pos, format!("{what}: {}", e.message));
+                return Expansion {
+                    text: text.to_owned(),
+                    state: VarState::Known,
+                    unavailable: None,
+                };
+            }
+        };
+        let refs = interpolate::references(&tokens);
+        for (reference, _) in &refs {
+            self.resolve(&reference.name);
+        }
+        let mut state = VarState::Known;
+        let mut unavailable = None;
+        for (reference, required) in &refs {
+            match self.values.get(&reference.name) {
+                Some(v) if v.state != VarState::Known => {
+                    state = v.state;
+                    unavailable = unavailable.or_else(|| v.unavailable.clone());
+                }
+                Some(v) if v.text.is_some() => {}
+                _ if !required => {}
+                found => {
+                    let message = if found.is_some() {
+                        format!(
+                            "{in_what} uses `${{{}}}`, which has no value",
+                            reference.name
+                        )
+                    } else {
+                        format!(
+                            "unknown variable `{}` in {in_what}: declare it under `variables:` or pass `--set {}=VALUE`",
+                            reference.name, reference.name
+                        )
+                    };
+                    self.problem(pos, message);
+                }
+            }
+        }
+        let lookup = |n: &str| self.values.get(n).and_then(|v| v.text.as_deref());
+        Expansion {
+            text: interpolate::expand(&tokens, &lookup).unwrap_or_default(),
             state,
-            secret: d.spec.secret,
-            origin,
-        },
-    );
+            unavailable,
+        }
+    }
 }
 
 fn is_acceptance_criterion(item: &str) -> bool {
@@ -1070,6 +1288,7 @@ fn cross_check(
     path: &Path,
     decls: Vec<(Rc<Node>, CheckDecl)>,
     requirements: &BTreeMap<String, String>,
+    vars: &HashMap<String, VarValue>,
     problems: &mut Vec<DeError>,
 ) -> Vec<SuiteCheck> {
     let mut seen: HashSet<String> = HashSet::new();
@@ -1151,8 +1370,38 @@ fn cross_check(
             requirements: requirement_ids,
             acceptance,
             exports,
+            unavailable: first_unavailable(&node, vars),
             decl,
         });
     }
     checks_out
 }
+
+/// The first variable `node` uses (directly or through a default) that has no value in this
+/// run, and why.
+fn first_unavailable(
+    node: &Node,
+    vars: &HashMap<String, VarValue>,
+) -> Option<(String, Arc<Unavailable>)> {
+    match &node.value {
+        Value::Scalar { text, .. } => {
+            if !interpolate::has_dollar(text) {
+                return None;
+            }
+            let tokens = interpolate::tokens(text).ok()?;
+            interpolate::references(&tokens)
+                .into_iter()
+                .find_map(|(reference, _)| {
+                    let why = vars.get(&reference.name)?.unavailable.clone()?;
+                    Some((reference.name.clone(), why))
+                })
+        }
+        Value::Seq(items) => items.iter().find_map(|item| first_unavailable(item, vars)),
+        Value::Map(entries) => entries
+            .iter()
+            .find_map(|entry| first_unavailable(&entry.value, vars)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

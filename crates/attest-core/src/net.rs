@@ -223,6 +223,18 @@ pub trait Network: Send + Sync {
     /// Whether other programs can dial `route` as written (`host:port`); otherwise they get a
     /// [`LoopbackBridge`].
     fn dialable(&self, route: &Route) -> bool;
+
+    /// This network with port-forwards through another cluster's client (a suite's own
+    /// context); `None` when it does not use one.
+    fn with_cluster(&self, _kube: Arc<KubeAccess>) -> Option<Arc<dyn Network>> {
+        None
+    }
+
+    /// Where `route` really leads, as a key: the same route through two clusters' clients
+    /// reaches two servers.
+    fn destination(&self, route: &Route) -> String {
+        route.to_string()
+    }
 }
 
 /// Plain TCP, names resolved by the system resolver; port-forward routes through the
@@ -264,6 +276,20 @@ impl Network for ClusterNetwork {
 
     fn dialable(&self, route: &Route) -> bool {
         matches!(route, Route::Tcp { .. })
+    }
+
+    fn with_cluster(&self, kube: Arc<KubeAccess>) -> Option<Arc<dyn Network>> {
+        Some(Arc::new(ClusterNetwork {
+            kube,
+            forward_timeout: self.forward_timeout,
+        }))
+    }
+
+    fn destination(&self, route: &Route) -> String {
+        match (route, self.kube.context()) {
+            (Route::PortForward { .. }, Some(context)) => format!("{route} (context {context})"),
+            _ => route.to_string(),
+        }
     }
 }
 

@@ -22,6 +22,9 @@ pub struct VarValue {
     pub secret: bool,
     /// Where the value came from, for messages: "`--set`", "the default on line 7".
     pub origin: String,
+    /// Why it has no value in this run (a Secret that could not be read): the checks using it
+    /// do not run and say this.
+    pub unavailable: Option<std::sync::Arc<crate::load::Unavailable>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +34,9 @@ pub enum VarState {
     Runtime,
     /// Declared, no value, and values are not needed (`--list`, `attest check`).
     Unset,
+    /// No value in this run, for a reason the checks using it report
+    /// ([`VarValue::unavailable`]).
+    Unavailable,
 }
 
 impl VarValue {
@@ -40,6 +46,18 @@ impl VarValue {
             state,
             secret,
             origin: String::new(),
+            unavailable: None,
+        }
+    }
+
+    /// A value known before the run (`None`: declared, and nothing sets it).
+    pub fn known(text: Option<String>, secret: bool, origin: impl Into<String>) -> VarValue {
+        VarValue {
+            text,
+            state: VarState::Known,
+            secret,
+            origin: origin.into(),
+            unavailable: None,
         }
     }
 }
@@ -953,12 +971,7 @@ mod tests {
             .map(|(k, v)| {
                 (
                     k.to_string(),
-                    VarValue {
-                        text: Some(v.to_string()),
-                        state: VarState::Known,
-                        secret: false,
-                        origin: "set by `--set`".into(),
-                    },
+                    VarValue::known(Some(v.to_string()), false, "set by `--set`"),
                 )
             })
             .collect();

@@ -22,6 +22,7 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, NoTls};
 
 use crate::context::CheckContext;
+pub use crate::k8s::secrets::SecretRef;
 use crate::net::{NetError, Network, Route, Stream, Via};
 
 mod pool;
@@ -112,15 +113,6 @@ pub struct Target {
     pub application_name: String,
 }
 
-/// A key of a Kubernetes Secret.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SecretRef {
-    pub namespace: String,
-    pub name: String,
-    pub key: String,
-}
-
 impl Target {
     /// The route to the server.
     pub fn route(&self) -> Route {
@@ -171,12 +163,7 @@ impl ConnectionSpec {
     pub fn permissions(&self) -> Vec<crate::checks::Permission> {
         let mut needed: Vec<_> = self.via.iter().flat_map(Via::permissions).collect();
         if let Some(secret) = &self.password_secret {
-            needed.push(crate::checks::Permission::new(
-                "get",
-                "v1",
-                "Secret",
-                Some(&secret.namespace),
-            ));
+            needed.push(secret.permission());
         }
         needed
     }
@@ -184,14 +171,14 @@ impl ConnectionSpec {
     pub async fn resolve(&self, ctx: &CheckContext) -> Result<Target, String> {
         let from_secret = match &self.password_secret {
             Some(secret) => {
-                let value = crate::k8s::pods::secret_value(
-                    &ctx.services.kube,
-                    &ctx.expand(&secret.namespace)?,
-                    &ctx.expand(&secret.name)?,
-                    &ctx.expand(&secret.key)?,
-                    ctx.remaining(),
-                )
-                .await?;
+                let secret = SecretRef {
+                    namespace: ctx.expand(&secret.namespace)?,
+                    name: ctx.expand(&secret.name)?,
+                    key: ctx.expand(&secret.key)?,
+                };
+                let value =
+                    crate::k8s::secrets::value(&ctx.services.kube, &secret, ctx.remaining())
+                        .await?;
                 ctx.redactor.add(&value);
                 Some(value)
             }

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checks::{Permission, Verdict};
 use crate::context::{display_markers, CheckContext, RuntimeVars, Services, TeardownStack};
 use crate::k8s::preflight::Denial;
+use crate::k8s::{ClusterInfo, KubeAccess};
 use crate::load::{Suite, SuiteCheck};
 pub use crate::outcome::FinalState;
 use crate::outcome::{Environment, Interruption, Outcome, RunRecord, Status, SuiteRecord};
@@ -250,7 +251,7 @@ pub fn run(
                     allow: config.allow,
                     stop: config.stop.clone(),
                     redactor: redactor.clone(),
-                    services: config.services.clone(),
+                    services: config.services.for_context(suite.kube_context.as_deref()),
                     progress: progress.clone(),
                     denials,
                 },
@@ -290,19 +291,24 @@ pub fn run(
 
 fn empty_record(config: &RunConfig, started_at: SystemTime) -> RunRecord {
     let mut environment = Environment::capture();
-    let kube = &config.services.kube;
-    if let Some(cluster) = kube.cluster() {
+    // One value per cluster the run used, in order of first use.
+    let clusters = config.services.clusters.all();
+    let known: Vec<ClusterInfo> = clusters.iter().filter_map(|c| c.cluster()).collect();
+    if !known.is_empty() {
+        let join = |field: fn(&ClusterInfo) -> &str| {
+            known.iter().map(field).collect::<Vec<_>>().join(", ")
+        };
         environment.facts.extend([
-            ("kubernetes context".into(), cluster.context),
-            ("kubernetes server".into(), cluster.server),
-            ("kubernetes version".into(), cluster.version),
+            ("kubernetes context".into(), join(|c| &c.context)),
+            ("kubernetes server".into(), join(|c| &c.server)),
+            ("kubernetes version".into(), join(|c| &c.version)),
         ]);
     }
-    if kube.used() {
-        environment.facts.push((
-            "kubernetes API requests".into(),
-            kube.requests().to_string(),
-        ));
+    if clusters.iter().any(|c| c.used()) {
+        let requests: u64 = clusters.iter().map(|c| c.requests()).sum();
+        environment
+            .facts
+            .push(("kubernetes API requests".into(), requests.to_string()));
     }
     RunRecord {
         attest_version: env!("CARGO_PKG_VERSION"),
@@ -389,6 +395,8 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
             .filter(|_| !check.decl.check.permissions().is_empty())
         {
             Some(format!("needs the Kubernetes API: {reason}"))
+        } else if let Some((name, why)) = check.unavailable.as_ref().filter(|(_, u)| u.skip) {
+            Some(format!("`${{{name}}}` has no value: {}", why.message))
         } else if check.safety > env.allow {
             Some(format!(
                 "{} check: runs only with {}",
@@ -402,6 +410,21 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
         let denial = env.denials.get(index).cloned().flatten();
         let outcome = match (skip_reason, denial) {
             (Some(reason), _) => skipped(&suite, check, reason, redactor),
+            (None, _) if check.unavailable.is_some() => {
+                let (name, why) = check.unavailable.as_ref().expect("checked");
+                let mut outcome = base_outcome(
+                    &suite,
+                    check,
+                    Status::Error,
+                    format!(
+                        "`${{{name}}}` has no value: {}; the check did not run",
+                        why.message
+                    ),
+                    redactor,
+                );
+                outcome.hint = why.hint.clone();
+                outcome
+            }
             (None, Some(denial)) => {
                 let mut outcome = base_outcome(
                     &suite,
@@ -475,25 +498,32 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
     )
 }
 
-/// Asks the API server, once for the whole run, for every permission the checks that will run
-/// need; returns, per suite and check, the missing one. A run without Kubernetes checks makes
-/// no request; a preflight that cannot reach the server leaves the checks to report it.
+/// Asks each cluster's API server, once for the whole run, for every permission the checks
+/// that will run there need; returns, per suite and check, the missing one. A run without
+/// Kubernetes checks makes no request; a preflight that cannot reach the server leaves the
+/// checks to report it.
 fn preflight(
     suites: &[Suite],
     plans: &[Vec<Slot>],
     config: &RunConfig,
     runtime: &Runtime,
 ) -> Vec<Vec<Option<Denial>>> {
-    let wanted = |check: &SuiteCheck, slot: &Slot| {
-        matches!(slot, Slot::Run(_))
-            && check.safety <= config.allow
-            && config.services.kube.unavailable_reason().is_none()
-    };
-    let needed: Vec<Vec<Permission>> = suites
+    let mut per_cluster: Vec<(Arc<KubeAccess>, Vec<Permission>)> = Vec::new();
+    let needed: Vec<(Arc<KubeAccess>, Vec<Vec<Permission>>)> = suites
         .iter()
         .zip(plans)
-        .flat_map(|(suite, slots)| {
-            suite
+        .map(|(suite, slots)| {
+            let access = config
+                .services
+                .for_context(suite.kube_context.as_deref())
+                .kube;
+            let wanted = |check: &SuiteCheck, slot: &Slot| {
+                matches!(slot, Slot::Run(_))
+                    && check.safety <= config.allow
+                    && check.unavailable.is_none()
+                    && access.unavailable_reason().is_none()
+            };
+            let per_check: Vec<Vec<Permission>> = suite
                 .checks
                 .iter()
                 .zip(slots)
@@ -501,38 +531,42 @@ fn preflight(
                     true => check.decl.check.permissions(),
                     false => Vec::new(),
                 })
+                .collect();
+            let all = per_check.iter().flatten().cloned();
+            match per_cluster
+                .iter_mut()
+                .find(|(a, _)| Arc::ptr_eq(a, &access))
+            {
+                Some((_, permissions)) => permissions.extend(all),
+                None => per_cluster.push((access.clone(), all.collect())),
+            }
+            (access, per_check)
         })
         .collect();
-    let all: Vec<Permission> = needed.iter().flatten().cloned().collect();
-    let denied = if all.is_empty() {
-        Default::default()
-    } else {
-        let access = &config.services.kube;
-        match runtime.block_on(crate::k8s::preflight::review(
-            access,
-            &all,
-            PREFLIGHT_TIMEOUT,
-        )) {
-            Ok(denied) => denied,
-            Err(e) => {
-                say(&format!("attest: RBAC preflight skipped: {e}"));
-                Default::default()
-            }
-        }
-    };
-    let mut per_check = needed.into_iter();
-    suites
-        .iter()
-        .map(|suite| {
-            suite
-                .checks
+    let denied: Vec<(Arc<KubeAccess>, _)> = per_cluster
+        .into_iter()
+        .filter(|(_, permissions)| !permissions.is_empty())
+        .map(|(access, permissions)| {
+            let review = crate::k8s::preflight::review(&access, &permissions, PREFLIGHT_TIMEOUT);
+            let denied = match runtime.block_on(review) {
+                Ok(denied) => denied,
+                Err(e) => {
+                    say(&format!("attest: RBAC preflight skipped: {e}"));
+                    Default::default()
+                }
+            };
+            (access, denied)
+        })
+        .collect();
+    needed
+        .into_iter()
+        .map(|(access, per_check)| {
+            let denied = denied.iter().find(|(a, _)| Arc::ptr_eq(a, &access));
+            per_check
                 .iter()
-                .map(|_| {
-                    per_check
-                        .next()
-                        .unwrap_or_default()
-                        .iter()
-                        .find_map(|p| denied.get(p).cloned())
+                .map(|permissions| {
+                    let (_, denied) = denied?;
+                    permissions.iter().find_map(|p| denied.get(p).cloned())
                 })
                 .collect()
         })
@@ -904,6 +938,7 @@ mod tests {
             requirements: Vec::new(),
             acceptance: Vec::new(),
             exports: Vec::new(),
+            unavailable: None,
         }
     }
 
@@ -917,6 +952,7 @@ mod tests {
             description: None,
             requirements: Default::default(),
             path: "t.yaml".into(),
+            kube_context: None,
             checks: vec![
                 check("creates", Box::new(Creates(undone.clone()))),
                 check("panics", Box::new(Panics)),

@@ -33,8 +33,20 @@ pub struct SuiteFile {
     pub requirements: BTreeMap<String, String>,
     /// Variables the checks use as `${name}`, with defaults.
     pub variables: BTreeMap<String, VariableDecl>,
+    /// Which cluster the suite's Kubernetes checks talk to, unless the run says otherwise.
+    pub kubernetes: Option<SuiteKubernetes>,
     /// The checks, run in this order.
     pub checks: Vec<serde_json::Value>,
+}
+
+/// A suite's cluster.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteKubernetes {
+    /// Kubeconfig context for this suite's checks and Secrets (`attest run --context`
+    /// overrides it for the whole run).
+    #[serde(default)]
+    pub context: Option<String>,
 }
 
 /// A variable declaration: a plain default value, or a map saying where the value comes from.
@@ -63,12 +75,27 @@ pub struct VariableSpec {
     /// File whose contents (trimmed) set the value, e.g. a mounted Secret.
     #[serde(default)]
     pub file: Option<String>,
-    /// A secret value never appears in console output, reports or error messages.
+    /// A key of a Kubernetes Secret, read through the suite's cluster before anything runs
+    /// (after `env` and `file`, before `default`). Always secret. If it cannot be read, the
+    /// checks using the variable are errors saying why; a missing Secret or key falls back
+    /// to `default`.
     #[serde(default)]
-    pub secret: bool,
+    pub kubernetes_secret: Option<crate::k8s::secrets::SecretRef>,
+    /// A secret value never appears in console output, reports or error messages. Default:
+    /// true for `kubernetes_secret`, else false (`secret: false` for a Secret's non-secret
+    /// keys, such as CloudNativePG's `port` and `dbname`).
+    #[serde(default)]
+    pub secret: Option<bool>,
     /// What the variable is for.
     #[serde(default)]
     pub description: Option<String>,
+}
+
+impl VariableSpec {
+    /// Whether the value must be kept out of all output.
+    pub fn is_secret(&self) -> bool {
+        self.secret.unwrap_or(self.kubernetes_secret.is_some())
+    }
 }
 
 impl VariableDecl {
@@ -90,7 +117,9 @@ impl<'de> Deserialize<'de> for VariableDecl {
         impl<'de> Visitor<'de> for DeclVisitor {
             type Value = VariableDecl;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a default value or a map with `default`, `env`, `file`, `secret`")
+                f.write_str(
+                    "a default value or a map with `default`, `env`, `file`, `kubernetes_secret`, `secret`",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 Ok(VariableDecl::Default(v.to_owned()))
@@ -293,6 +322,7 @@ pub const SUITE_FIELDS: &[&str] = &[
     "story",
     "description",
     "requirements",
+    "kubernetes",
     "variables",
     "checks",
 ];

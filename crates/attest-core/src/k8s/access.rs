@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::api::{Api, DynamicObject, ListParams};
@@ -110,6 +110,11 @@ impl KubeAccess {
     /// Why Kubernetes checks are skipped in this run, if they are.
     pub fn unavailable_reason(&self) -> Option<&str> {
         self.unavailable.as_deref()
+    }
+
+    /// The kubeconfig context asked for; `None` is the kubeconfig's current one.
+    pub fn context(&self) -> Option<&str> {
+        self.options.context.as_deref()
     }
 
     /// Whether a client was ever asked for.
@@ -311,6 +316,67 @@ impl KubeAccess {
             .unwrap_or_else(|e| e.into_inner())
             .insert(key, (std::time::Instant::now(), values.clone()));
         Ok(values)
+    }
+}
+
+/// The clusters a run talks to, one client per kubeconfig context used. `--context` names one
+/// for the whole run; otherwise a suite's `kubernetes: {context: …}` picks its own, and suites
+/// without one share the kubeconfig's current context.
+pub struct KubeClusters {
+    options: KubeOptions,
+    unavailable: Option<String>,
+    /// In order of first use, for the environment fingerprint.
+    accesses: Mutex<Vec<Arc<KubeAccess>>>,
+}
+
+impl KubeClusters {
+    /// `unavailable`: why no cluster may be used in this run (its checks are skipped).
+    pub fn new(options: KubeOptions, unavailable: Option<String>) -> KubeClusters {
+        KubeClusters {
+            options,
+            unavailable,
+            accesses: Mutex::default(),
+        }
+    }
+
+    /// Clusters whose default is `access` (a run's context, or a test's own client).
+    pub fn around(access: Arc<KubeAccess>) -> KubeClusters {
+        KubeClusters {
+            options: access.options.clone(),
+            unavailable: access.unavailable.clone(),
+            accesses: Mutex::new(vec![access]),
+        }
+    }
+
+    /// The client for a suite: the run's `--context` if given, else the suite's own, else
+    /// the kubeconfig's current context. Created on first use, then shared.
+    pub fn access(&self, suite_context: Option<&str>) -> Arc<KubeAccess> {
+        let context = self
+            .options
+            .context
+            .clone()
+            .or_else(|| suite_context.map(str::to_owned));
+        let mut accesses = self.accesses.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = accesses.iter().find(|a| a.options.context == context) {
+            return found.clone();
+        }
+        let access = Arc::new(
+            KubeAccess::new(KubeOptions {
+                kubeconfig: self.options.kubeconfig.clone(),
+                context,
+            })
+            .unavailable(self.unavailable.clone()),
+        );
+        accesses.push(access.clone());
+        access
+    }
+
+    /// Every client asked for so far, in order.
+    pub fn all(&self) -> Vec<Arc<KubeAccess>> {
+        self.accesses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

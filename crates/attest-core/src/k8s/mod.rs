@@ -8,6 +8,7 @@ pub mod pods;
 pub mod portforward;
 pub mod preflight;
 pub mod quantity;
+pub mod secrets;
 
-pub use access::{ClusterInfo, KubeAccess, KubeOptions, Selection};
+pub use access::{ClusterInfo, KubeAccess, KubeClusters, KubeOptions, Selection};
 pub use error::KubeError;

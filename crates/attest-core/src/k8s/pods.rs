@@ -1,10 +1,10 @@
 //! Pods as checks see them: which pod a check means (a name, or a selector and the first
 //! ready pod), what a command run in it printed, what it logged, what a workload's container
-//! environment is made of, and the value of a Secret key.
+//! environment is made of.
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams, ListParams, LogParams};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -204,47 +204,4 @@ impl From<KubeError> for PodError {
     fn from(e: KubeError) -> Self {
         PodError::Api(e)
     }
-}
-
-/// The value of one key of a Secret (decoded), for credentials.
-pub async fn secret_value(
-    access: &KubeAccess,
-    namespace: &str,
-    name: &str,
-    key: &str,
-    limit: Duration,
-) -> Result<String, String> {
-    let client = access.client(limit).await.map_err(|e| e.to_string())?;
-    let api: Api<Secret> = Api::namespaced(client, namespace);
-    let what = format!("reading Secret {namespace}/{name}");
-    let secret = access
-        .call(limit, &what, api.get_opt(name))
-        .await
-        .map_err(|e| format!("{e} (hint: {})", e.hint()))?
-        .ok_or_else(|| format!("Secret {namespace}/{name} does not exist"))?;
-    let from_data = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .map(|bytes| String::from_utf8_lossy(&bytes.0).into_owned());
-    let from_string_data = secret
-        .string_data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .cloned();
-    from_data.or(from_string_data).ok_or_else(|| {
-        let keys: Vec<String> = secret
-            .data
-            .as_ref()
-            .map(|d| d.keys().cloned().collect())
-            .unwrap_or_default();
-        format!(
-            "Secret {namespace}/{name} has no key `{key}` (its keys: {})",
-            if keys.is_empty() {
-                "none".to_owned()
-            } else {
-                keys.join(", ")
-            }
-        )
-    })
 }

@@ -43,7 +43,8 @@ const FREE_SLOTS: &str = "SELECT current_setting('max_connections')::int
 /// TLS settings).
 pub struct Sessions {
     size: usize,
-    servers: Mutex<HashMap<(String, u16), Arc<Server>>>,
+    /// Keyed by where the route leads ([`Network::destination`]).
+    servers: Mutex<HashMap<String, Arc<Server>>>,
     /// Cancels and logouts still under way; [`Sessions::close`] waits for them.
     pending: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
@@ -71,7 +72,7 @@ impl Sessions {
         network: &Arc<dyn Network>,
         target: &Target,
     ) -> Result<Lease, ConnectError> {
-        let server = self.server(target);
+        let server = self.server(network, target);
         let turn = server
             .turns
             .clone()
@@ -139,9 +140,9 @@ impl Sessions {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, futures::future::join_all(waits)).await;
     }
 
-    fn server(&self, target: &Target) -> Arc<Server> {
+    fn server(&self, network: &Arc<dyn Network>, target: &Target) -> Arc<Server> {
         lock(&self.servers)
-            .entry((target.host.clone(), target.port))
+            .entry(network.destination(&target.route()))
             .or_insert_with(|| {
                 Arc::new(Server {
                     turns: Arc::new(Semaphore::new(1)),
