@@ -107,13 +107,19 @@ pub fn main(
             // The sandbox is throwaway: mutating checks are safe to run in it.
             run.allow_mutating = true;
             // Kubernetes checks talk to the testbed; without it they are skipped, saying why.
+            // Every suite's checks, whatever context it names, go to the testbed.
             if run.kubeconfig.is_none() {
                 run.kubeconfig = sandbox.kubeconfig();
+                run.context = run.context.or_else(|| sandbox.kube_context());
             }
             run.kube_unavailable = kube_skipped
                 .map(|reason| format!("no Kubernetes testbed in this sandbox: {reason}"));
             let mut set = sandbox.variables();
-            set.extend(sandbox.secret_variables());
+            // With the testbed, Paperless's password is read from its Secret, as from a real
+            // cluster (story 10.2's `kubernetes_secret`); without it, it is handed over.
+            set.extend(sandbox.secret_variables().into_iter().filter(|(name, _)| {
+                !(sandbox.has_kubernetes() && name == "paperless_db_password")
+            }));
             // Provided, not `--set`: suites that use other names are not an error.
             let extra = VarSources {
                 provided: set,

@@ -405,7 +405,7 @@ checks:
         "error",
         "`${no_key}` has no value: Secret data/postgres-postgresql has no key `admin-password` (its keys: postgres-password); the check did not run",
     );
-    out.expect_in("no-key", "error", "hint", "`--set`");
+    out.expect_in("no-key", "error", "hint", "`--set no_key=VALUE`");
     assert!(!out.all_output().contains(PASSWORD), "{}", out.all_output());
     // `--list` reads no Secret: it works without any cluster.
     let listed = Attest::new()

@@ -692,6 +692,8 @@ fn load_suite_bytes(
                 .map_err(|e| problems.push(e))
                 .ok()
                 .and_then(|k| k.context)
+                // Empty: the kubeconfig's current context.
+                .filter(|c| !c.is_empty())
         }
         _ => None,
     };
@@ -890,19 +892,25 @@ fn scan_references(
 
 /// Explains how to give a value to a declared variable that has none.
 fn unset_variable_hint(name: &str, declared: &[Declared]) -> String {
+    let spec = declared.iter().find(|d| d.name == name).map(|d| &d.spec);
+    format!(
+        "variable `{name}` has no value; give it with {}",
+        ways_to_set(name, spec)
+    )
+}
+
+/// "`--set a=VALUE`, or `--vars FILE`, or the environment variable `A`".
+fn ways_to_set(name: &str, spec: Option<&crate::suite::VariableSpec>) -> String {
     let mut ways = vec![format!("`--set {name}=VALUE`"), "`--vars FILE`".to_owned()];
-    if let Some(d) = declared.iter().find(|d| d.name == name) {
-        if let Some(env) = &d.spec.env {
+    if let Some(spec) = spec {
+        if let Some(env) = &spec.env {
             ways.push(format!("the environment variable `{env}`"));
         }
-        if let Some(file) = &d.spec.file {
+        if let Some(file) = &spec.file {
             ways.push(format!("the file `{file}`"));
         }
     }
-    format!(
-        "variable `{name}` has no value; give it with {}",
-        ways.join(", or ")
-    )
+    ways.join(", or ")
 }
 
 /// Values of the declared variables: `--set`, provided values, `--vars`, the environment
@@ -1085,7 +1093,7 @@ impl Resolver<'_> {
             return;
         }
         if let Some(secret) = &d.spec.kubernetes_secret {
-            if let Some(value) = self.from_secret(d, secret) {
+            if let Some(value) = self.read_secret(d, secret) {
                 self.values.insert(name.to_owned(), value);
                 return;
             }
@@ -1115,7 +1123,7 @@ impl Resolver<'_> {
 
     /// The value of a variable from a Kubernetes Secret; `None` when the Secret or key is
     /// missing and a default is declared (the default applies).
-    fn from_secret(
+    fn read_secret(
         &mut self,
         d: &Declared,
         secret: &crate::k8s::secrets::SecretRef,
@@ -1187,12 +1195,20 @@ impl Resolver<'_> {
             Lookup::Absent(why) => unavailable(Unavailable {
                 message: why,
                 hint: Some(format!(
-                    "check the name and namespace, or give `{}` a value with `--set` or a `default:`",
-                    d.name
+                    "check the Secret's name, namespace and key; or give `{}` a value with {}",
+                    d.name,
+                    ways_to_set(&d.name, Some(&d.spec))
                 )),
                 skip: false,
             }),
-            Lookup::Unavailable(u) => unavailable(u),
+            Lookup::Unavailable(mut u) => {
+                let ways = ways_to_set(&d.name, Some(&d.spec));
+                u.hint = Some(match u.hint {
+                    Some(hint) => format!("{hint}; or give `{}` a value with {ways}", d.name),
+                    None => format!("give `{}` a value with {ways}", d.name),
+                });
+                unavailable(u)
+            }
         }
     }
 
@@ -1215,7 +1231,7 @@ impl Resolver<'_> {
                         "`kubernetes.context` must be known before the run: it cannot use a variable read from a Secret or registered by a check".into(),
                     );
                 }
-                Some(expansion.text)
+                Some(expansion.text).filter(|c| !c.is_empty())
             }
             _ => None,
         };

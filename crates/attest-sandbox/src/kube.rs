@@ -160,6 +160,11 @@ impl KubeTestbed {
         &self.kubeconfig
     }
 
+    /// The admin kubeconfig's context (kwokctl names it after the cluster).
+    pub fn context(&self) -> String {
+        format!("kwok-{}", self.name)
+    }
+
     /// The built kubectl, with KUBECONFIG set and a discovery cache of its own.
     pub fn kubectl(&self) -> Command {
         let mut command = Command::new(self.bin_dir.join("kubectl"));

@@ -130,6 +130,16 @@ impl Sandbox {
         self.kube.as_ref().map(|t| t.kubeconfig().to_path_buf())
     }
 
+    /// The admin context of the testbed's kubeconfig, when the testbed runs.
+    pub fn kube_context(&self) -> Option<String> {
+        self.kube.as_ref().map(|t| t.context())
+    }
+
+    /// Whether the Kubernetes testbed runs (its Secrets hold some of the passwords).
+    pub fn has_kubernetes(&self) -> bool {
+        self.kube.is_some()
+    }
+
     /// The generated passwords, as variables the suites declare secret.
     pub fn secret_variables(&self) -> Vec<(String, String)> {
         let c = &self.credentials;

@@ -95,6 +95,8 @@ pub async fn value(
 
 /// Where a fetched Secret is kept: the context it was read through, its namespace and name.
 type SecretKey = (Option<String>, String, String);
+/// A Secret's decoded data (`None`: no such Secret), or why it could not be read.
+type Fetched = Result<Option<BTreeMap<String, String>>, KubeError>;
 
 /// Reads the Secrets that variables come from (`kubernetes_secret:`) for the loader, before
 /// anything runs: each Secret once per run and context, however many variables and suites
@@ -103,7 +105,7 @@ pub struct SecretVariables {
     clusters: Arc<KubeClusters>,
     runtime: tokio::runtime::Handle,
     limit: Duration,
-    fetched: Mutex<HashMap<SecretKey, Result<Option<BTreeMap<String, String>>, KubeError>>>,
+    fetched: Mutex<HashMap<SecretKey, Fetched>>,
 }
 
 impl SecretVariables {

@@ -103,7 +103,13 @@ fn secret_values_are_read_through_the_suites_context_and_used_anywhere() {
     assert_eq!(name, "missing");
     assert_eq!(why.message, "no data/app/nope");
     assert!(!why.skip);
-    assert!(why.hint.as_deref().unwrap().contains("`--set`"), "{why:?}");
+    assert!(
+        why.hint
+            .as_deref()
+            .unwrap()
+            .contains("`--set missing=VALUE`"),
+        "{why:?}"
+    );
 }
 
 #[test]
