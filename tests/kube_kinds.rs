@@ -348,7 +348,93 @@ fn every_kubernetes_kind_passes_and_fails_for_the_right_reason() {
     rbac_preflight_reports_missing_permissions_before_the_run(&bed);
     variables_come_from_secrets(&bed);
     suites_talk_to_their_own_context(&bed);
+    runs_in_a_pod_as_its_service_account(&bed);
     drop(bed);
+}
+
+/// Inside a pod (no kubeconfig; `KUBERNETES_SERVICE_HOST`/`_PORT` and the ServiceAccount's
+/// token, CA and namespace under /var/run/secrets/kubernetes.io/serviceaccount), attest
+/// authenticates as that ServiceAccount: its RBAC applies, and the report says so. The mount
+/// is made in a private mount namespace, over a tmpfs on /run: nothing on the host changes.
+fn runs_in_a_pod_as_its_service_account(bed: &Bed) {
+    let account = bed
+        .kube
+        .service_account(
+            "data",
+            "attest-job",
+            "get,list",
+            "persistentvolumeclaims,pods",
+        )
+        .unwrap();
+    let attest = Attest::new().suite(
+        "pod",
+        r#"id: pod
+title: from inside the cluster
+checks:
+  - id: claim-bound
+    title: the data claim is Bound
+    kube:
+      apiVersion: v1
+      kind: PersistentVolumeClaim
+      namespace: data
+      name: data-postgres-postgresql-0
+      fields: ["status.phase == Bound"]
+  - id: no-exec
+    title: exec is not granted
+    pod-exec:
+      pod: {namespace: data, name: postgres-postgresql-0}
+      command: ["true"]
+"#,
+    );
+    let mount = attest.path().join("serviceaccount");
+    account.write_mount(&mount).unwrap();
+    let port = account
+        .server
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/');
+    let script = format!(
+        "mount -t tmpfs attest-sa /run && mkdir -p /run/secrets/kubernetes.io/serviceaccount && cp {}/* /run/secrets/kubernetes.io/serviceaccount/ && exec \"$@\"",
+        mount.display()
+    );
+    let home = attest.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = attest
+        .wrapped(&[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            "sh",
+        ])
+        .env_remove("KUBECONFIG")
+        .env("HOME", home.to_str().unwrap())
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", port)
+        .args(&["run"])
+        .run();
+    out.assert_code(1);
+    assert_eq!(
+        out.result("claim-bound")["status"],
+        "passed",
+        "{:#}\n{}",
+        out.result("claim-bound"),
+        out.stderr
+    );
+    out.expect(
+        "no-exec",
+        "error",
+        "missing permission: create pods/exec in namespace data (RBAC preflight)",
+    );
+    assert_eq!(
+        out.json()["environment"]["kubernetes context"],
+        "in-cluster (ServiceAccount in data)"
+    );
+    assert!(!out.all_output().contains(&account.token));
 }
 
 fn variables_come_from_secrets(bed: &Bed) {

@@ -11,6 +11,10 @@ pub struct Attest {
     pub dir: TempDir,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// A command attest runs under (`unshare …`), given attest's path and arguments last.
+    wrapper: Vec<String>,
+    /// Environment variables removed (e.g. `KUBECONFIG`).
+    removed: Vec<String>,
 }
 
 pub struct Output {
@@ -27,7 +31,21 @@ impl Attest {
             dir: tempfile::tempdir().expect("temp dir"),
             args: Vec::new(),
             env: Vec::new(),
+            wrapper: Vec::new(),
+            removed: Vec::new(),
         }
+    }
+
+    /// Runs attest as the last arguments of `command` (which must exec them).
+    pub fn wrapped(mut self, command: &[&str]) -> Attest {
+        self.wrapper = command.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
+    /// Runs without the environment variable `name`.
+    pub fn env_remove(mut self, name: &str) -> Attest {
+        self.removed.push(name.into());
+        self
     }
 
     /// Writes a file into the test folder (relative path).
@@ -58,7 +76,18 @@ impl Attest {
     }
 
     fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_attest"));
+        let attest = env!("CARGO_BIN_EXE_attest");
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(attest);
+                command
+            }
+            None => Command::new(attest),
+        };
+        for name in &self.removed {
+            command.env_remove(name);
+        }
         command
             .args(&self.args)
             .current_dir(self.dir.path())

@@ -178,32 +178,59 @@ impl KubeAccess {
             context: self.options.context.clone(),
             ..Default::default()
         };
-        let (config, context) = match &self.options.kubeconfig {
+        // An explicit file, else KUBECONFIG (merged) or ~/.kube/config, else the pod's
+        // ServiceAccount: as kubectl and the client libraries do, naming what was used.
+        let kubeconfig = match &self.options.kubeconfig {
             Some(path) => {
-                let kubeconfig =
-                    kube::config::Kubeconfig::read_from(path).map_err(|e| KubeError::Config {
-                        reason: format!("{}: {e}", path.display()),
-                    })?;
-                let context = options
-                    .context
-                    .clone()
-                    .or_else(|| kubeconfig.current_context.clone())
-                    .unwrap_or_default();
-                let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-                    .await
-                    .map_err(|e| config_error(&e))?;
-                (config, context)
+                kube::config::Kubeconfig::read_from(path).map_err(|e| KubeError::Config {
+                    reason: format!("{}: {e}", path.display()),
+                })?
             }
-            None if self.options.context.is_some() => {
-                let config = kube::Config::from_kubeconfig(&options)
-                    .await
-                    .map_err(|e| config_error(&e))?;
-                (config, options.context.clone().unwrap_or_default())
-            }
-            None => {
-                let config = kube::Config::infer().await.map_err(|e| config_error(&e))?;
-                (config, "(current or in-cluster)".to_owned())
-            }
+            None => match kube::config::Kubeconfig::read() {
+                Ok(kubeconfig) => kubeconfig,
+                Err(e) if self.options.context.is_some() => {
+                    return Err(KubeError::Config {
+                        reason: format!(
+                            "context `{}` needs a kubeconfig, and none could be read: {e}",
+                            self.options.context.as_deref().unwrap_or_default()
+                        ),
+                    })
+                }
+                Err(no_kubeconfig) => match kube::Config::incluster() {
+                    Ok(config) => {
+                        let namespace = config.default_namespace.clone();
+                        let context = format!("in-cluster (ServiceAccount in {namespace})");
+                        return self.connect(config, context).await;
+                    }
+                    Err(not_in_pod) => {
+                        return Err(KubeError::Config {
+                            reason: format!(
+                                "no kubeconfig ({no_kubeconfig}) and not in a pod ({not_in_pod})"
+                            ),
+                        })
+                    }
+                },
+            },
+        };
+        let context = options
+            .context
+            .clone()
+            .or_else(|| kubeconfig.current_context.clone())
+            .unwrap_or_default();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|e| config_error(&e))?;
+        self.connect(config, context).await
+    }
+
+    /// A client for `config`, and what the fingerprint says of it (one request: the version).
+    async fn connect(
+        &self,
+        config: kube::Config,
+        context: String,
+    ) -> Result<(kube::Client, ClusterInfo), KubeError> {
+        let config_error = |e: &dyn std::fmt::Display| KubeError::Config {
+            reason: e.to_string(),
         };
         let server = config.cluster_url.to_string();
         let client = kube::Client::try_from(config).map_err(|e| config_error(&e))?;
