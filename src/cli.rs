@@ -403,6 +403,7 @@ pub fn run_suites(
         KubeOptions {
             kubeconfig: args.kubeconfig.clone(),
             context: args.context.clone(),
+            suite_default: false,
         },
         args.kube_unavailable.clone(),
     ));
@@ -422,13 +423,20 @@ pub fn run_suites(
             clusters.clone(),
             runtime.handle().clone(),
             SECRET_READ_TIMEOUT,
+            stop.cancel.clone(),
         )))),
+        unselected: Default::default(),
     };
     // Listing runs nothing, so variables need no values (as libtest's `--list`).
     let purpose = if args.libtest.list {
         Purpose::Inspect
     } else {
         Purpose::Run
+    };
+    let libtest = libtest_arguments(&args.libtest, filter);
+    let sources = VarSources {
+        unselected: unselected_suites(&files, &sources, &libtest),
+        ..sources
     };
     let suites = match load::load_all_for(&files, &sources, &redactor, purpose) {
         Ok(suites) => suites,
@@ -452,7 +460,7 @@ pub fn run_suites(
     let config = RunConfig {
         allow,
         target,
-        libtest: libtest_arguments(&args.libtest, filter),
+        libtest,
         services: Services {
             sessions: Arc::new(attest_core::pg::Sessions::new(args.pg_pool_size.into())),
             ..Services::with_clusters(clusters)
@@ -512,6 +520,31 @@ fn report_load_errors(errors: &[load::LoadError], redactor: &Redactor) {
         errors.len(),
         files.len()
     ));
+}
+
+/// Suite files a name filter leaves no check of, found by a quick load that reads nothing
+/// from a cluster: their Secret variables need not be read.
+fn unselected_suites(
+    files: &[PathBuf],
+    sources: &VarSources,
+    libtest: &Arguments,
+) -> std::collections::HashSet<PathBuf> {
+    if libtest.filter.is_none() && libtest.skip.is_empty() && !libtest.ignored {
+        return Default::default();
+    }
+    let quick = VarSources {
+        external: None,
+        ..sources.clone()
+    };
+    match load::load_all_for(files, &quick, &Redactor::default(), Purpose::Inspect) {
+        Ok(suites) => suites
+            .iter()
+            .filter(|suite| !runner::selects_any(libtest, suite))
+            .map(|suite| suite.path.clone())
+            .collect(),
+        // The real load reports them.
+        Err(_) => Default::default(),
+    }
 }
 
 /// How long reading one Secret a variable comes from may take, connecting included.

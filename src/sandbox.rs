@@ -107,7 +107,9 @@ pub fn main(
             // The sandbox is throwaway: mutating checks are safe to run in it.
             run.allow_mutating = true;
             // Kubernetes checks talk to the testbed; without it they are skipped, saying why.
-            // Every suite's checks, whatever context it names, go to the testbed.
+            // Every suite's checks, whatever context it names, go to the testbed (unless
+            // another cluster is given).
+            let on_testbed = run.kubeconfig.is_none() && sandbox.has_kubernetes();
             if run.kubeconfig.is_none() {
                 run.kubeconfig = sandbox.kubeconfig();
                 run.context = run.context.or_else(|| sandbox.kube_context());
@@ -117,9 +119,12 @@ pub fn main(
             let mut set = sandbox.variables();
             // With the testbed, Paperless's password is read from its Secret, as from a real
             // cluster (story 10.2's `kubernetes_secret`); without it, it is handed over.
-            set.extend(sandbox.secret_variables().into_iter().filter(|(name, _)| {
-                !(sandbox.has_kubernetes() && name == "paperless_db_password")
-            }));
+            set.extend(
+                sandbox
+                    .secret_variables()
+                    .into_iter()
+                    .filter(|(name, _)| !(on_testbed && name == "paperless_db_password")),
+            );
             // Provided, not `--set`: suites that use other names are not an error.
             let extra = VarSources {
                 provided: set,

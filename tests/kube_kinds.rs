@@ -370,6 +370,7 @@ fn runs_in_a_pod_as_its_service_account(bed: &Bed) {
         "pod",
         r#"id: pod
 title: from inside the cluster
+kubernetes: {context: do-nyc3-prod}
 checks:
   - id: claim-bound
     title: the data claim is Bound
@@ -430,9 +431,10 @@ checks:
         "error",
         "missing permission: create pods/exec in namespace data (RBAC preflight)",
     );
+    // A suite's context needs a kubeconfig; in a pod, the pod's own account is used.
     assert_eq!(
         out.json()["environment"]["kubernetes context"],
-        "in-cluster (ServiceAccount in data)"
+        "in-cluster (ServiceAccount in data); the suite's context `do-nyc3-prod` needs a kubeconfig"
     );
     assert!(!out.all_output().contains(&account.token));
 }
@@ -493,6 +495,24 @@ checks:
     );
     out.expect_in("no-key", "error", "hint", "`--set no_key=VALUE`");
     assert!(!out.all_output().contains(PASSWORD), "{}", out.all_output());
+    // A run whose filter leaves none of the suite's checks reads none of its Secrets: no
+    // API request at all.
+    let filtered = Attest::new()
+        .suite("v", &suite)
+        .suite("other", &common::one_check("command", "run: [\"true\"]"))
+        .args(&[
+            "run",
+            "--kubeconfig",
+            bed.kube.kubeconfig().to_str().unwrap(),
+            "t::",
+        ])
+        .run();
+    filtered.assert_code(0);
+    let environment = &filtered.json()["environment"];
+    assert!(
+        environment.get("kubernetes API requests").is_none(),
+        "{environment:#}"
+    );
     // `--list` reads no Secret: it works without any cluster.
     let listed = Attest::new()
         .suite("v", &suite)
@@ -539,11 +559,17 @@ fn suites_talk_to_their_own_context(bed: &Bed) {
         "id: current\ntitle: the current context\nchecks:\n{}",
         exec("current-exec")
     );
+    // Naming the current context is the same as naming none: one client.
+    let named_current = format!(
+        "id: named-current\ntitle: names the current context\nkubernetes: {{context: {admin_context}}}\nchecks:\n{}",
+        exec("named-current-exec")
+    );
     let attest = || {
         Attest::new()
             .file("merged.kubeconfig", &merged)
             .suite("own", &own)
             .suite("current", &current)
+            .suite("named-current", &named_current)
     };
     let out = attest()
         .args(&["run", "--kubeconfig", "merged.kubeconfig"])
@@ -570,10 +596,10 @@ fn suites_talk_to_their_own_context(bed: &Bed) {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(
-        contexts.contains(&admin_context) && contexts.contains('t'),
-        "{contexts}"
-    );
+    let mut listed: Vec<&str> = contexts.split(", ").collect();
+    listed.sort_unstable();
+    assert_eq!(listed, [admin_context.as_str(), "t"], "{contexts}");
+    assert_eq!(out.result("named-current-exec")["status"], "passed");
 
     // `--context` wins over the suite's own.
     let out = attest()

@@ -62,6 +62,9 @@ pub struct VarSources {
     pub provided: Vec<(String, String)>,
     /// Where `kubernetes_secret:` variables are read (none: they have no value).
     pub external: Option<External>,
+    /// Suite files none of whose checks will run (a name filter left none): their Secrets
+    /// are not read.
+    pub unselected: HashSet<PathBuf>,
 }
 
 /// Values the loader cannot read by itself, asked only when running and only for variables
@@ -110,6 +113,7 @@ impl fmt::Debug for External {
 struct Given<'a> {
     overrides: &'a HashMap<String, Override>,
     external: Option<&'a dyn ExternalValues>,
+    unselected: &'a HashSet<PathBuf>,
     redactor: &'a Redactor,
     purpose: Purpose,
 }
@@ -239,6 +243,7 @@ pub fn load_all_for(
     let given = Given {
         overrides: &overrides,
         external: sources.external.as_ref().map(|e| &*e.0),
+        unselected: &sources.unselected,
         redactor,
         purpose,
     };
@@ -493,6 +498,7 @@ pub fn load_bytes(
     let given = Given {
         overrides: &overrides,
         external: sources.external.as_ref().map(|e| &*e.0),
+        unselected: &sources.unselected,
         redactor: &redactor,
         purpose,
     };
@@ -644,6 +650,7 @@ fn load_suite_bytes(
         &registered,
         given,
         root.get("kubernetes").map(|n| &**n),
+        !given.unselected.contains(path),
         &mut problems,
     );
     names.extend(declared.iter().map(|d| d.name.clone()));
@@ -921,6 +928,7 @@ fn resolve_variables(
     registered: &[(String, Pos)],
     given: &Given,
     context: Option<&Node>,
+    read_secrets: bool,
     problems: &mut Vec<DeError>,
 ) -> HashMap<String, VarValue> {
     let mut values: HashMap<String, VarValue> = given
@@ -1011,12 +1019,13 @@ fn resolve_variables(
         context_value: None,
         context_pending: false,
         context_uses_secret: false,
+        read_secrets: read_secrets && given.purpose == Purpose::Run,
     };
+    // First, so that a context using a Secret's value is caught whatever the order.
+    resolver.context();
     for name in names {
         resolver.resolve(name);
     }
-    // Checked even when no Secret is read (`attest check`).
-    resolver.context();
     let values = resolver.values;
     for d in declared.iter().filter(|d| d.spec.is_secret()) {
         let Some(v) = values.get(&d.name) else {
@@ -1050,6 +1059,8 @@ struct Resolver<'a> {
     context_value: Option<Option<String>>,
     context_pending: bool,
     context_uses_secret: bool,
+    /// Running, and some check of the suite will run.
+    read_secrets: bool,
 }
 
 /// A text with its variables' values in place.
@@ -1110,6 +1121,7 @@ impl Resolver<'_> {
             &format!("default of `{name}`"),
             &format!("the default of `{name}`"),
             default_pos,
+            true,
         );
         self.stack.pop();
         if self.values.contains_key(name) {
@@ -1139,24 +1151,30 @@ impl Resolver<'_> {
             self.context_uses_secret = true;
             return Some(VarValue::stand_in(&d.name, VarState::Unset, secret_value));
         }
-        if self.given.purpose == Purpose::Inspect {
-            // Listing and linting read no cluster.
-            return Some(VarValue::stand_in(&d.name, VarState::Unset, secret_value));
-        }
         let what = format!("`kubernetes_secret` of `{}`", d.name);
         self.stack.push(d.name.clone());
         let fields = [&secret.namespace, &secret.name, &secret.key]
-            .map(|text| self.expand(text, &what, &what, d.pos));
+            .map(|text| self.expand(text, &what, &what, d.pos, true));
         self.stack.pop();
-        let context = self.context();
         let [namespace, name, key] = fields;
         for field in [&namespace, &name, &key] {
+            if field.state == VarState::Runtime {
+                self.problem(
+                    d.pos,
+                    format!("{what} is read before the run: it cannot use a value registered by a check"),
+                );
+            }
             if field.state != VarState::Known {
-                let mut value = VarValue::stand_in(&d.name, field.state, true);
+                let mut value = VarValue::stand_in(&d.name, field.state, secret_value);
                 value.unavailable = field.unavailable.clone();
                 return Some(value);
             }
         }
+        if !self.read_secrets {
+            // Listing, linting, or no check of the suite selected: no cluster is read.
+            return Some(VarValue::stand_in(&d.name, VarState::Unset, secret_value));
+        }
+        let context = self.context();
         let secret = crate::k8s::secrets::SecretRef {
             namespace: namespace.text,
             name: name.text,
@@ -1223,8 +1241,13 @@ impl Resolver<'_> {
             Some((text, _)) if !yaml::is_null_text(text) => {
                 let pos = node.map_or(Pos::default(), |n| n.pos);
                 let text = text.to_owned();
-                let expansion =
-                    self.expand(&text, "`kubernetes.context`", "`kubernetes.context`", pos);
+                let expansion = self.expand(
+                    &text,
+                    "`kubernetes.context`",
+                    "`kubernetes.context`",
+                    pos,
+                    false,
+                );
                 if self.context_uses_secret || expansion.state == VarState::Runtime {
                     self.problem(
                         pos,
@@ -1242,7 +1265,16 @@ impl Resolver<'_> {
 
     /// `text` with the values of the variables it uses, resolving them first. `what` names
     /// it in messages ("default of `a`"; `in_what` after "in": "the default of `a`").
-    fn expand(&mut self, text: &str, what: &str, in_what: &str, pos: Pos) -> Expansion {
+    /// Unknown variables are reported unless `report_unknown` is false (the file's scan
+    /// reports those outside `variables:`).
+    fn expand(
+        &mut self,
+        text: &str,
+        what: &str,
+        in_what: &str,
+        pos: Pos,
+        report_unknown: bool,
+    ) -> Expansion {
         let tokens = match interpolate::tokens(text) {
             Ok(tokens) => tokens,
             Err(e) => {
@@ -1268,6 +1300,7 @@ impl Resolver<'_> {
                 }
                 Some(v) if v.text.is_some() => {}
                 _ if !required => {}
+                None if !report_unknown => {}
                 found => {
                     let message = if found.is_some() {
                         format!(

@@ -225,10 +225,9 @@ pub trait Network: Send + Sync {
     fn dialable(&self, route: &Route) -> bool;
 
     /// This network with port-forwards through another cluster's client (a suite's own
-    /// context); `None` when it does not use one.
-    fn with_cluster(&self, _kube: Arc<KubeAccess>) -> Option<Arc<dyn Network>> {
-        None
-    }
+    /// context); `None` when it makes no port-forwards. Required, so that no network forwards
+    /// through the run's default cluster for a suite that names another.
+    fn with_cluster(&self, kube: Arc<KubeAccess>) -> Option<Arc<dyn Network>>;
 
     /// Where `route` really leads, as a key: the same route through two clusters' clients
     /// reaches two servers.
@@ -310,6 +309,10 @@ impl Network for DirectNetwork {
             })?;
             Ok(Box::new(stream) as Box<dyn Stream>)
         })
+    }
+
+    fn with_cluster(&self, _kube: Arc<KubeAccess>) -> Option<Arc<dyn Network>> {
+        None
     }
 
     fn dialable(&self, route: &Route) -> bool {
@@ -455,6 +458,9 @@ mod tests {
         }
         fn dialable(&self, _route: &Route) -> bool {
             false
+        }
+        fn with_cluster(&self, _kube: Arc<KubeAccess>) -> Option<Arc<dyn Network>> {
+            None
         }
     }
 

@@ -156,6 +156,12 @@ impl Redactor {
         if !secret.is_empty() {
             self.extend(forms::all(secret));
         }
+        // A value stored with a trailing newline (`kubectl create secret --from-file`) is
+        // often printed, or used, without it.
+        let trimmed = secret.trim();
+        if trimmed != secret && check_secret("", trimmed).is_ok() {
+            self.extend(forms::all(trimmed));
+        }
     }
 
     /// Registers a secret declared under `name` after [`check_secret`] accepted it.
@@ -242,6 +248,15 @@ mod tests {
             r.add(s);
         }
         r
+    }
+
+    #[test]
+    fn a_secret_stored_with_a_trailing_newline_is_masked_without_it_too() {
+        let r = redactor(&["Sup3r-secret-pw\n"]);
+        assert_eq!(r.redact("pw=Sup3r-secret-pw."), format!("pw={MASK}."));
+        // Not when what is left is too short to mask safely.
+        let r = redactor(&["abc\n\n\n\n\n\n"]);
+        assert_eq!(r.redact("abc"), "abc");
     }
 
     #[test]

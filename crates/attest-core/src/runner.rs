@@ -147,6 +147,16 @@ pub fn trial_name(suite: &Suite, check: &SuiteCheck) -> String {
     format!("{}::{}", suite.id, check.decl.id)
 }
 
+/// Whether a name filter (or `--skip`, `--ignored`) leaves any check of `suite` to run: a
+/// suite left with none need not be prepared (its Secrets read) at all.
+pub fn selects_any(args: &Arguments, suite: &Suite) -> bool {
+    let redactor = Redactor::default();
+    suite.checks.iter().any(|check| {
+        let probe = probe_trial(suite, check, &redactor);
+        !args.is_filtered_out(&probe) && !args.is_ignored(&probe)
+    })
+}
+
 fn probe_trial(suite: &Suite, check: &SuiteCheck, redactor: &Redactor) -> Trial {
     Trial::test(redactor.redact(&trial_name(suite, check)), || Ok(()))
         .with_kind(check.decl.kind)
@@ -422,7 +432,7 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
                     ),
                     redactor,
                 );
-                outcome.hint = why.hint.clone();
+                outcome.hint = why.hint.as_deref().map(|h| redactor.redact(h));
                 outcome
             }
             (None, Some(denial)) => {
@@ -551,7 +561,10 @@ fn preflight(
             let denied = match runtime.block_on(review) {
                 Ok(denied) => denied,
                 Err(e) => {
-                    say(&format!("attest: RBAC preflight skipped: {e}"));
+                    let context = access.context().unwrap_or("the current context");
+                    say(&format!(
+                        "attest: RBAC preflight skipped for {context}: {e}"
+                    ));
                     Default::default()
                 }
             };

@@ -22,6 +22,9 @@ pub struct KubeOptions {
     pub kubeconfig: Option<PathBuf>,
     /// A context of that kubeconfig; `None` means its current context.
     pub context: Option<String>,
+    /// The context is a suite's default, not the user's choice: in a pod, where there is no
+    /// kubeconfig to find it in, the pod's own ServiceAccount is used instead.
+    pub suite_default: bool,
 }
 
 /// What the environment fingerprint says about the cluster used.
@@ -188,7 +191,7 @@ impl KubeAccess {
             }
             None => match kube::config::Kubeconfig::read() {
                 Ok(kubeconfig) => kubeconfig,
-                Err(e) if self.options.context.is_some() => {
+                Err(e) if self.options.context.is_some() && !self.options.suite_default => {
                     return Err(KubeError::Config {
                         reason: format!(
                             "context `{}` needs a kubeconfig, and none could be read: {e}",
@@ -199,7 +202,12 @@ impl KubeAccess {
                 Err(no_kubeconfig) => match kube::Config::incluster() {
                     Ok(config) => {
                         let namespace = config.default_namespace.clone();
-                        let context = format!("in-cluster (ServiceAccount in {namespace})");
+                        let mut context = format!("in-cluster (ServiceAccount in {namespace})");
+                        if let Some(named) = &self.options.context {
+                            context.push_str(&format!(
+                                "; the suite's context `{named}` needs a kubeconfig"
+                            ));
+                        }
                         return self.connect(config, context).await;
                     }
                     Err(not_in_pod) => {
@@ -354,6 +362,8 @@ pub struct KubeClusters {
     unavailable: Option<String>,
     /// In order of first use, for the environment fingerprint.
     accesses: Mutex<Vec<Arc<KubeAccess>>>,
+    /// The kubeconfig's current context, read when a suite first names one.
+    current: std::sync::OnceLock<Option<String>>,
 }
 
 impl KubeClusters {
@@ -363,6 +373,7 @@ impl KubeClusters {
             options,
             unavailable,
             accesses: Mutex::default(),
+            current: Default::default(),
         }
     }
 
@@ -372,17 +383,21 @@ impl KubeClusters {
             options: access.options.clone(),
             unavailable: access.unavailable.clone(),
             accesses: Mutex::new(vec![access]),
+            current: Default::default(),
         }
     }
 
     /// The client for a suite: the run's `--context` if given, else the suite's own, else
     /// the kubeconfig's current context. Created on first use, then shared.
     pub fn access(&self, suite_context: Option<&str>) -> Arc<KubeAccess> {
-        let context = self
-            .options
-            .context
-            .clone()
-            .or_else(|| suite_context.map(str::to_owned));
+        let suite_context = suite_context
+            .filter(|_| self.options.context.is_none())
+            // A suite naming the current context shares the default client.
+            .filter(|named| self.current_context().as_deref() != Some(named));
+        let (context, suite_default) = match suite_context {
+            Some(named) => (Some(named.to_owned()), true),
+            None => (self.options.context.clone(), false),
+        };
         let mut accesses = self.accesses.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(found) = accesses.iter().find(|a| a.options.context == context) {
             return found.clone();
@@ -391,11 +406,25 @@ impl KubeClusters {
             KubeAccess::new(KubeOptions {
                 kubeconfig: self.options.kubeconfig.clone(),
                 context,
+                suite_default,
             })
             .unavailable(self.unavailable.clone()),
         );
         accesses.push(access.clone());
         access
+    }
+
+    /// The current context of the run's kubeconfig, if one can be read.
+    fn current_context(&self) -> Option<String> {
+        self.current
+            .get_or_init(|| {
+                let kubeconfig = match &self.options.kubeconfig {
+                    Some(path) => kube::config::Kubeconfig::read_from(path),
+                    None => kube::config::Kubeconfig::read(),
+                };
+                kubeconfig.ok()?.current_context
+            })
+            .clone()
     }
 
     /// Every client asked for so far, in order.

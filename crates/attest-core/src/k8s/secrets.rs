@@ -2,13 +2,14 @@
 //! and never shown: whoever reads one registers it with the redactor before using it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use schemars::JsonSchema;
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 
 use super::{KubeAccess, KubeClusters, KubeError};
 use crate::checks::Permission;
@@ -43,10 +44,15 @@ pub async fn fetch(
     name: &str,
     limit: Duration,
 ) -> Result<Option<BTreeMap<String, String>>, KubeError> {
+    // One budget for connecting and reading.
+    let deadline = std::time::Instant::now() + limit;
     let client = access.client(limit).await?;
     let api: Api<Secret> = Api::namespaced(client, namespace);
     let what = format!("reading Secret {namespace}/{name}");
-    let Some(secret) = access.call(limit, &what, api.get_opt(name)).await? else {
+    let left = deadline
+        .saturating_duration_since(std::time::Instant::now())
+        .max(Duration::from_millis(50));
+    let Some(secret) = access.call(left, &what, api.get_opt(name)).await? else {
         return Ok(None);
     };
     // `stringData` is write-only on a real server; kept for objects built elsewhere.
@@ -105,7 +111,10 @@ pub struct SecretVariables {
     clusters: Arc<KubeClusters>,
     runtime: tokio::runtime::Handle,
     limit: Duration,
-    fetched: Mutex<HashMap<SecretKey, Fetched>>,
+    /// Ctrl-C or SIGTERM: reads still under way stop at once.
+    cancel: CancellationToken,
+    /// One cell per Secret: a slow cluster holds up only the reads of its own Secrets.
+    fetched: Mutex<HashMap<SecretKey, Arc<OnceLock<Fetched>>>>,
 }
 
 impl SecretVariables {
@@ -114,11 +123,13 @@ impl SecretVariables {
         clusters: Arc<KubeClusters>,
         runtime: tokio::runtime::Handle,
         limit: Duration,
+        cancel: CancellationToken,
     ) -> SecretVariables {
         SecretVariables {
             clusters,
             runtime,
             limit,
+            cancel,
             fetched: Mutex::default(),
         }
     }
@@ -139,11 +150,24 @@ impl ExternalValues for SecretVariables {
             secret.namespace.clone(),
             secret.name.clone(),
         );
-        // Held while fetching: two suites asking for one Secret make one request.
-        let mut fetched = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
-        let result = fetched.entry(key).or_insert_with(|| {
-            self.runtime
-                .block_on(fetch(&access, &secret.namespace, &secret.name, self.limit))
+        let cell = self
+            .fetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        // Two suites asking for one Secret make one request: the second waits for the first.
+        let result = cell.get_or_init(|| {
+            self.runtime.block_on(async {
+                tokio::select! {
+                    read = fetch(&access, &secret.namespace, &secret.name, self.limit) => read,
+                    _ = self.cancel.cancelled() => Err(KubeError::Other {
+                        what: format!("reading Secret {}/{}", secret.namespace, secret.name),
+                        message: "interrupted".into(),
+                    }),
+                }
+            })
         });
         match result {
             Ok(data) => match data.as_ref().and_then(|d| d.get(&secret.key)) {

@@ -33,7 +33,11 @@ fn load(text: &str, table: Arc<Table>, purpose: Purpose) -> Result<Suite, Vec<Lo
         external: Some(External(table)),
         ..VarSources::default()
     };
-    load_bytes(Path::new("s.yaml"), text.as_bytes(), &sources, purpose)
+    load_from(text, &sources, purpose)
+}
+
+fn load_from(text: &str, sources: &VarSources, purpose: Purpose) -> Result<Suite, Vec<LoadError>> {
+    load_bytes(Path::new("s.yaml"), text.as_bytes(), sources, purpose)
 }
 
 fn table(answers: Vec<(&'static str, Lookup)>) -> Arc<Table> {
@@ -181,30 +185,85 @@ fn listing_reads_no_secret() {
 #[test]
 fn without_a_cluster_the_checks_using_secret_values_are_skipped() {
     let sources = VarSources::default();
-    let suite = load_bytes(
-        Path::new("s.yaml"),
-        SUITE.as_bytes(),
-        &sources,
-        Purpose::Run,
-    )
-    .unwrap();
+    let suite = load_from(SUITE, &sources, Purpose::Run).unwrap();
     let (_, why) = suite.checks[0].unavailable.clone().unwrap();
     assert!(why.skip, "{why:?}");
     assert!(why.message.contains("needs the Kubernetes API"), "{why:?}");
 }
 
 #[test]
-fn a_context_cannot_come_from_a_secret() {
-    let text = SUITE.replace(r#"context: "${cluster}""#, r#"context: "${password}""#);
-    let answers = table(vec![(
-        "data/app/password",
-        Lookup::Found("S3cret-from-k8s".into()),
-    )]);
-    let errors = load(&text, answers, Purpose::Run).unwrap_err();
+fn a_context_cannot_come_from_a_secret_even_through_a_default() {
+    for context in ["${password}", "${via_default}"] {
+        let text = SUITE
+            .replace(
+                r#"context: "${cluster}""#,
+                &format!(r#"context: "{context}""#),
+            )
+            .replace(
+                "  ns: data\n",
+                "  ns: data\n  via_default: \"${password}\"\n",
+            );
+        for purpose in [Purpose::Run, Purpose::Inspect] {
+            let answers = table(vec![(
+                "data/app/password",
+                Lookup::Found("S3cret-from-k8s".into()),
+            )]);
+            let errors = load(&text, answers, purpose).unwrap_err();
+            assert!(
+                errors.iter().any(|e| e.line == Some(3)
+                    && e.message
+                        .contains("`kubernetes.context` must be known before the run")),
+                "{context} {purpose:?}: {errors:?}"
+            );
+        }
+    }
+}
+
+/// The suite with the password's namespace written as `namespace`, loaded for `purpose`: its
+/// problems, which must include `expected`.
+fn assert_namespace_refused(namespace: &str, extra_checks: &str, purpose: Purpose, expected: &str) {
+    let text = SUITE
+        .replace(
+            r#"namespace: "${ns}", name: app, key: password"#,
+            &format!(r#"namespace: "{namespace}", name: app, key: password"#),
+        )
+        .replace("checks:\n", &format!("checks:\n{extra_checks}"));
+    let errors = load(&text, table(Vec::new()), purpose).unwrap_err();
     assert!(
-        errors.iter().any(|e| e.line == Some(3)
-            && e.message
-                .contains("`kubernetes.context` must be known before the run")),
+        errors.iter().any(|e| e.message.contains(expected)),
         "{errors:?}"
     );
+}
+
+#[test]
+fn attest_check_finds_mistakes_in_secret_references() {
+    assert_namespace_refused(
+        "${nss}",
+        "",
+        Purpose::Inspect,
+        "unknown variable `nss` in `kubernetes_secret` of `password`",
+    );
+}
+
+#[test]
+fn a_secret_reference_cannot_use_a_registered_value() {
+    assert_namespace_refused(
+        "${found_stdout}",
+        "  - id: finder\n    title: finds the namespace\n    register: found\n    command: {run: [echo, data]}\n",
+        Purpose::Run,
+        "`kubernetes_secret` of `password` is read before the run",
+    );
+}
+
+#[test]
+fn suites_no_selected_check_is_in_read_no_secret() {
+    let answers = table(Vec::new());
+    let sources = VarSources {
+        external: Some(External(answers.clone())),
+        unselected: [PathBuf::from("s.yaml")].into(),
+        ..VarSources::default()
+    };
+    let suite = load_from(SUITE, &sources, Purpose::Run).unwrap();
+    assert_eq!(suite.checks.len(), 4);
+    assert!(answers.asked.lock().unwrap().is_empty());
 }
