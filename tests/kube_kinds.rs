@@ -570,6 +570,13 @@ fn suites_talk_to_their_own_context(bed: &Bed) {
             .suite("own", &own)
             .suite("current", &current)
             .suite("named-current", &named_current)
+            .suite(
+                "elsewhere",
+                &format!(
+                    "id: elsewhere\ntitle: a context the kubeconfig lacks\nkubernetes: {{context: nowhere}}\nchecks:\n{}",
+                    exec("elsewhere-exec")
+                ),
+            )
     };
     let out = attest()
         .args(&["run", "--kubeconfig", "merged.kubeconfig"])
@@ -600,6 +607,11 @@ fn suites_talk_to_their_own_context(bed: &Bed) {
     listed.sort_unstable();
     assert_eq!(listed, [admin_context.as_str(), "t"], "{contexts}");
     assert_eq!(out.result("named-current-exec")["status"], "passed");
+    out.expect(
+        "elsewhere-exec",
+        "error",
+        "the kubeconfig has no context `nowhere` (its contexts: ",
+    );
 
     // `--context` wins over the suite's own.
     let out = attest()

@@ -220,6 +220,25 @@ impl KubeAccess {
                 },
             },
         };
+        if let Some(wanted) = &options.context {
+            let names: Vec<&str> = kubeconfig
+                .contexts
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            if !names.contains(&wanted.as_str()) {
+                let whose = match self.options.suite_default {
+                    true => "; the suite names it (`kubernetes: {context: …}`): run with `--context NAME` to use another",
+                    false => "",
+                };
+                return Err(KubeError::Config {
+                    reason: format!(
+                        "the kubeconfig has no context `{wanted}` (its contexts: {}){whose}",
+                        names.join(", ")
+                    ),
+                });
+            }
+        }
         let context = options
             .context
             .clone()
