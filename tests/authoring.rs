@@ -588,7 +588,5 @@ fn sandbox_up_writes_one_complete_private_vars_file() {
 }
 
 fn terminate(pid: u32) {
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
+    common::signal(pid, "TERM");
 }

@@ -117,9 +117,7 @@ fn ctrl_c_stops_the_running_command_group() {
     {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
+    common::signal(child.id(), "INT");
     let interrupted = Instant::now();
     let out = child.wait();
     out.assert_code(130);

@@ -726,17 +726,13 @@ checks:
     assert!(!apiserver.is_empty(), "no kube-apiserver process found");
     for line in &apiserver {
         let pid = line.split_whitespace().next().unwrap();
-        let _ = std::process::Command::new("kill")
-            .args(["-STOP", pid])
-            .status();
+        common::signal(pid.parse().unwrap(), "STOP");
     }
     let started = Instant::now();
     let out = child.wait();
     for line in &apiserver {
         let pid = line.split_whitespace().next().unwrap();
-        let _ = std::process::Command::new("kill")
-            .args(["-CONT", pid])
-            .status();
+        common::signal(pid.parse().unwrap(), "CONT");
     }
     out.assert_code(1);
     assert_eq!(out.result("before")["status"], "passed");

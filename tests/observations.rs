@@ -99,14 +99,8 @@ checks:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attempt_budget_turns_a_hanging_attempt_into_an_observation() {
     // A listener that accepts and never answers: each HTTP attempt hangs until its budget.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = silent.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = silent.accept().await {
-            held.push(socket);
-        }
-    });
+    let silent = listeners::silent().await.unwrap();
+    let port = silent.addr.port();
     let suite = format!(
         "id: t\ntitle: t\nchecks:\n  - id: web\n    title: web answers\n    timeout: 3s\n    retry: {{interval: 100ms, attempt_timeout: 500ms}}\n    http: {{url: \"http://127.0.0.1:{port}/\"}}\n"
     );

@@ -163,9 +163,7 @@ async fn an_interrupted_run_still_cleans_up() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(marker.exists(), "the slow check never started");
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
+    common::signal(child.id(), "INT");
     let out = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap();

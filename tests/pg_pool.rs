@@ -123,9 +123,7 @@ async fn ctrl_c_cancels_the_running_query_before_attest_exits() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
+    common::signal(child.id(), "INT");
     let out = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap();

@@ -89,11 +89,7 @@ async fn until_started(dir: &Path) {
 }
 
 fn signal(pid: u32, name: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(common::signal(pid, name), "kill -{name} {pid} failed");
 }
 
 /// Processes whose command line mentions `needle` (the blocking check's `sleep 30`).
@@ -275,14 +271,8 @@ async fn after_sigkill_attest_cleanup_finds_and_drops_every_leftover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unresponsive_server_costs_the_checks_timeouts_not_a_teardown_wait() {
     // Accepts connections and never answers, like a server stuck behind a dead NFS mount.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = silent.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = silent.accept().await {
-            held.push(socket);
-        }
-    });
+    let silent = attest_sandbox::listeners::silent().await.unwrap();
+    let port = silent.addr.port();
     let suite = format!(
         r#"id: t
 title: unresponsive

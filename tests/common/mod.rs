@@ -219,6 +219,14 @@ impl Output {
     }
 }
 
+/// Sends signal `name` (`INT`, `TERM`, `STOP`, …) to `pid`; whether `kill` succeeded.
+pub fn signal(pid: u32, name: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// A one-check suite around a kind body (indented YAML under the kind key).
 pub fn one_check(kind: &str, body: &str) -> String {
     let body: String = body.lines().map(|l| format!("      {l}\n")).collect();

@@ -1,5 +1,6 @@
-//! Loopback listeners standing in for cluster services: a TCP port that accepts, an HTTP
-//! server shaped like Paperless-ngx's login redirect, and a port that refuses.
+//! Loopback listeners standing in for cluster services: a TCP port that accepts, one that
+//! accepts and never answers, an HTTP server shaped like Paperless-ngx's login redirect, and a
+//! port that refuses.
 
 use std::net::SocketAddr;
 
@@ -26,6 +27,20 @@ pub async fn tcp_accepting() -> std::io::Result<Listener> {
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             drop(stream);
+        }
+    });
+    Ok(Listener { addr, task })
+}
+
+/// Accepts connections and never answers, holding them open: a server stuck behind a dead NFS
+/// mount, or an HTTP backend that hangs.
+pub async fn silent() -> std::io::Result<Listener> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
         }
     });
     Ok(Listener { addr, task })
