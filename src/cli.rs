@@ -79,6 +79,10 @@ pub struct RunArgs {
     /// Let destructive checks run (they disrupt workloads); implies --allow-mutating.
     #[arg(long)]
     pub allow_destructive: bool,
+    /// Fail the run (exit code 3) when a selected check was skipped instead of verified: no
+    /// cluster, a variable with no value, a missing opt-in, `ignore:`, a failed prerequisite.
+    #[arg(long)]
+    pub require_all: bool,
     /// Label of the environment for reports (default `live`).
     #[arg(long, value_name = "LABEL")]
     pub target: Option<String>,
@@ -467,6 +471,7 @@ pub fn run_suites(
         },
         stop: stop.clone(),
         progress,
+        require_all: args.require_all,
     };
     let result = runner::run(suites, config, redactor, runtime);
     match result.state {
@@ -490,20 +495,37 @@ pub fn run_suites(
             error_line(&format!("teardown of suite `{}`: {failure}", suite.id));
         }
     }
-    match report::write_all(&result.record, &args.report_dir) {
+    let code = match report::write_all(&result.record, &args.report_dir) {
         Ok(written) => {
             let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
             say(&format!("{} {}", "reports:".bold(), names.join(", ")));
+            exit::code(result.state)
         }
         Err(e) => {
             error_line(&format!(
                 "cannot write reports to `{}`: {e}",
                 args.report_dir.display()
             ));
-            return exit::CHECK_FAILED.max(exit::code(result.state));
+            exit::CHECK_FAILED.max(exit::code(result.state))
         }
+    };
+    verdict_line(&result.record, args.require_all);
+    code
+}
+
+/// The run's last line: what passed and, never hidden, what was not verified and why.
+fn verdict_line(record: &attest_core::outcome::RunRecord, require_all: bool) {
+    let line = record.verdict_line();
+    let summary = record.summary();
+    let styled = match record.final_state() {
+        FinalState::Success if summary.skipped == 0 => line.green().bold(),
+        FinalState::Success | FinalState::Incomplete => line.yellow().bold(),
+        _ => line.red().bold(),
+    };
+    if summary.skipped > 0 && !require_all {
+        say("attest: skipped checks do not fail the run; --require-all makes them fail it (exit code 3)");
     }
-    exit::code(result.state)
+    say(&styled.to_string());
 }
 
 /// Prints every load problem, then a count per file.

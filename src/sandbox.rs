@@ -21,17 +21,47 @@ use crate::cli::{error_line, run_suites, say, SandboxAction, SandboxArgs};
 /// Set in the re-executed child that already runs in its own network namespace.
 const ISOLATED: &str = "ATTEST_SANDBOX_ISOLATED";
 
+/// Set in the re-executed child: what the parent decided about the Kubernetes testbed
+/// (`start:<bin dir>` or `skip:<reason>`), so the child neither plans nor builds again.
+const KUBERNETES_DECISION: &str = "ATTEST_SANDBOX_KUBERNETES";
+
 pub fn main(
     args: SandboxArgs,
     runtime: &tokio::runtime::Runtime,
     stop_signals: &Arc<StopSignals>,
 ) -> u8 {
-    if let Some(code) = run_isolated(&args, runtime, stop_signals) {
+    if let Some(word) = subcommand_read_as_filter(&args) {
+        error_line(&format!(
+            "`{word}` here is read as a name filter, because options before it end the subcommand; \
+             to start the sandbox and keep it running, put `{word}` first: `attest sandbox {word} [OPTIONS]`; \
+             to select checks whose names contain `{word}`, write a longer filter (e.g. `::{word}`)"
+        ));
+        return exit::USAGE;
+    }
+    // Found or built first, in the host's network namespace: the build downloads Go modules,
+    // which the loopback-only namespace the run moves into cannot reach.
+    let kubernetes = match decided_in_parent() {
+        Some(decided) => decided,
+        None => match plan_kubernetes(&args) {
+            Kubernetes::Build => {
+                let stop = stop_signals.cancel.clone();
+                match runtime.block_on(kube::build(async move { stop.cancelled().await })) {
+                    Ok(dir) => Kubernetes::Start(dir),
+                    Err(e) => Kubernetes::Skip(format!("the build failed: {e}")),
+                }
+            }
+            other => other,
+        },
+    };
+    if let Some(signal) = stop_signals.interruption() {
+        eprintln!("attest: {} while preparing the sandbox", signal.name());
+        return signal.exit_code();
+    }
+    if let Some(code) = run_isolated(&args, &kubernetes, runtime, stop_signals) {
         return code;
     }
     // Signals are caught from the start (`StopSignals`): the default action would kill us
     // with a PostgreSQL server, a Kubernetes control plane and temporary folders in place.
-    let kubernetes = plan_kubernetes(&args);
     let mut sandbox = match runtime.block_on(Sandbox::start()) {
         Ok(sandbox) => sandbox,
         Err(message) => {
@@ -40,13 +70,6 @@ pub fn main(
         }
     };
     let mut kube_skipped = None;
-    let kubernetes = match kubernetes {
-        Kubernetes::Build => match kube::build() {
-            Ok(dir) => Kubernetes::Start(dir),
-            Err(e) => Kubernetes::Skip(format!("the build failed: {e}")),
-        },
-        other => other,
-    };
     match kubernetes {
         Kubernetes::Start(bin_dir) => {
             eprintln!(
@@ -170,9 +193,47 @@ fn stop(mut sandbox: Sandbox, runtime: &tokio::runtime::Runtime) -> bool {
 
 enum Kubernetes {
     Start(PathBuf),
-    /// Not built yet, Go is here: build once the other stand-ins are up.
+    /// Not built yet, Go is here: build before anything else starts.
     Build,
     Skip(String),
+}
+
+impl Kubernetes {
+    /// How the parent hands its decision to the isolated child.
+    fn encode(&self) -> Option<String> {
+        match self {
+            Kubernetes::Start(dir) => Some(format!("start:{}", dir.display())),
+            Kubernetes::Skip(reason) => Some(format!("skip:{reason}")),
+            Kubernetes::Build => None,
+        }
+    }
+}
+
+/// The decision the parent made, in the isolated child.
+fn decided_in_parent() -> Option<Kubernetes> {
+    let value = std::env::var(KUBERNETES_DECISION).ok()?;
+    if let Some(dir) = value.strip_prefix("start:") {
+        Some(Kubernetes::Start(PathBuf::from(dir)))
+    } else {
+        value
+            .strip_prefix("skip:")
+            .map(|reason| Kubernetes::Skip(reason.to_owned()))
+    }
+}
+
+/// A name filter that is really the `up` subcommand written after an option
+/// (`attest sandbox --no-kubernetes up`): clap reads it as a filter.
+fn subcommand_read_as_filter(args: &SandboxArgs) -> Option<&str> {
+    use clap::CommandFactory;
+    if args.action.is_some() {
+        return None;
+    }
+    let command = crate::cli::Cli::command();
+    let sandbox = command.find_subcommand("sandbox")?;
+    args.run.positional.iter().map(String::as_str).find(|word| {
+        !std::path::Path::new(word).exists()
+            && sandbox.get_subcommands().any(|sub| sub.get_name() == *word)
+    })
 }
 
 /// Whether to start the Kubernetes testbed: yes when its binaries are built; when they are
@@ -186,8 +247,8 @@ fn plan_kubernetes(args: &SandboxArgs) -> Kubernetes {
         Binaries::Ready(dir) => Kubernetes::Start(dir),
         Binaries::Missing { reason, go: true } => {
             eprintln!(
-                "attest: {reason}; building them with `{}` once the other stand-ins are up \
-                 (once, 20-40 minutes on 2 cores; progress below; skip with --no-kubernetes)",
+                "attest: {reason}; building them now with `{}` (once: about 9 minutes on 2 cores \
+                 with an empty Go cache; progress below; skip with --no-kubernetes)",
                 kube::build_command()
             );
             Kubernetes::Build
@@ -206,6 +267,7 @@ fn plan_kubernetes(args: &SandboxArgs) -> Kubernetes {
 /// without root or `unshare`/`ip`, the run stays where it is (everything binds 127.0.0.1).
 fn run_isolated(
     args: &SandboxArgs,
+    kubernetes: &Kubernetes,
     runtime: &tokio::runtime::Runtime,
     stop_signals: &StopSignals,
 ) -> Option<u8> {
@@ -236,6 +298,11 @@ fn run_isolated(
         .arg(exe)
         .args(std::env::args_os().skip(1))
         .env(ISOLATED, "1")
+        .envs(
+            kubernetes
+                .encode()
+                .map(|decision| (KUBERNETES_DECISION, decision)),
+        )
         .spawn()
         .ok()?;
     let status = runtime.block_on(async {

@@ -236,6 +236,111 @@ fn mutating_checks_need_an_explicit_opt_in() {
     assert!(out.dir.join("made").exists());
 }
 
+/// A run that skipped checks is never reported as a plain PASSED: the console's last line,
+/// report.md's banner, report.json and JUnit say what was not verified and why; with
+/// `--require-all` it fails with its own exit code.
+#[test]
+fn skipped_checks_are_not_verified_and_require_all_fails_the_run() {
+    let yaml = "id: t\ntitle: x\nchecks:\n  - id: ok\n    title: ok\n    command: {run: 'true'}\n  - id: m1\n    title: m1\n    safety: mutating\n    command: {run: 'true'}\n  - id: m2\n    title: m2\n    safety: mutating\n    command: {run: 'true'}\n  - id: later\n    title: later\n    ignore: not yet\n    command: {run: 'true'}\n";
+    let out = Attest::new().suite("t", yaml).args(&["run"]).run();
+    out.assert_code(0);
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        "PASSED 1 · NOT VERIFIED 3 (2: runs only with --allow-mutating; 1: ignored in the suite (run with --include-ignored))",
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--require-all"), "{}", out.stderr);
+    let json = out.json();
+    assert_eq!(json["final_state"], "success");
+    assert_eq!(json["verdict"]["line"], last);
+    assert_eq!(json["verdict"]["verified"], 1);
+    assert_eq!(json["verdict"]["not_verified"], 3);
+    let causes = &json["verdict"]["not_verified_by_cause"];
+    assert_eq!(causes[0]["cause"], "not-allowed");
+    assert_eq!(causes[0]["count"], 2);
+    assert_eq!(out.result("m1")["skip"]["cause"], "not-allowed");
+    let markdown = out.report("report.md");
+    assert!(
+        markdown.contains(&format!("**⚠ {last}**")) && !markdown.contains("✅ PASSED"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("- 2 check(s): runs only with --allow-mutating"),
+        "{markdown}"
+    );
+    let junit = out.report("junit.xml");
+    assert!(
+        junit.contains("<skipped message=\"mutating check: runs only with --allow-mutating\""),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("name=\"verdict\" value=\"PASSED 1 · NOT VERIFIED 3"),
+        "{junit}"
+    );
+
+    let strict = Attest::new()
+        .suite("t", yaml)
+        .args(&["run", "--require-all"])
+        .run();
+    strict.assert_code(3);
+    assert_eq!(strict.json()["final_state"], "not-verified");
+    assert!(strict
+        .report("report.md")
+        .contains("**⚠ PASSED 1 · NOT VERIFIED 3"));
+    // Everything verified: a plain PASSED, also under --require-all.
+    let all = Attest::new()
+        .suite("t", yaml)
+        .args(&[
+            "run",
+            "--require-all",
+            "--allow-mutating",
+            "--include-ignored",
+        ])
+        .run();
+    all.assert_code(0);
+    assert_eq!(
+        all.stderr.lines().last(),
+        Some("PASSED 4"),
+        "{}",
+        all.stderr
+    );
+    assert!(all.report("report.md").contains("**✅ PASSED 4**"));
+    // A failure is named first; what was skipped still shows.
+    let failing = yaml.replace(
+        "id: ok\n    title: ok\n    command: {run: 'true'}",
+        "id: ok\n    title: ok\n    command: {run: 'false'}",
+    );
+    let out = Attest::new()
+        .suite("t", &failing)
+        .args(&["run", "--require-all"])
+        .run();
+    out.assert_code(1);
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("FAILED 1 · passed 0 · NOT VERIFIED 3"),
+        "{last}"
+    );
+}
+
+/// Checks a name filter leaves out are said to be so, not counted as verified.
+#[test]
+fn the_verdict_counts_checks_the_filter_left_out() {
+    let out = Attest::new()
+        .suite("demo", PASSING)
+        .args(&["run", "first"])
+        .run();
+    out.assert_code(0);
+    assert_eq!(
+        out.stderr.lines().last(),
+        Some("PASSED 1 · 1 not selected by the filter"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.json()["verdict"]["not_selected"], 1);
+}
+
 #[test]
 fn a_failed_prerequisite_skips_dependents_instead_of_failing_them() {
     let yaml = "id: t\ntitle: x\nchecks:\n  - id: a\n    title: a\n    command: {run: 'false'}\n  - id: b\n    title: b\n    needs: [a]\n    command: {run: 'true'}\n";

@@ -817,10 +817,15 @@ fn sandbox_up_stops_its_testbed_on_sigterm() {
         .spawn()
         .unwrap();
     // What to paste (the vars file, kubectl lines) comes on stdout; status on stderr.
-    let mut stdout = child.stdout.take().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
     let printed = std::thread::spawn(move || {
         let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line.clone());
+            text.push_str(&line);
+            text.push('\n');
+        }
         text
     });
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
@@ -835,6 +840,44 @@ fn sandbox_up_stops_its_testbed_on_sigterm() {
             break;
         }
         line.clear();
+    }
+    // The printed `attest run` line, followed as a user would: its Kubernetes checks reach
+    // the testbed only through the kubeconfig and context the line carries.
+    let run_line = lines_rx
+        .iter()
+        .map(|l| l.trim().to_owned())
+        .find(|l| l.starts_with("attest run "))
+        .unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("no `attest run` line on stdout")
+        });
+    let reports = tempfile::tempdir().unwrap();
+    let words: Vec<&str> = run_line.split_whitespace().skip(2).collect();
+    let run = Command::new(env!("CARGO_BIN_EXE_attest"))
+        .arg("run")
+        .args(&words)
+        .args(["story-5.2::", "--report-dir"])
+        .arg(reports.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let run_stderr = String::from_utf8_lossy(&run.stderr);
+    let report = std::fs::read_to_string(reports.path().join("report.json")).unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_str(&report).unwrap_or_default();
+    let kube_results: Vec<&serde_json::Value> = json["results"]
+        .as_array()
+        .map(|r| r.iter().filter(|r| r["kind"] == "kube").collect())
+        .unwrap_or_default();
+    let all_passed =
+        kube_results.len() >= 3 && kube_results.iter().all(|r| r["status"] == "passed");
+    if run.status.code() != Some(0) || !all_passed {
+        let _ = child.kill();
+        panic!(
+            "following `{run_line}`: exit {:?}\n{run_stderr}\n{report}",
+            run.status.code()
+        );
     }
     let dir = dir.unwrap_or_else(|| {
         let _ = child.kill();

@@ -135,4 +135,88 @@ fn sandbox_without_go_or_kubernetes_binaries_runs_the_rest_and_says_how_to_enabl
     assert!(line.contains("Go is not installed"), "{line}");
     assert!(line.contains("scripts/kube-build"), "{line}");
     assert!(reports.path().join("junit.xml").exists());
+    // The last line too: what was not verified, why, and the fix; never a plain PASSED.
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("PASSED "), "{stderr}");
+    assert!(
+        last.contains("NOT VERIFIED") && last.contains("Go is not installed"),
+        "{last}"
+    );
+}
+
+/// As root, `attest sandbox` moves into a network namespace with only loopback. Building the
+/// testbed downloads Go modules, so it must happen before, where the network is; and when
+/// the build fails, its own last lines say why, up to the reports.
+#[test]
+fn sandbox_builds_the_testbed_before_isolating_and_quotes_a_failed_build() {
+    use std::os::unix::fs::PermissionsExt;
+    let reports = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let fake = tempfile::tempdir().unwrap();
+    let record = fake.path().join("netns");
+    // A `go` that answers `version` and fails every build as an unreachable proxy does,
+    // after writing down the network namespace it ran in.
+    let go = fake.path().join("go");
+    std::fs::write(
+        &go,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = version ] && {{ echo 'go version go1.26.8 linux/amd64'; exit 0; }}\n\
+             readlink /proc/self/ns/net > '{}'\n\
+             echo 'go: example.com/m@v1.0.0: dial tcp: lookup proxy.invalid: network is unreachable' >&2\n\
+             exit 1\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&go, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_attest"))
+        .args(["sandbox", "story-5.2::", "--report-dir"])
+        .arg(reports.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("ATTEST_KUBE_BIN")
+        .env("ATTEST_KUBE_CACHE", cache.path())
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin:/usr/sbin:/sbin", fake.path().display()),
+        )
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let built_in = std::fs::read_to_string(&record)
+        .unwrap_or_else(|_| panic!("the build never ran `go`:\n{stderr}"));
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_eq!(
+        built_in.trim(),
+        ours.display().to_string(),
+        "the build ran in another network namespace:\n{stderr}"
+    );
+    // The build runs before the isolated run starts.
+    let build = stderr.find("kube-build:").expect("build progress shown");
+    if let Some(isolated) = stderr.find("network namespace of its own") {
+        assert!(build < isolated, "{stderr}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.path().join("report.json")).unwrap())
+            .unwrap();
+    let verdict = &json["verdict"];
+    assert!(
+        verdict["not_verified"].as_u64().unwrap() >= 3,
+        "{verdict:#}"
+    );
+    let reason = verdict["not_verified_by_cause"][0]["reason"]
+        .as_str()
+        .unwrap();
+    assert!(
+        reason.contains("the build failed") && reason.contains("network is unreachable"),
+        "{reason}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("NOT VERIFIED") && last.contains("network is unreachable"),
+        "{last}"
+    );
+    let markdown = std::fs::read_to_string(reports.path().join("report.md")).unwrap();
+    assert!(markdown.contains("network is unreachable"), "{markdown}");
 }

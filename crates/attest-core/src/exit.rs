@@ -8,6 +8,9 @@ pub const SUCCESS: u8 = 0;
 pub const CHECK_FAILED: u8 = 1;
 /// Usage or suite error: bad flags, a suite that does not load, nothing selected.
 pub const USAGE: u8 = 2;
+/// Nothing failed, but `--require-all` was given and some selected checks were skipped
+/// (not verified): a distinct code, so a gate can tell "unproven" from "broken".
+pub const NOT_VERIFIED: u8 = 3;
 /// Interrupted with Ctrl-C (128 + SIGINT, as shells report it); SIGTERM gives 143, SIGHUP 129.
 pub const INTERRUPTED: u8 = 130;
 
@@ -15,6 +18,7 @@ pub fn code(state: FinalState) -> u8 {
     match state {
         FinalState::Success | FinalState::Listed => SUCCESS,
         FinalState::Failed => CHECK_FAILED,
+        FinalState::Incomplete => NOT_VERIFIED,
         FinalState::NoChecksSelected => USAGE,
         FinalState::Interrupted(signal) => signal.exit_code(),
     }

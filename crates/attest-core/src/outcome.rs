@@ -52,6 +52,41 @@ pub struct Outcome {
     /// Field by field, what differed (the last observation, when a polling check gave up).
     pub mismatches: Vec<Mismatch>,
     pub measurements: BTreeMap<String, f64>,
+    /// Why a skipped check did not run; `None` for every other status.
+    pub skip: Option<SkipCause>,
+}
+
+/// Why a selected check was skipped: each one is a criterion the run did not verify, and the
+/// verdict groups them by cause.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "cause", content = "detail", rename_all = "kebab-case")]
+pub enum SkipCause {
+    /// What the check needs is not there: no cluster, a variable with no value in this
+    /// environment. The text says what is missing (redacted).
+    Unavailable(String),
+    /// A mutating or destructive check without its opt-in flag (the flag).
+    NotAllowed(&'static str),
+    /// `ignore:` in the suite, and not run with `--include-ignored`.
+    Ignored,
+    /// A check it `needs` failed, errored or was skipped itself.
+    PrerequisiteNotPassed,
+    /// A check it `needs` was left out by the name filter.
+    PrerequisiteNotSelected,
+    /// The run was stopped before the check started.
+    Interrupted,
+}
+
+impl std::fmt::Display for SkipCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            SkipCause::Unavailable(what) => f.write_str(what),
+            SkipCause::NotAllowed(flag) => write!(f, "runs only with {flag}"),
+            SkipCause::Ignored => f.write_str("ignored in the suite (run with --include-ignored)"),
+            SkipCause::PrerequisiteNotPassed => f.write_str("a check it needs did not pass"),
+            SkipCause::PrerequisiteNotSelected => f.write_str("a check it needs was not selected"),
+            SkipCause::Interrupted => f.write_str("the run was interrupted"),
+        }
+    }
 }
 
 /// One field that did not meet its expectation.
@@ -169,6 +204,8 @@ pub enum FinalState {
     /// Filters or paths matched no check: nothing was proven.
     NoChecksSelected,
     Failed,
+    /// Nothing failed, but some selected checks were skipped and `--require-all` was given.
+    Incomplete,
     Interrupted(Interruption),
     /// `--list` printed the checks.
     Listed,
@@ -212,6 +249,10 @@ pub struct RunRecord {
     pub interrupted: Option<Interruption>,
     pub environment: Environment,
     pub suites: Vec<SuiteRecord>,
+    /// Checks a name filter (or `--skip`) left out; they are not in `suites`.
+    pub not_selected: usize,
+    /// `--require-all`: a selected check that was not verified fails the run.
+    pub require_all: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -247,11 +288,8 @@ impl RunRecord {
     /// Checks that were selected but skipped because a check they need was filtered out:
     /// they proved nothing, and the user asked for them.
     pub fn unproven_by_filter(&self) -> impl Iterator<Item = &Outcome> {
-        self.outcomes().filter(|o| {
-            o.status == Status::Skipped
-                && o.message.starts_with("needs `")
-                && o.message.ends_with(NEED_NOT_SELECTED)
-        })
+        self.outcomes()
+            .filter(|o| o.skip == Some(SkipCause::PrerequisiteNotSelected))
     }
 
     /// The one verdict on the whole run. A selected check skipped because its `needs` were
@@ -265,15 +303,79 @@ impl RunRecord {
             || self.unproven_by_filter().next().is_some()
         {
             FinalState::Failed
+        } else if self.require_all && summary.skipped > 0 {
+            FinalState::Incomplete
         } else {
             FinalState::Success
         }
     }
-}
 
-/// How the runner ends the skip reason of a check whose prerequisite was filtered out
-/// (`needs `a`, which was not selected`).
-pub const NEED_NOT_SELECTED: &str = "which was not selected";
+    /// The skipped checks grouped by why, most frequent first: what the run did not verify.
+    pub fn not_verified(&self) -> Vec<(SkipCause, usize)> {
+        let mut counts: BTreeMap<SkipCause, usize> = BTreeMap::new();
+        for outcome in self.outcomes() {
+            if outcome.status == Status::Skipped {
+                let cause = outcome.skip.clone().unwrap_or(SkipCause::Ignored);
+                *counts.entry(cause).or_default() += 1;
+            }
+        }
+        let mut causes: Vec<(SkipCause, usize)> = counts.into_iter().collect();
+        causes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        causes
+    }
+
+    /// The run's verdict in one line, never overstating: `PASSED 30 · NOT VERIFIED 16 (why)`.
+    /// The console's last line and report.md's banner both use it.
+    pub fn verdict_line(&self) -> String {
+        let summary = self.summary();
+        let problems = summary.failed + summary.errors;
+        let head = match self.final_state() {
+            FinalState::Interrupted(signal) => format!("INTERRUPTED by {}", signal.name()),
+            FinalState::NoChecksSelected => "NOTHING CHECKED".to_owned(),
+            FinalState::Failed if problems > 0 => {
+                let mut parts = vec![format!("FAILED {}", summary.failed)];
+                if summary.errors > 0 {
+                    parts.push(format!("ERRORS {}", summary.errors));
+                }
+                parts.push(format!("passed {}", summary.passed));
+                parts.join(" · ")
+            }
+            FinalState::Failed => {
+                let why = match self.teardown_failures() {
+                    0 => "a selected check needs one the filter left out".to_owned(),
+                    n => format!("{n} teardown step(s) failed"),
+                };
+                format!("FAILED ({why}) · passed {}", summary.passed)
+            }
+            FinalState::Success | FinalState::Incomplete | FinalState::Listed => {
+                format!("PASSED {}", summary.passed)
+            }
+        };
+        let mut line = head;
+        let not_verified = self.not_verified();
+        if summary.skipped > 0 {
+            let why: Vec<String> = not_verified
+                .iter()
+                .map(|(cause, n)| match not_verified.len() {
+                    1 => cause.to_string(),
+                    _ => format!("{n}: {cause}"),
+                })
+                .collect();
+            line.push_str(&format!(
+                " · NOT VERIFIED {} ({})",
+                summary.skipped,
+                why.join("; ")
+            ));
+        }
+        if self.not_selected > 0 {
+            line.push_str(&format!(
+                " · {} not selected by the filter",
+                self.not_selected
+            ));
+        }
+        line
+    }
+}
 
 /// RFC 3339 UTC timestamp, second precision.
 pub fn timestamp(t: SystemTime) -> String {

@@ -23,7 +23,9 @@ use crate::k8s::preflight::Denial;
 use crate::k8s::{ClusterInfo, KubeAccess};
 use crate::load::{Suite, SuiteCheck};
 pub use crate::outcome::FinalState;
-use crate::outcome::{Environment, Interruption, Outcome, RunRecord, Status, SuiteRecord};
+use crate::outcome::{
+    Environment, Interruption, Outcome, RunRecord, SkipCause, Status, SuiteRecord,
+};
 use crate::progress::Progress;
 use crate::redact::Redactor;
 use crate::suite::{format_duration, Safety};
@@ -48,6 +50,8 @@ pub struct RunConfig {
     pub stop: Arc<StopSignals>,
     /// Live progress lines on stderr for checks that run long (a terminal, not `--format json`).
     pub progress: bool,
+    /// `--require-all`: a selected check that was skipped fails the run ([`FinalState::Incomplete`]).
+    pub require_all: bool,
 }
 
 pub struct RunResult {
@@ -224,11 +228,12 @@ pub fn run(
         }
         plans.push(slots);
     }
-    let selected = plans
+    let not_selected = plans
         .iter()
         .flatten()
-        .filter(|s| !matches!(s, Slot::FilteredOut))
+        .filter(|s| matches!(s, Slot::FilteredOut))
         .count();
+    let selected = plans.iter().map(Vec::len).sum::<usize>() - not_selected;
     if selected == 0 {
         return RunResult {
             record: empty_record(&config, started_at),
@@ -294,6 +299,7 @@ pub fn run(
     let mut record = empty_record(&config, started_at);
     record.interrupted = config.stop.interruption();
     record.suites = suites;
+    record.not_selected = not_selected;
     record.finished_at = SystemTime::now();
     let state = record.final_state();
     RunResult { record, state }
@@ -328,6 +334,8 @@ fn empty_record(config: &RunConfig, started_at: SystemTime) -> RunRecord {
         interrupted: config.stop.interruption(),
         environment,
         suites: Vec::new(),
+        not_selected: 0,
+        require_all: config.require_all,
     }
 }
 
@@ -395,23 +403,33 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
             Slot::Run(sender) => sender,
         };
         let skip_reason = if cancel.is_cancelled() {
-            Some("not started: the run was interrupted".to_owned())
+            Some((
+                "not started: the run was interrupted".to_owned(),
+                SkipCause::Interrupted,
+            ))
         } else if let Some(reason) = check.decl.ignore.as_ref().filter(|_| sender.is_none()) {
-            Some(format!("ignored: {reason} (run with --include-ignored)"))
+            Some((
+                format!("ignored: {reason} (run with --include-ignored)"),
+                SkipCause::Ignored,
+            ))
         } else if let Some(reason) = env
             .services
             .kube
             .unavailable_reason()
             .filter(|_| !check.decl.check.permissions().is_empty())
         {
-            Some(format!("needs the Kubernetes API: {reason}"))
+            let why = format!("needs the Kubernetes API: {reason}");
+            Some((why.clone(), SkipCause::Unavailable(redactor.redact(&why))))
         } else if let Some((name, why)) = check.unavailable.as_ref().filter(|(_, u)| u.skip) {
-            Some(format!("`${{{name}}}` has no value: {}", why.message))
+            Some((
+                format!("`${{{name}}}` has no value: {}", why.message),
+                SkipCause::Unavailable(redactor.redact(&why.message)),
+            ))
         } else if check.safety > env.allow {
-            Some(format!(
-                "{} check: runs only with {}",
-                check.safety.as_str(),
-                check.safety.opt_in_flag()
+            let flag = check.safety.opt_in_flag();
+            Some((
+                format!("{} check: runs only with {flag}", check.safety.as_str()),
+                SkipCause::NotAllowed(flag),
             ))
         } else {
             unmet_need(check, &statuses)
@@ -419,7 +437,7 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
 
         let denial = env.denials.get(index).cloned().flatten();
         let outcome = match (skip_reason, denial) {
-            (Some(reason), _) => skipped(&suite, check, reason, redactor),
+            (Some((reason, cause)), _) => skipped(&suite, check, reason, cause, redactor),
             (None, _) if check.unavailable.is_some() => {
                 let (name, why) = check.unavailable.as_ref().expect("checked");
                 let mut outcome = base_outcome(
@@ -678,14 +696,23 @@ fn crashed_suite(suite: &Suite, selected: &[bool], why: &str, redactor: &Redacto
 }
 
 /// The first prerequisite that did not pass, as a skip reason.
-fn unmet_need(check: &SuiteCheck, statuses: &HashMap<&str, Option<Status>>) -> Option<String> {
+fn unmet_need(
+    check: &SuiteCheck,
+    statuses: &HashMap<&str, Option<Status>>,
+) -> Option<(String, SkipCause)> {
     check.decl.needs.iter().find_map(|need| {
-        let why = match statuses.get(need.as_str()) {
+        let (why, cause) = match statuses.get(need.as_str()) {
             Some(Some(Status::Passed)) => return None,
-            Some(Some(status)) => format!("was {}", status.as_str()),
-            Some(None) | None => "was not selected".to_owned(),
+            Some(Some(status)) => (
+                format!("was {}", status.as_str()),
+                SkipCause::PrerequisiteNotPassed,
+            ),
+            Some(None) | None => (
+                "was not selected".to_owned(),
+                SkipCause::PrerequisiteNotSelected,
+            ),
         };
-        Some(format!("needs `{need}`, which {why}"))
+        Some((format!("needs `{need}`, which {why}"), cause))
     })
 }
 
@@ -841,11 +868,20 @@ fn base_outcome(
         subject: None,
         mismatches: Vec::new(),
         measurements: Default::default(),
+        skip: None,
     }
 }
 
-fn skipped(suite: &Suite, check: &SuiteCheck, reason: String, redactor: &Redactor) -> Outcome {
-    base_outcome(suite, check, Status::Skipped, reason, redactor)
+fn skipped(
+    suite: &Suite,
+    check: &SuiteCheck,
+    reason: String,
+    cause: SkipCause,
+    redactor: &Redactor,
+) -> Outcome {
+    let mut outcome = base_outcome(suite, check, Status::Skipped, reason, redactor);
+    outcome.skip = Some(cause);
+    outcome
 }
 
 /// The point where text leaves a check: everything is redacted here.

@@ -224,8 +224,9 @@ impl Sandbox {
             .map(std::path::Path::to_path_buf)
             .unwrap_or_else(std::env::temp_dir);
         let path = dir.join(format!("attest-sandbox-{}.vars.yaml", std::process::id()));
-        let mut text = String::from(
-            "# attest sandbox up: every address, port, user, database, CA path and password.\n# Use with: attest run suites/ --allow-mutating --vars THIS_FILE\n",
+        let mut text = format!(
+            "# attest sandbox up: every address, port, user, database, CA path and password.\n# Use with: {}\n",
+            self.run_command(&path)
         );
         for (name, value, what) in self.all_variables() {
             if !what.is_empty() {
@@ -247,6 +248,23 @@ impl Sandbox {
             .and_then(|mut file| file.write_all(text.as_bytes()))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         Ok(path)
+    }
+
+    /// The `attest run` line that points every suite at this sandbox: its vars file and, with
+    /// the testbed, its kubeconfig and context (a vars file cannot carry those: they are
+    /// options, not variables).
+    pub fn run_command(&self, vars_file: &std::path::Path) -> String {
+        let mut line = format!(
+            "attest run suites/ --allow-mutating --vars {}",
+            vars_file.display()
+        );
+        if let (Some(config), Some(context)) = (self.kubeconfig(), self.kube_context()) {
+            line.push_str(&format!(
+                " --kubeconfig {} --context {context}",
+                config.display()
+            ));
+        }
+        line
     }
 
     pub fn describe(&self) -> String {
@@ -290,9 +308,9 @@ impl Sandbox {
         match self.write_vars_file() {
             Ok(path) => {
                 text.push_str(&format!(
-                    "\nEvery variable (addresses, users, databases, CA, passwords) is in\n  {}\n(mode 0600; removed when the sandbox stops). Run suites against the sandbox with:\n  attest run suites/ --allow-mutating --vars {}\n",
+                    "\nEvery variable (addresses, users, databases, CA, passwords) is in\n  {}\n(mode 0600; removed when the sandbox stops). Run suites against the sandbox with:\n  {}\n",
                     path.display(),
-                    path.display()
+                    self.run_command(&path)
                 ));
             }
             Err(e) => text.push_str(&format!("\nvariables unavailable: {e}\n")),

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::outcome::{timestamp, FinalState, Interruption, Mismatch, RunRecord, Status, Summary};
+use crate::outcome::{
+    timestamp, FinalState, Interruption, Mismatch, RunRecord, SkipCause, Status, Summary,
+};
 
 #[derive(Serialize)]
 struct JsonReport<'a> {
@@ -12,14 +14,36 @@ struct JsonReport<'a> {
     started_at: String,
     finished_at: String,
     target: &'a str,
-    /// `success`, `failed`, `interrupted`, `no-checks-selected`.
+    /// `success`, `failed`, `not-verified` (`--require-all` and something skipped),
+    /// `interrupted`, `no-checks-selected`.
     final_state: &'static str,
     /// The signal that stopped the run (`SIGINT`, `SIGTERM`, `SIGHUP`), if any.
     interrupted: Option<Interruption>,
     environment: BTreeMap<&'a str, &'a str>,
     summary: Summary,
+    /// The verdict line, and what was not verified grouped by why.
+    verdict: JsonVerdict,
     results: Vec<JsonResult<'a>>,
     teardown_failures: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonVerdict {
+    line: String,
+    verified: usize,
+    not_verified: usize,
+    not_verified_by_cause: Vec<NotVerified>,
+    /// Checks the name filter left out (not in `results`).
+    not_selected: usize,
+    require_all: bool,
+}
+
+#[derive(Serialize)]
+struct NotVerified {
+    #[serde(flatten)]
+    cause: SkipCause,
+    reason: String,
+    count: usize,
 }
 
 #[derive(Serialize)]
@@ -43,6 +67,9 @@ struct JsonResult<'a> {
     location: &'a str,
     attempts: u32,
     measurements: &'a BTreeMap<String, f64>,
+    /// Why a skipped check did not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skip: Option<&'a SkipCause>,
 }
 
 pub fn render(record: &RunRecord) -> String {
@@ -68,6 +95,7 @@ pub fn render(record: &RunRecord) -> String {
             location: &o.location,
             attempts: o.attempts,
             measurements: &o.measurements,
+            skip: o.skip.as_ref(),
         })
         .collect();
     let report = JsonReport {
@@ -78,6 +106,7 @@ pub fn render(record: &RunRecord) -> String {
         final_state: match record.final_state() {
             FinalState::Success | FinalState::Listed => "success",
             FinalState::Failed => "failed",
+            FinalState::Incomplete => "not-verified",
             FinalState::Interrupted(_) => "interrupted",
             FinalState::NoChecksSelected => "no-checks-selected",
         },
@@ -89,6 +118,22 @@ pub fn render(record: &RunRecord) -> String {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect(),
         summary: record.summary(),
+        verdict: JsonVerdict {
+            line: record.verdict_line(),
+            verified: record.summary().passed,
+            not_verified: record.summary().skipped,
+            not_verified_by_cause: record
+                .not_verified()
+                .into_iter()
+                .map(|(cause, count)| NotVerified {
+                    reason: cause.to_string(),
+                    cause,
+                    count,
+                })
+                .collect(),
+            not_selected: record.not_selected,
+            require_all: record.require_all,
+        },
         results,
         teardown_failures: record
             .suites

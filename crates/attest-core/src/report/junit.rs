@@ -55,6 +55,9 @@ fn test_suite(record: &RunRecord, suite: &SuiteRecord) -> TestSuite {
         Property::new("target", record.target.as_str()),
         Property::new("started_at", timestamp(suite.started_at)),
         Property::new("attest_version", record.attest_version),
+        // The whole run's verdict, so a CI page that shows one suite still says what the run
+        // did not verify.
+        Property::new("verdict", record.verdict_line()),
     ];
     if let Some(story) = &suite.story {
         properties.push(Property::new("story", story.as_str()));

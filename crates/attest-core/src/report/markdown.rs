@@ -11,16 +11,18 @@ use crate::suite::format_duration;
 pub fn render(record: &RunRecord) -> String {
     let mut out = String::new();
     let summary = record.summary();
-    let verdict = match record.final_state() {
-        FinalState::Success | FinalState::Listed => "✅ PASSED".to_owned(),
-        FinalState::Failed => "❌ FAILED".to_owned(),
-        FinalState::NoChecksSelected => "⚠ NOTHING CHECKED".to_owned(),
-        FinalState::Interrupted(signal) => format!("⏹ INTERRUPTED by {}", signal.name()),
+    let icon = match record.final_state() {
+        FinalState::Success | FinalState::Listed if summary.skipped == 0 => "✅",
+        FinalState::Success | FinalState::Listed | FinalState::Incomplete => "⚠",
+        FinalState::Failed => "❌",
+        FinalState::NoChecksSelected => "⚠",
+        FinalState::Interrupted(_) => "⏹",
     };
     let _ = writeln!(out, "# Validation evidence: `{}`\n", cell(&record.target));
     let _ = writeln!(
         out,
-        "**{verdict}**: {} passed, {} failed, {} skipped, {} errors, in {} (attest {}, {}).\n",
+        "**{icon} {}**\n\n{} passed, {} failed, {} skipped, {} errors, in {} (attest {}, {}).\n",
+        record.verdict_line(),
         summary.passed,
         summary.failed,
         summary.skipped,
@@ -34,6 +36,18 @@ pub fn render(record: &RunRecord) -> String {
         record.attest_version,
         timestamp(record.started_at),
     );
+    let not_verified = record.not_verified();
+    if !not_verified.is_empty() {
+        out.push_str("Not verified by this run:\n\n");
+        for (cause, count) in &not_verified {
+            let _ = writeln!(
+                out,
+                "- {count} check(s): {}",
+                cause.to_string().replace('\n', " ")
+            );
+        }
+        out.push('\n');
+    }
     if let Some(signal) = record.interrupted {
         let _ = writeln!(
             out,

@@ -114,19 +114,71 @@ pub fn explain(binaries: Binaries) -> Result<PathBuf, String> {
     }
 }
 
-/// Runs `scripts/kube-build`, its progress going to our stderr; returns the bin folder.
-pub fn build() -> Result<PathBuf, String> {
+/// How many of the build's last output lines a failure quotes.
+const FAILURE_TAIL: usize = 4;
+
+/// Runs `scripts/kube-build`, passing its progress to our stderr line by line; returns the bin
+/// folder. A failure names the exit status and quotes the build's last lines (the real cause,
+/// such as an unreachable module proxy, is there). When `stop` completes first, the build's
+/// whole process group (bash, go and its compilers) is terminated.
+pub async fn build(stop: impl std::future::Future<Output = ()>) -> Result<PathBuf, String> {
+    use tokio::io::AsyncBufReadExt;
     let script = workspace_root().join("scripts/kube-build");
-    let output = Command::new("bash")
+    let mut child = tokio::process::Command::new("bash")
         .arg(&script)
         .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group, so stopping it reaches `go build` and the compilers it started.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    if !output.status.success() {
-        return Err(format!("{} failed ({})", script.display(), output.status));
+    let pgid = child.id();
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("piped")).lines();
+    let mut tail = std::collections::VecDeque::with_capacity(FAILURE_TAIL);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => {
+                    eprintln!("{line}");
+                    if !line.trim().is_empty() && !line.starts_with("kube-build: [") {
+                        if tail.len() == FAILURE_TAIL {
+                            tail.pop_front();
+                        }
+                        tail.push_back(line);
+                    }
+                }
+                Ok(None) | Err(_) => break,
+            },
+            _ = &mut stop => {
+                if let Some(pgid) = pgid {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-TERM", "--", &format!("-{pgid}")])
+                        .status();
+                }
+                let _ = child.wait().await;
+                return Err("the build was stopped".to_owned());
+            }
+        }
     }
-    let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    let mut out = String::new();
+    let _ = tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out).await;
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| format!("cannot wait for {}: {e}", script.display()))?;
+    if !status.success() {
+        let last: Vec<String> = tail.into_iter().collect();
+        return Err(format!(
+            "{} failed ({status}); its last lines: {}",
+            script.display(),
+            last.join(" | ")
+        ));
+    }
+    let dir = PathBuf::from(out.trim());
     match missing_in(&dir) {
         None => Ok(dir),
         Some(name) => Err(format!(
