@@ -220,3 +220,22 @@ fn sandbox_builds_the_testbed_before_isolating_and_quotes_a_failed_build() {
     let markdown = std::fs::read_to_string(reports.path().join("report.md")).unwrap();
     assert!(markdown.contains("network is unreachable"), "{markdown}");
 }
+
+/// `attest sandbox --no-kubernetes up`: clap reads `up` after an option as a name filter;
+/// rather than run the checks whose names contain "up", attest says how to write either.
+#[test]
+fn a_subcommand_written_after_options_is_refused_with_a_hint() {
+    let output = Command::new(env!("CARGO_BIN_EXE_attest"))
+        .args(["sandbox", "--no-kubernetes", "up"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`attest sandbox up [OPTIONS]`") && stderr.contains("`::up`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("test result"), "nothing ran: {stderr}");
+}
