@@ -772,19 +772,33 @@ fn load_suite_bytes(
 /// Byte offsets of line starts, to turn an offset into line and column.
 struct LineIndex {
     starts: Vec<usize>,
+    /// Per line, whether it is all ASCII: its columns are byte offsets, found in constant
+    /// time (a line of 20,000 references would otherwise be counted again for each).
+    ascii: Vec<bool>,
 }
 
 impl LineIndex {
     fn new(text: &str) -> Self {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        LineIndex { starts }
+        let ascii = starts
+            .iter()
+            .enumerate()
+            .map(|(i, &start)| {
+                let end = starts.get(i + 1).copied().unwrap_or(text.len());
+                text.as_bytes()[start..end].is_ascii()
+            })
+            .collect();
+        LineIndex { starts, ascii }
     }
 
     fn pos(&self, text: &str, offset: usize) -> Pos {
         let line = self.starts.partition_point(|s| *s <= offset).max(1);
         let start = self.starts[line - 1];
-        let column = text.get(start..offset).map_or(1, |s| s.chars().count() + 1);
+        let column = match self.ascii[line - 1] {
+            true => offset.saturating_sub(start) + 1,
+            false => text.get(start..offset).map_or(1, |s| s.chars().count() + 1),
+        };
         Pos {
             line: line as u64,
             column: column as u64,
@@ -794,12 +808,27 @@ impl LineIndex {
 
 /// Where a reference stands: its own column when the scalar's source shows it as written,
 /// else the scalar's start.
-fn reference_pos(node: &Node, source: &str, index: &LineIndex, written: &str, nth: usize) -> Pos {
+/// References are looked for in order, each after the one before (`cursor`, a byte offset
+/// into the scalar's source), so a scalar of many references is scanned once.
+fn reference_pos(
+    node: &Node,
+    source: &str,
+    index: &LineIndex,
+    written: &str,
+    cursor: &mut usize,
+) -> Pos {
     let (start, end) = node.range;
-    source
-        .get(start..end)
-        .and_then(|slice| slice.match_indices(written).nth(nth))
-        .map_or(node.pos, |(offset, _)| index.pos(source, start + offset))
+    match source
+        .get(start + *cursor..end)
+        .and_then(|slice| slice.find(written))
+    {
+        Some(offset) => {
+            let at = start + *cursor + offset;
+            *cursor += offset + written.len();
+            index.pos(source, at)
+        }
+        None => node.pos,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -849,20 +878,18 @@ fn scan_references(
         Ok(tokens) => tokens,
         Err(e) => {
             let written: String = text[e.offset..].chars().take(2).collect();
-            let pos = reference_pos(node, source, index, &written, 0);
+            let pos = reference_pos(node, source, index, &written, &mut 0);
             let mut error = DeError::new(e.message);
             error.pos = Some(pos);
             problems.push(error);
             return;
         }
     };
-    let mut occurrences: HashMap<&str, usize> = HashMap::new();
+    let mut cursor = 0;
     for (reference, required) in interpolate::references(&tokens) {
         names.insert(reference.name.clone());
         let written = &text[reference.start..reference.end];
-        let nth = occurrences.entry(written).or_default();
-        let pos = reference_pos(node, source, index, written, *nth);
-        *nth += 1;
+        let pos = reference_pos(node, source, index, written, &mut cursor);
         let message = match vars.get(&reference.name) {
             Some(v) if v.text.is_some() => continue,
             _ if !required => continue,
@@ -880,10 +907,16 @@ fn scan_references(
                 _ => unset_variable_hint(&reference.name, declared),
             },
             None => {
-                let mut known: Vec<&str> = vars.keys().map(String::as_str).collect();
-                known.sort_unstable();
-                let suggestion = node_de::did_you_mean(&reference.name, known)
-                    .map(|s| format!(" (did you mean `{s}`?)"))
+                // Only the first problems are shown; suggesting for every one of 100,000
+                // unknown names against as many known ones would take minutes.
+                let suggestion = (problems.len() < SUGGESTED_PROBLEMS)
+                    .then(|| {
+                        let mut known: Vec<&str> = vars.keys().map(String::as_str).collect();
+                        known.sort_unstable();
+                        node_de::did_you_mean(&reference.name, known)
+                            .map(|s| format!(" (did you mean `{s}`?)"))
+                    })
+                    .flatten()
                     .unwrap_or_default();
                 format!(
                     "unknown variable `{}`{suggestion}: declare it under `variables:` or pass `--set {}=VALUE` (write `$$` for a literal `$`)",
@@ -896,6 +929,9 @@ fn scan_references(
         problems.push(error);
     }
 }
+
+/// How many problems of a file get a "did you mean" suggestion: those that can be shown.
+const SUGGESTED_PROBLEMS: usize = MAX_PROBLEMS_PER_FILE;
 
 /// Explains how to give a value to a declared variable that has none.
 fn unset_variable_hint(name: &str, declared: &[Declared]) -> String {

@@ -242,10 +242,14 @@ pub fn did_you_mean<'c>(
     candidates: impl IntoIterator<Item = &'c str>,
 ) -> Option<&'c str> {
     let word_lower = word.to_ascii_lowercase();
+    let allowed = |c: &str| (c.len().max(word.len()) / 3).max(1);
     candidates
         .into_iter()
-        .map(|c| (edit_distance(&word_lower, &c.to_ascii_lowercase()), c))
-        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
+        // Lengths further apart than the allowed distance can't be close: skip the matrix.
+        .filter(|c| c.len().abs_diff(word.len()) <= allowed(c))
+        // Levenshtein distance with a transposition counting as one edit.
+        .map(|c| (strsim::osa_distance(&word_lower, &c.to_ascii_lowercase()), c))
+        .filter(|(d, c)| *d <= allowed(c))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
@@ -254,26 +258,6 @@ fn did_you_mean_text(word: &str, candidates: &[&str]) -> String {
     did_you_mean(word, candidates.iter().copied())
         .map(|c| format!(" (did you mean `{c}`?)"))
         .unwrap_or_default()
-}
-
-/// Levenshtein distance, with a transposition counting as one edit.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev2: Vec<usize> = vec![0; b.len() + 1];
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        let mut cur = vec![i; b.len() + 1];
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                cur[j] = cur[j].min(prev2[j - 2] + 1);
-            }
-        }
-        prev2 = std::mem::replace(&mut prev, cur);
-    }
-    prev[b.len()]
 }
 
 /// A scalar after interpolation.
