@@ -38,6 +38,8 @@ pub fn main(
         ));
         return exit::USAGE;
     }
+    // From here on there is something to stop cleanly: the build, then the stand-ins.
+    stop_signals.arm();
     // Found or built first, in the host's network namespace: the build downloads Go modules,
     // which the loopback-only namespace the run moves into cannot reach.
     let kubernetes = match decided_in_parent() {

@@ -373,3 +373,29 @@ fn a_sigkilled_sandbox_leaves_no_server_and_no_secrets_behind() {
         "the sandbox's PostgreSQL still runs"
     );
 }
+
+/// Before anything exists to tear down (loading, `attest check`), a signal ends attest at
+/// once with the signal's exit code, instead of being swallowed until the load is done.
+#[test]
+fn a_signal_while_loading_ends_attest_at_once() {
+    // Slow to check on purpose: 30,000 misspelt references to as many declared variables.
+    let mut yaml = String::from("id: k\ntitle: K\nvariables:\n");
+    for i in 0..30_000 {
+        yaml.push_str(&format!("  known_{i}: {{default: x}}\n"));
+    }
+    yaml.push_str("checks:\n  - id: c\n    title: c\n    command:\n      run: 'echo");
+    for i in 0..30_000 {
+        yaml.push_str(&format!(" ${{unknown_{i}}}"));
+    }
+    yaml.push_str("'\n");
+    let running = Attest::new()
+        .suite("slow", &yaml)
+        .args(&["check", "suites"])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(common::signal(running.id(), "TERM"));
+    // Had the signal waited for the load, the exit code would be 2 (its problems).
+    let out = running.wait();
+    out.assert_code(143);
+    assert!(out.stderr.contains("SIGTERM: stopping"), "{}", out.stderr);
+}

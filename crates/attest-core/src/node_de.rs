@@ -248,7 +248,12 @@ pub fn did_you_mean<'c>(
         // Lengths further apart than the allowed distance can't be close: skip the matrix.
         .filter(|c| c.len().abs_diff(word.len()) <= allowed(c))
         // Levenshtein distance with a transposition counting as one edit.
-        .map(|c| (strsim::osa_distance(&word_lower, &c.to_ascii_lowercase()), c))
+        .map(|c| {
+            (
+                strsim::osa_distance(&word_lower, &c.to_ascii_lowercase()),
+                c,
+            )
+        })
         .filter(|(d, c)| *d <= allowed(c))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)

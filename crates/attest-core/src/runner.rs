@@ -68,6 +68,10 @@ pub struct StopSignals {
     /// Cancelled by the second.
     pub hurry: CancellationToken,
     first: Mutex<Option<Interruption>>,
+    /// Set once something exists that must be torn down (a run, the sandbox). Before that,
+    /// a signal ends the process at once: loading a suite or `attest check` has nothing to
+    /// clean up, and must not go on after SIGTERM.
+    armed: std::sync::atomic::AtomicBool,
 }
 
 impl StopSignals {
@@ -106,7 +110,13 @@ impl StopSignals {
             cancel: CancellationToken::new(),
             hurry: CancellationToken::new(),
             first: Mutex::new(None),
+            armed: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// From now on signals stop the work cleanly (teardown, reports) instead of exiting.
+    pub fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The first signal received, if any.
@@ -120,6 +130,13 @@ impl StopSignals {
             let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
             *first.get_or_insert(which)
         };
+        if !self.armed.load(std::sync::atomic::Ordering::SeqCst) {
+            say(&format!(
+                "\nattest: {}: stopping (nothing to clean up yet)",
+                which.name()
+            ));
+            std::process::exit(i32::from(which.exit_code()));
+        }
         if !self.cancel.is_cancelled() {
             say(&format!(
                 "\nattest: {}: stopping; running teardown and writing reports (send it again to hurry teardown)",
@@ -193,6 +210,7 @@ pub fn run(
 ) -> RunResult {
     let started_at = SystemTime::now();
     let args = &config.libtest;
+    config.stop.arm();
 
     if args.list {
         let trials = suites
@@ -1037,6 +1055,7 @@ mod tests {
     #[test]
     fn a_second_signal_hurries_and_the_first_decides_the_exit_code() {
         let stop = StopSignals::unwired();
+        stop.arm();
         stop.signal(Interruption::Sigterm);
         assert!(stop.cancel.is_cancelled() && !stop.hurry.is_cancelled());
         stop.signal(Interruption::Sigint);
