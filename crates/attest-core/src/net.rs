@@ -128,7 +128,7 @@ impl TryFrom<PortForwardFields> for PortForwardSpec {
             (Some(service), None) => ForwardTarget::Service(service),
             (None, Some(pod)) => ForwardTarget::Pod(pod),
             (service, _) => return Err(format!(
-                "expected `service:` (a ready pod behind it) or `pod:` (one pod by name), found {}",
+                "expected `port-forward` to name a `service:` (a ready pod behind it) or a `pod:`, found {}",
                 if service.is_some() {
                     "both; keep one"
                 } else {
