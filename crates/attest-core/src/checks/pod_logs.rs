@@ -54,15 +54,12 @@ fn matcher(pattern: &Pattern, ignore_case: bool) -> Result<Regex, String> {
 }
 
 impl PodLogsCheck {
-    /// The matchers of `contains` and `excludes`, in order.
-    fn matchers(&self) -> (Vec<Result<Regex, String>>, Vec<Result<Regex, String>>) {
-        let build = |patterns: &[Pattern]| {
-            patterns
-                .iter()
-                .map(|p| matcher(p, self.ignore_case))
-                .collect()
-        };
-        (build(&self.contains), build(&self.excludes))
+    /// The matchers of `patterns`, in order.
+    fn matchers(&self, patterns: &[Pattern]) -> Result<Vec<Regex>, String> {
+        patterns
+            .iter()
+            .map(|p| matcher(p, self.ignore_case))
+            .collect()
     }
 }
 
@@ -80,10 +77,9 @@ impl Kind for PodLogsCheck {
         let mut problems = crate::validate::patterns("contains", &self.contains, true);
         problems.extend(crate::validate::patterns("excludes", &self.excludes, true));
         // A literal escaped, or `(?i)` added, can outgrow the regex size limit.
-        let (contains, excludes) = self.matchers();
-        for (field, built) in [("contains", contains), ("excludes", excludes)] {
-            for (i, result) in built.into_iter().enumerate() {
-                if let Err(e) = result {
+        for (field, patterns) in [("contains", &self.contains), ("excludes", &self.excludes)] {
+            for (i, pattern) in patterns.iter().enumerate() {
+                if let Err(e) = matcher(pattern, self.ignore_case) {
                     problems.push(FieldProblem::new(format!("{field}.{i}"), e));
                 }
             }
@@ -99,14 +95,11 @@ impl Kind for PodLogsCheck {
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         // Checked at load; a failure here is reported, never a panic.
-        let (contains, excludes) = self.matchers();
-        let (contains, excludes) = match (
-            contains.into_iter().collect::<Result<Vec<_>, _>>(),
-            excludes.into_iter().collect::<Result<Vec<_>, _>>(),
-        ) {
-            (Ok(contains), Ok(excludes)) => (contains, excludes),
-            (Err(e), _) | (_, Err(e)) => return Verdict::error(e),
-        };
+        let (contains, excludes) =
+            match (self.matchers(&self.contains), self.matchers(&self.excludes)) {
+                (Ok(contains), Ok(excludes)) => (contains, excludes),
+                (Err(e), _) | (_, Err(e)) => return Verdict::error(e),
+            };
         let access = &ctx.services.kube;
         let pods = match self.pod.pods(access, ctx.remaining()).await {
             Ok(pods) => pods,
