@@ -381,6 +381,13 @@ fn the_bundled_suites_pass_attest_check() {
 }
 
 #[test]
+fn pod_env_reads_plain_numbers_and_booleans_as_text_as_the_schema_does() {
+    let yaml = "id: t\ntitle: x\nchecks:\n  - id: c\n    title: c\n    pod-env:\n      workload: {namespace: docs, name: paperless-paperless-ngx}\n      expect:\n        PAPERLESS_DBPORT: 5432\n        PAPERLESS_DEBUG: false\n        PAPERLESS_DBENGINE: postgresql\n";
+    let out = Attest::new().suite("env", yaml).args(&["check"]).run();
+    out.assert_code(0);
+}
+
+#[test]
 fn unquoted_references_in_flow_maps_suggest_quotes() {
     let yaml = "id: t\ntitle: x\nvariables: {h: db}\nchecks:\n  - id: c\n    title: c\n    pg-ready: {connection: {host: ${h}}}\n";
     let out = Attest::new().suite("t", yaml).args(&["check"]).run();

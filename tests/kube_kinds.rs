@@ -685,6 +685,231 @@ checks:
     assert!(out.result("exec")["duration_ms"].as_u64().unwrap() < 1000);
 }
 
+/// A Secret applied the client-side way, so its `last-applied-configuration` annotation copies
+/// the value too.
+const APPLIED_SECRET_VALUE: &str = "applied-Secret-value-42";
+
+fn base64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[test]
+fn regexes_ages_exit_codes_every_differing_object_and_no_secret_value_shown() {
+    let bed = start();
+    let kube = &bed.kube;
+    let applied = std::env::temp_dir().join(format!("attest-secret-{}.yaml", std::process::id()));
+    std::fs::write(
+        &applied,
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: applied, namespace: data}}\nstringData: {{password: {APPLIED_SECRET_VALUE}}}\n"),
+    )
+    .unwrap();
+    kube.kubectl_output(&["apply", "-f", applied.to_str().unwrap()])
+        .unwrap();
+    std::fs::remove_file(&applied).unwrap();
+    let suite = format!(
+        r#"id: f
+title: values as evidence
+checks:
+  - id: on-a-worker
+    title: the database pod runs on a worker, from an image tagged latest
+    kube:
+      apiVersion: v1
+      kind: Pod
+      namespace: data
+      name: postgres-postgresql-0
+      fields: ["spec.nodeName =~ /worker/", "spec.containers[0].image =~ /:latest$/", "age(metadata.creationTimestamp) < 26h"]
+  - id: on-control-plane
+    title: a node name it does not have
+    kube:
+      apiVersion: v1
+      kind: Pod
+      namespace: data
+      name: postgres-postgresql-0
+      fields: ["spec.nodeName =~ /^control/"]
+  - id: every-node-differs
+    title: a label no node has
+    kube: {{apiVersion: v1, kind: Node, fields: ["metadata.labels.tier == gold"]}}
+  - id: secret-matches
+    title: the superuser password compared without showing it
+    kube:
+      apiVersion: v1
+      kind: Secret
+      namespace: data
+      name: postgres-postgresql
+      fields: ["data.postgres-password == {encoded}"]
+  - id: secret-differs
+    title: another password, in expect and fields
+    kube:
+      apiVersion: v1
+      kind: Secret
+      namespace: data
+      name: postgres-postgresql
+      expect: {{data: {{postgres-password: d3Jvbmc=}}}}
+      fields: ["data.postgres-password == d3Jvbmc=", "data absent"]
+  - id: secret-polls
+    title: a password that never comes
+    timeout: 2s
+    retry: {{interval: 400ms}}
+    kube:
+      apiVersion: v1
+      kind: Secret
+      namespace: data
+      name: postgres-postgresql
+      fields: ["data.postgres-password == d3Jvbmc="]
+  - id: applied-secret
+    title: a Secret applied client-side, its annotation and data
+    kube:
+      apiVersion: v1
+      kind: Secret
+      namespace: data
+      name: applied
+      expect: {{metadata: {{annotations: null}}}}
+      fields: ["data.password absent"]
+  - id: env-number
+    title: an unquoted port number
+    pod-env:
+      workload: {{namespace: docs, kind: Deployment, name: paperless-paperless-ngx}}
+      expect: {{PAPERLESS_DBPORT: 5432}}
+  - id: env-other-number
+    title: another port number
+    pod-env:
+      workload: {{namespace: docs, kind: Deployment, name: paperless-paperless-ngx}}
+      expect: {{PAPERLESS_DBPORT: 5433}}
+  - id: exit-0
+    title: a command that succeeds
+    pod-exec:
+      pod: {{namespace: data, name: postgres-postgresql-0}}
+      command: [sh, -c, "exit 0"]
+  - id: exit-3
+    title: a command that exits 3
+    pod-exec:
+      pod: {{namespace: data, name: postgres-postgresql-0}}
+      command: [sh, -c, "exit 3"]
+      exit_code: 3
+"#,
+        encoded = base64(PASSWORD)
+    );
+    let out = run(kube.kubeconfig(), &suite);
+    out.assert_code(1);
+    for check in ["on-a-worker", "secret-matches", "env-number", "exit-0"] {
+        assert_eq!(
+            out.result(check)["status"],
+            "passed",
+            "{:#}",
+            out.result(check)
+        );
+    }
+    // `/re/` is the expression between the slashes.
+    out.expect(
+        "on-control-plane",
+        "failed",
+        "spec.nodeName is k3s-worker-0",
+    );
+    assert_eq!(
+        out.result("on-control-plane")["mismatches"][0]["expected"],
+        "=~ /^control/"
+    );
+    // A passing age shows what was measured and the limit as written.
+    out.expect(
+        "on-a-worker",
+        "passed",
+        "age(metadata.creationTimestamp) < 26h (age ",
+    );
+    assert!(!out.result("on-a-worker")["message"]
+        .as_str()
+        .unwrap()
+        .contains("1day"));
+    // Each differing object has its block.
+    out.expect("every-node-differs", "failed", "3 of 3 objects differ");
+    for node in ["k3s-worker-01", "k3s-worker-02", "k3s-worker-03"] {
+        let block = format!(
+            "v1/Node {node}\n* metadata.labels.tier: expected == gold, found nothing (absent)"
+        );
+        assert!(out.stdout.contains(&block), "{block}\n{}", out.stdout);
+        let row = block.replace('\n', "<br>");
+        assert!(out.report("report.md").contains(&row), "{row}");
+    }
+    let every_node = out.result("every-node-differs");
+    let subjects: Vec<&str> = every_node["mismatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "v1/Node k3s-worker-01",
+            "v1/Node k3s-worker-02",
+            "v1/Node k3s-worker-03"
+        ]
+    );
+    // A Secret's values show as their size, on every path.
+    out.expect(
+        "secret-matches",
+        "passed",
+        "data.postgres-password == <secret value, 15 bytes>",
+    );
+    out.expect(
+        "secret-differs",
+        "failed",
+        "data.postgres-password is <secret value, 15 bytes>",
+    );
+    let mismatches = out.result("secret-differs")["mismatches"].clone();
+    assert_eq!(
+        mismatches[0],
+        serde_json::json!({"path": "data.postgres-password", "expected": "<secret value, 5 bytes>",
+            "found": "<secret value, 15 bytes>", "subject": "v1/Secret data/postgres-postgresql"})
+    );
+    assert_eq!(
+        mismatches[2]["found"],
+        r#"{"postgres-password":"<secret value, 15 bytes>"}"#
+    );
+    out.expect(
+        "secret-polls",
+        "failed",
+        "; last: v1/Secret data/postgres-postgresql: data.postgres-password is <secret value, 15 bytes>",
+    );
+    out.expect(
+        "applied-secret",
+        "failed",
+        "kubectl.kubernetes.io/last-applied-configuration\":\"<secret value, ",
+    );
+    let all = out.all_output();
+    for hidden in [
+        PASSWORD.to_owned(),
+        base64(PASSWORD),
+        APPLIED_SECRET_VALUE.to_owned(),
+        base64(APPLIED_SECRET_VALUE),
+    ] {
+        assert!(!all.contains(&hidden), "`{hidden}` shown:\n{all}");
+    }
+    // Unquoted numbers are literal values.
+    out.expect(
+        "env-other-number",
+        "failed",
+        "env PAPERLESS_DBPORT is `5432`",
+    );
+    // The exit code the API gave, or its words when it gave none: never a made-up -1.
+    out.expect("exit-0", "passed", "exited 0 as expected");
+    // kwok reports a non-zero exit as an internal error with no exit code (see README,
+    // "Simulated"); a kubelet sends the code, which `ExecEnd` unit tests cover.
+    let exit_3 = out.expect(
+        "exit-3",
+        "failed",
+        "expected exit code 3, but the API gave no exit code, only: Internal error occurred",
+    );
+    let message = exit_3["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("exit status 3") && !message.contains("-1"),
+        "{exit_3:#}"
+    );
+    assert!(exit_3["measurements"].get("exit_code").is_none());
+    assert_eq!(out.result("exit-0")["measurements"]["exit_code"], 0.0);
+    drop(bed);
+}
+
 #[test]
 fn a_stopped_api_server_fails_checks_within_their_timeout_and_the_run_completes() {
     let bed = start();

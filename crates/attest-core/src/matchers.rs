@@ -21,11 +21,9 @@ pub enum Pattern {
 
 impl Pattern {
     pub fn parse(text: &str) -> Result<Pattern, String> {
-        match text.strip_prefix('/').and_then(|t| t.strip_suffix('/')) {
-            Some(re) if text.len() >= 2 => Regex::new(re)
-                .map(Pattern::Regex)
-                .map_err(|e| format!("invalid regular expression `{text}`: {e}")),
-            _ => Ok(Pattern::Literal(text.to_owned())),
+        match between_slashes(text) {
+            Some(_) => parse_regex(text).map(Pattern::Regex),
+            None => Ok(Pattern::Literal(text.to_owned())),
         }
     }
 
@@ -35,6 +33,36 @@ impl Pattern {
             Pattern::Regex(re) => re.is_match(haystack),
         }
     }
+}
+
+/// The text between the slashes of `/re/` (a lone `/` is not a regular expression).
+fn between_slashes(text: &str) -> Option<&str> {
+    text.strip_prefix('/')
+        .and_then(|t| t.strip_suffix('/'))
+        .filter(|_| text.len() >= 2)
+}
+
+/// The one regular-expression grammar of comparisons: the SQL comparison `~ /re/` and a
+/// Kubernetes field's `=~ /re/` both read their operand here, when the suite loads, so a bad
+/// expression is a load error at its line and column.
+///
+/// - `/re/` is the expression between the slashes: `/worker/` matches `k3s-worker-02`,
+///   `/:latest$/` an image tagged `latest`. Flags go inside: `/(?i)ready/`.
+/// - Text without slashes is an expression as written (`^ReadWrite`), so `=~ ^Bound$` keeps
+///   working; a slash inside it is a literal slash.
+/// - `/re/i` (a flag after the closing slash) is refused rather than read as text with
+///   slashes that can never match what was meant.
+///
+/// Matching is unanchored (`/worker/` finds the word anywhere); anchor with `^` and `$`.
+pub fn parse_regex(text: &str) -> Result<Regex, String> {
+    let text = text.trim();
+    if let Some(flags) = crate::validate::literal_looks_like_regex(text) {
+        return Err(format!(
+            "expected `/regex/` with any flags inside (e.g. `/(?i)text/`), found `{text}`: the `{flags}` after the closing `/` is not part of the expression"
+        ));
+    }
+    let source = between_slashes(text).unwrap_or(text);
+    Regex::new(source).map_err(|e| format!("invalid regular expression `{text}`: {e}"))
 }
 
 impl fmt::Display for Pattern {
@@ -261,14 +289,7 @@ impl std::str::FromStr for Comparison {
         }
         let operand = match op {
             Op::Matches => {
-                let pattern = rest
-                    .strip_prefix('/')
-                    .and_then(|r| r.strip_suffix('/'))
-                    .unwrap_or(rest);
-                Operand::Pattern(
-                    Regex::new(pattern)
-                        .map_err(|e| format!("`{text}`: invalid regular expression: {e}"))?,
-                )
+                Operand::Pattern(parse_regex(rest).map_err(|e| format!("`{text}`: {e}"))?)
             }
             Op::In => Operand::OneOf(
                 rest.trim_start_matches('[')
@@ -301,13 +322,13 @@ impl Comparison {
         &self.text
     }
 
-    /// Why this cannot compare a count (of rows, of objects): only ==, !=, <, <=, >, >= with a
-    /// whole, non-negative number can.
-    pub fn count_problem(&self) -> Option<String> {
+    /// Why this cannot compare a count of `things` (rows, objects): only ==, !=, <, <=, >, >=
+    /// with a whole, non-negative number can.
+    pub fn count_problem(&self, things: &str) -> Option<String> {
         match &self.operand {
             Operand::Value(Value::Number(n)) if *n >= 0.0 && n.fract() == 0.0 => None,
             _ => Some(format!(
-                "expected a whole number of rows such as `>= 1`, found `{}`",
+                "expected a whole number of {things} such as `>= 1`, found `{}`",
                 self.text
             )),
         }
@@ -463,6 +484,24 @@ mod tests {
             .parse::<Comparison>()
             .unwrap_err()
             .contains("should start with"));
+    }
+
+    #[test]
+    fn comparisons_and_field_assertions_share_one_regex_grammar() {
+        // Slashes delimit; without them the text is the expression.
+        assert!(parse_regex("/worker/").unwrap().is_match("k3s-worker-02"));
+        assert!(parse_regex("/:latest$/")
+            .unwrap()
+            .is_match("postgresql:latest"));
+        assert!(parse_regex("^ReadWrite").unwrap().is_match("ReadWriteOnce"));
+        assert!(c("~ /:latest$/").holds(Some("postgresql:latest")).unwrap());
+        assert!(c("~ ^act").holds(Some("active")).unwrap());
+        // Flags after the closing slash, and bad expressions, are refused when loading.
+        for bad in ["~ /active/i", "~ /(/"] {
+            let err = bad.parse::<Comparison>().unwrap_err();
+            assert!(err.starts_with(&format!("`{bad}`: ")), "{err}");
+        }
+        assert!(parse_regex("/x/i").unwrap_err().contains("flags inside"));
     }
 
     #[test]

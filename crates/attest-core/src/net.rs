@@ -98,33 +98,61 @@ pub enum Via {
     PortForward(PortForwardSpec),
 }
 
+/// A port-forward's destination: a Service or a pod, exactly one, checked when the suite
+/// loads.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "PortForwardFields")]
+#[schemars(with = "PortForwardFields")]
 pub struct PortForwardSpec {
     pub namespace: String,
-    /// A Service: the port-forward goes to a ready pod behind it.
+    pub target: ForwardTarget,
+}
+
+/// `port-forward:` as written.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PortForwardFields {
+    namespace: String,
+    /// A Service: the port-forward goes to a ready pod behind it. Not with `pod`.
     #[serde(default)]
-    pub service: Option<String>,
-    /// A pod by name.
+    service: Option<String>,
+    /// A pod by name. Not with `service`.
     #[serde(default)]
-    pub pod: Option<String>,
+    pod: Option<String>,
+}
+
+impl TryFrom<PortForwardFields> for PortForwardSpec {
+    type Error = String;
+    fn try_from(fields: PortForwardFields) -> Result<PortForwardSpec, String> {
+        let target = match (fields.service, fields.pod) {
+            (Some(service), None) => ForwardTarget::Service(service),
+            (None, Some(pod)) => ForwardTarget::Pod(pod),
+            (service, _) => return Err(format!(
+                "expected `port-forward` to name a `service:` (a ready pod behind it) or a `pod:`, found {}",
+                if service.is_some() {
+                    "both; keep one"
+                } else {
+                    "neither"
+                }
+            )),
+        };
+        Ok(PortForwardSpec {
+            namespace: fields.namespace,
+            target,
+        })
+    }
 }
 
 impl Via {
     /// The route to `host:port` this way; `host` stays the name TLS verifies.
-    pub fn route(&self, host: &str, port: u16) -> Result<Route, String> {
+    pub fn route(&self, host: &str, port: u16) -> Route {
         let Via::PortForward(spec) = self;
-        let target = match (&spec.service, &spec.pod) {
-            (Some(service), None) => ForwardTarget::Service(service.clone()),
-            (None, Some(pod)) => ForwardTarget::Pod(pod.clone()),
-            _ => return Err("`port-forward` needs exactly one of `service:` or `pod:`".into()),
-        };
-        Ok(Route::PortForward {
+        Route::PortForward {
             host: host.to_owned(),
             namespace: spec.namespace.clone(),
-            target,
+            target: spec.target.clone(),
             port,
-        })
+        }
     }
 
     /// What the port-forward needs to be allowed to do.
@@ -134,7 +162,7 @@ impl Via {
         let ns = Some(spec.namespace.as_str());
         let mut needed =
             vec![Permission::new("create", "v1", "Pod", ns).subresource("portforward")];
-        if spec.service.is_some() {
+        if matches!(spec.target, ForwardTarget::Service(_)) {
             needed.push(Permission::new("get", "v1", "Service", ns));
             needed.push(Permission::new("list", "v1", "Pod", ns));
         }

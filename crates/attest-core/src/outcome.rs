@@ -96,6 +96,10 @@ pub struct Mismatch {
     pub path: String,
     pub expected: String,
     pub found: String,
+    /// The object this field belongs to, when a check judged several
+    /// (`v1/Node k3s-worker-01`); else the outcome's `subject`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 impl std::fmt::Display for Mismatch {
@@ -110,13 +114,18 @@ impl std::fmt::Display for Mismatch {
 
 impl Outcome {
     /// The mismatch list the way Chainsaw shows it: a header naming the object, one bullet
-    /// per field. Empty when there are none.
+    /// per field; one such block per object when several differ. Empty when there are none.
     pub fn mismatch_block(&self) -> String {
-        if self.mismatches.is_empty() {
-            return String::new();
+        let mut lines: Vec<String> = Vec::new();
+        let mut current: Option<&str> = None;
+        for (i, mismatch) in self.mismatches.iter().enumerate() {
+            let subject = mismatch.subject.as_deref().or(self.subject.as_deref());
+            if i == 0 || subject != current {
+                lines.extend(subject.map(str::to_owned));
+                current = subject;
+            }
+            lines.push(mismatch.to_string());
         }
-        let mut lines: Vec<String> = self.subject.iter().cloned().collect();
-        lines.extend(self.mismatches.iter().map(Mismatch::to_string));
         lines.join("\n")
     }
 
@@ -380,4 +389,55 @@ impl RunRecord {
 /// RFC 3339 UTC timestamp, second precision.
 pub fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_differing_object_gets_its_own_block() {
+        let mismatch = |subject: Option<&str>, path: &str| Mismatch {
+            path: path.into(),
+            expected: "Ready".into(),
+            found: "NotReady".into(),
+            subject: subject.map(str::to_owned),
+        };
+        let outcome = Outcome {
+            suite: "s".into(),
+            check: "c".into(),
+            title: "t".into(),
+            kind: "kube",
+            status: Status::Failed,
+            requirements: Vec::new(),
+            story: None,
+            acceptance: Vec::new(),
+            target: String::new(),
+            location: String::new(),
+            duration: Duration::ZERO,
+            attempts: 1,
+            message: String::new(),
+            expected: None,
+            found: None,
+            hint: None,
+            subject: Some("v1/Node a".into()),
+            mismatches: vec![
+                mismatch(Some("v1/Node a"), "status.phase"),
+                mismatch(Some("v1/Node a"), "spec.x"),
+                mismatch(Some("v1/Node b"), "status.phase"),
+            ],
+            measurements: BTreeMap::new(),
+        };
+        assert_eq!(
+            outcome.mismatch_block(),
+            "v1/Node a\n* status.phase: expected Ready, found NotReady\n* spec.x: expected Ready, found NotReady\nv1/Node b\n* status.phase: expected Ready, found NotReady"
+        );
+        // Without their own subject, mismatches are the outcome's subject's.
+        let mut single = outcome.clone();
+        single.mismatches = vec![mismatch(None, "status.phase")];
+        assert_eq!(
+            single.mismatch_block(),
+            "v1/Node a\n* status.phase: expected Ready, found NotReady"
+        );
+    }
 }

@@ -117,9 +117,7 @@ impl Target {
     /// The route to the server.
     pub fn route(&self) -> Route {
         match &self.via {
-            Some(via) => via
-                .route(&self.host, self.port)
-                .unwrap_or_else(|_| Route::tcp(self.host.clone(), self.port)),
+            Some(via) => via.route(&self.host, self.port),
             None => Route::tcp(self.host.clone(), self.port),
         }
     }
@@ -185,9 +183,6 @@ impl ConnectionSpec {
             None => None,
         };
         let mut target = self.resolve_fields(ctx)?;
-        if let Some(via) = &self.via {
-            via.route(&target.host, target.port)?;
-        }
         if from_secret.is_some() {
             target.password = from_secret;
         }

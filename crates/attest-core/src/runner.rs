@@ -925,6 +925,7 @@ fn finished(
             m.path = redactor.redact(&m.path);
             m.expected = redactor.redact(&m.expected);
             m.found = redactor.redact(&m.found);
+            m.subject = redactor.redact_opt(m.subject);
             m
         })
         .collect();

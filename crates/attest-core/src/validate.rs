@@ -117,7 +117,7 @@ pub fn patterns<'p>(
         .collect()
 }
 
-fn literal_looks_like_regex(text: &str) -> Option<&str> {
+pub(crate) fn literal_looks_like_regex(text: &str) -> Option<&str> {
     let body = text.strip_prefix('/')?;
     let close = body.rfind('/')?;
     let flags = &body[close + 1..];

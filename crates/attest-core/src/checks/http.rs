@@ -89,7 +89,7 @@ impl HttpCheck {
             return Ok((self.client(None)?, None));
         };
         let route = match &self.via {
-            Some(via) => via.route(host, port)?,
+            Some(via) => via.route(host, port),
             None => Route::tcp(host, port),
         };
         // reqwest keeps the URL's port when told where a host resolves to, so a bridge for
@@ -217,7 +217,7 @@ impl Kind for HttpCheck {
             Some(Via::PortForward(pf)) => format!(
                 "{} (port-forward to {} in {})",
                 self.url,
-                pf.service.as_deref().or(pf.pod.as_deref()).unwrap_or("?"),
+                pf.target.name(),
                 pf.namespace
             ),
             None => self.url.clone(),

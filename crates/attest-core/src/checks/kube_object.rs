@@ -2,16 +2,19 @@
 //! a partial object, field assertions, a count, or are absent. With `retry`, it polls; when it
 //! gives up, the report shows the last mismatch, one bullet per field.
 
+use std::fmt;
 use std::time::SystemTime;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{de, Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::{Kind, Permission, Verdict};
 use crate::context::CheckContext;
-use crate::k8s::matching::{partial_match, FieldAssertion};
+use crate::k8s::matching::{partial_match, Disclosure, FieldAssertion};
 use crate::k8s::{KubeError, Selection};
+use crate::matchers::Comparison;
+use crate::outcome::Mismatch;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -41,10 +44,10 @@ pub struct KubeObjectCheck {
     /// Field assertions every selected object must meet: `status.phase == Bound`,
     /// `status.capacity.storage >= 8Gi`, `age(status.lastSuccessfulTime) < 26h`.
     #[serde(default)]
-    pub fields: Vec<String>,
+    pub fields: Vec<FieldAssertion>,
     /// How many objects must be selected: `3`, `>= 1`, `== 0`.
     #[serde(default)]
-    pub count: Option<String>,
+    pub count: Option<ObjectCount>,
     /// The selection must find nothing (a resource that must not exist).
     #[serde(default)]
     pub absent: bool,
@@ -64,24 +67,55 @@ impl KubeObjectCheck {
     }
 }
 
-/// `3`, `== 3`, `>= 1`: how many objects.
-fn count_holds(spec: &str, count: usize) -> Result<bool, String> {
-    let spec = spec.trim();
-    let (op, number) = ["==", "!=", ">=", "<=", ">", "<"]
-        .iter()
-        .find_map(|op| spec.strip_prefix(op).map(|rest| (*op, rest.trim())))
-        .unwrap_or(("==", spec));
-    let n: usize = number.parse().map_err(|_| {
-        format!("count `{spec}` is not a number with an optional ==, !=, <, <=, >, >=")
-    })?;
-    Ok(match op {
-        "==" => count == n,
-        "!=" => count != n,
-        ">=" => count >= n,
-        "<=" => count <= n,
-        ">" => count > n,
-        _ => count < n,
-    })
+/// How many objects a selection must find: a whole number (`3`) or a comparison with one
+/// (`>= 1`), read when the suite loads.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(with = "String")]
+pub struct ObjectCount {
+    comparison: Comparison,
+    /// As written, for messages.
+    written: String,
+}
+
+impl ObjectCount {
+    pub fn parse(text: &str) -> Result<ObjectCount, String> {
+        let written = text.trim();
+        let expected = || {
+            format!("expected a whole number of objects (`3`) or a comparison with one (`>= 1`, `!= 0`), found `{written}`")
+        };
+        let comparison: Comparison = if written.parse::<u64>().is_ok() {
+            format!("== {written}").parse()
+        } else {
+            written.parse()
+        }
+        .map_err(|_| expected())?;
+        match comparison.count_problem("objects") {
+            None => Ok(ObjectCount {
+                comparison,
+                written: written.to_owned(),
+            }),
+            Some(_) => Err(expected()),
+        }
+    }
+
+    fn holds(&self, count: usize) -> bool {
+        // A whole number compared with a whole number: it cannot fail to read.
+        self.comparison
+            .holds(Some(&count.to_string()))
+            .unwrap_or(false)
+    }
+}
+
+impl fmt::Display for ObjectCount {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.written)
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectCount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ObjectCount::parse(&String::deserialize(d)?).map_err(de::Error::custom)
+    }
 }
 
 /// `v1/PersistentVolumeClaim data/data-postgres-postgresql-0`, as Chainsaw heads a mismatch.
@@ -143,15 +177,6 @@ impl Kind for KubeObjectCheck {
             Ok(selection) => selection,
             Err(e) => return Verdict::error(e),
         };
-        let assertions = match self
-            .fields
-            .iter()
-            .map(|f| FieldAssertion::parse(f))
-            .collect::<Result<Vec<_>, _>>()
-        {
-            Ok(assertions) => assertions,
-            Err(e) => return Verdict::error(e),
-        };
         let access = &ctx.services.kube;
         let objects = match access.objects(&selection, ctx.remaining()).await {
             Ok(objects) => objects,
@@ -169,17 +194,13 @@ impl Kind for KubeObjectCheck {
             };
         }
         if let Some(count) = &self.count {
-            match count_holds(count, objects.len()) {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Verdict::fail(format!(
-                        "{described}: {} object(s), expected {count}",
-                        objects.len()
-                    ))
-                    .expected(format!("count {count}"))
-                    .found(objects.len().to_string())
-                }
-                Err(e) => return Verdict::error(e),
+            if !count.holds(objects.len()) {
+                return Verdict::fail(format!(
+                    "{described}: {} object(s), expected {count}",
+                    objects.len()
+                ))
+                .expected(format!("count {count}"))
+                .found(objects.len().to_string());
             }
         } else if objects.is_empty() {
             return Verdict::fail(format!("{described}: not found"))
@@ -193,51 +214,77 @@ impl Kind for KubeObjectCheck {
         }
 
         let now = SystemTime::now();
-        let mut failing = 0;
-        let mut first_failure: Option<(String, Vec<crate::outcome::Mismatch>)> = None;
+        // Per object: its header, and its mismatches or what was measured for the evidence.
+        let mut differing: Vec<(String, Vec<Mismatch>)> = Vec::new();
+        let mut measured: Vec<Option<String>> = vec![None; self.fields.len()];
         for object in &objects {
             let mut mismatches = Vec::new();
             if let Some(expected) = &self.expect {
-                partial_match(expected, Some(object), "", &mut mismatches);
+                partial_match(expected, object, &mut mismatches);
             }
-            mismatches.extend(assertions.iter().filter_map(|a| a.judge(object, now)));
+            for (assertion, note) in self.fields.iter().zip(measured.iter_mut()) {
+                match assertion.judge(object, now) {
+                    Ok(measure) => *note = measure,
+                    Err(mismatch) => mismatches.push(mismatch),
+                }
+            }
             if !mismatches.is_empty() {
-                failing += 1;
-                first_failure.get_or_insert((object_header(object), mismatches));
+                differing.push((object_header(object), mismatches));
             }
         }
-        let checked: Vec<String> = assertions.iter().map(ToString::to_string).collect();
-        match first_failure {
-            None => {
-                let what = if objects.len() == 1 {
-                    object_header(&objects[0])
-                } else {
-                    format!("{} objects of {described}", objects.len())
-                };
-                let mut summary = format!("{what} as expected");
-                if !checked.is_empty() {
-                    summary.push_str(&format!(": {}", checked.join(", ")));
-                }
-                Verdict::pass(summary).measure("objects", objects.len() as f64)
+        let Some((first_header, first_mismatches)) = differing.first() else {
+            let shown = Disclosure::of_all(&objects);
+            let checked: Vec<String> = self
+                .fields
+                .iter()
+                .zip(&measured)
+                .map(|(assertion, note)| {
+                    let written = assertion.describe(shown);
+                    // What was measured is one object's: shown when there is one.
+                    match note {
+                        Some(note) if objects.len() == 1 => format!("{written} ({note})"),
+                        _ => written,
+                    }
+                })
+                .collect();
+            let what = if objects.len() == 1 {
+                object_header(&objects[0])
+            } else {
+                format!("{} objects of {described}", objects.len())
+            };
+            let mut summary = format!("{what} as expected");
+            if !checked.is_empty() {
+                summary.push_str(&format!(": {}", checked.join(", ")));
             }
-            Some((header, mismatches)) => {
-                let first = &mismatches[0];
-                let mut summary = format!("{header}: {} is {}", first.path, first.found);
-                if mismatches.len() > 1 {
-                    summary.push_str(&format!(" (and {} more field(s))", mismatches.len() - 1));
-                }
-                if objects.len() > 1 {
-                    summary.push_str(&format!("; {failing} of {} objects differ", objects.len()));
-                }
-                let mut verdict = Verdict::fail(summary).subject(header);
-                for m in mismatches {
-                    verdict = verdict.mismatch(m.path, m.expected, m.found);
-                }
-                verdict
-                    .measure("objects", objects.len() as f64)
-                    .hint("`kubectl get -o yaml` shows the whole object; with `retry:` the check polls until it matches")
-            }
+            return Verdict::pass(summary).measure("objects", objects.len() as f64);
+        };
+        let first = &first_mismatches[0];
+        let mut summary = format!("{first_header}: {} is {}", first.path, first.found);
+        if first_mismatches.len() > 1 {
+            summary.push_str(&format!(
+                " (and {} more field(s))",
+                first_mismatches.len() - 1
+            ));
         }
+        if objects.len() > 1 {
+            summary.push_str(&format!(
+                "; {} of {} objects differ",
+                differing.len(),
+                objects.len()
+            ));
+        }
+        let mut verdict = Verdict::fail(summary).subject(first_header.clone());
+        for (header, mismatches) in differing {
+            verdict
+                .mismatches
+                .extend(mismatches.into_iter().map(|m| Mismatch {
+                    subject: Some(header.clone()),
+                    ..m
+                }));
+        }
+        verdict
+            .measure("objects", objects.len() as f64)
+            .hint("`kubectl get -o yaml` shows the whole object; with `retry:` the check polls until it matches")
     }
 }
 
@@ -247,10 +294,18 @@ mod tests {
 
     #[test]
     fn counts_accept_a_bare_number_or_a_comparison() {
-        assert!(count_holds("3", 3).unwrap());
-        assert!(count_holds(">= 1", 2).unwrap());
-        assert!(!count_holds("== 0", 1).unwrap());
-        assert!(count_holds("many", 1).is_err());
+        let count = |text: &str| ObjectCount::parse(text).unwrap();
+        assert!(count("3").holds(3));
+        assert!(count(">= 1").holds(2));
+        assert!(!count("== 0").holds(1));
+        assert_eq!(count("3").to_string(), "3");
+        for bad in ["lots", ">= many", "-1", "1.5", "~ /x/", "=> 1"] {
+            let err = ObjectCount::parse(bad).unwrap_err();
+            assert!(
+                err.starts_with("expected a whole number of objects (`3`) or a comparison"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -312,6 +312,7 @@ impl Verdict {
             path: path.into(),
             expected: expected.into(),
             found: found.into(),
+            subject: None,
         });
         self
     }

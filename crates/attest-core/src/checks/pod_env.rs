@@ -4,9 +4,11 @@
 //! `paperless-secrets` key `PAPERLESS_DBPASS`. A Secret's value is never read or printed.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::kube_object::api_verdict;
@@ -31,21 +33,55 @@ pub struct PodEnvCheck {
 #[serde(deny_unknown_fields)]
 pub struct Workload {
     pub namespace: String,
-    /// `Deployment` (default), `StatefulSet`, `DaemonSet` or `Pod`.
-    #[serde(default = "default_kind")]
-    pub kind: String,
+    /// `Deployment` (default), `StatefulSet`, `DaemonSet` or `Pod`: a pod, or a workload whose
+    /// pod template the check reads.
+    #[serde(default)]
+    pub kind: WorkloadKind,
     pub name: String,
     /// Container name (default: the first).
     #[serde(default)]
     pub container: Option<String>,
 }
 
-fn default_kind() -> String {
-    "Deployment".into()
+/// The kinds whose container spec `pod-env` reads: a pod's own, or a workload's pod template.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum WorkloadKind {
+    #[default]
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    Pod,
 }
 
-/// Where a variable's value must come from.
-#[derive(Debug, Deserialize, JsonSchema)]
+impl WorkloadKind {
+    fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::Pod => "Pod",
+        }
+    }
+
+    fn api_version(self) -> &'static str {
+        match self {
+            WorkloadKind::Pod => "v1",
+            _ => "apps/v1",
+        }
+    }
+
+    /// Where the containers are: a pod's spec, or its template's.
+    fn pod_spec(self, object: &Value) -> &Value {
+        match self {
+            WorkloadKind::Pod => &object["spec"],
+            _ => &object["spec"]["template"]["spec"],
+        }
+    }
+}
+
+/// Where a variable's value must come from. Plain numbers and booleans are literal values as
+/// text (`PAPERLESS_DBPORT: 5432`), as the schema says.
+#[derive(Debug, JsonSchema)]
 #[serde(untagged)]
 pub enum EnvSource {
     /// A literal value in the spec.
@@ -58,6 +94,59 @@ pub enum EnvSource {
         config_map: String,
         key: String,
     },
+}
+
+/// `{secret: NAME, key: KEY}` or `{configMap: NAME, key: KEY}` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvReference {
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default, rename = "configMap")]
+    config_map: Option<String>,
+    key: String,
+}
+
+impl<'de> Deserialize<'de> for EnvSource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SourceVisitor;
+        impl<'de> Visitor<'de> for SourceVisitor {
+            type Value = EnvSource;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a literal value, `{secret: NAME, key: KEY}` or `{configMap: NAME, key: KEY}`",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<EnvSource, E> {
+                Ok(EnvSource::Literal(v.to_owned()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<EnvSource, E> {
+                Ok(EnvSource::Literal(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<EnvSource, E> {
+                Ok(EnvSource::Literal(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<EnvSource, E> {
+                Ok(EnvSource::Literal(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<EnvSource, E> {
+                Ok(EnvSource::Literal(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EnvSource, A::Error> {
+                let reference =
+                    EnvReference::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                match (reference.secret, reference.config_map) {
+                    (Some(secret), None) => Ok(EnvSource::Secret { secret, key: reference.key }),
+                    (None, Some(config_map)) => Ok(EnvSource::ConfigMap { config_map, key: reference.key }),
+                    (secret, _) => Err(de::Error::custom(format!(
+                        "expected `{{secret: NAME, key: KEY}}` or `{{configMap: NAME, key: KEY}}`, found {}",
+                        if secret.is_some() { "both `secret` and `configMap`" } else { "neither `secret` nor `configMap`" }
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(SourceVisitor)
+    }
 }
 
 /// What the spec says about one variable.
@@ -100,21 +189,9 @@ fn sensitive(name: &str) -> bool {
         .any(|w| upper.contains(w))
 }
 
-fn api_version(kind: &str) -> &'static str {
-    match kind {
-        "Pod" => "v1",
-        _ => "apps/v1",
-    }
-}
-
 /// The container spec of a workload object.
-fn container<'a>(object: &'a Value, kind: &str, name: Option<&str>) -> Option<&'a Value> {
-    let spec = if kind == "Pod" {
-        &object["spec"]
-    } else {
-        &object["spec"]["template"]["spec"]
-    };
-    let containers = spec["containers"].as_array()?;
+fn container<'a>(object: &'a Value, kind: WorkloadKind, name: Option<&str>) -> Option<&'a Value> {
+    let containers = kind.pod_spec(object)["containers"].as_array()?;
     match name {
         Some(name) => containers.iter().find(|c| c["name"] == name),
         None => containers.first(),
@@ -173,15 +250,15 @@ impl Kind for PodEnvCheck {
     const DESCRIPTION: &'static str = "A workload container's environment as its spec writes it: literal values and Secret/ConfigMap references.";
     fn target(&self) -> String {
         let w = &self.workload;
-        format!("{} {}/{}", w.kind, w.namespace, w.name)
+        format!("{} {}/{}", w.kind.name(), w.namespace, w.name)
     }
 
     fn permissions(&self) -> Vec<Permission> {
         let w = &self.workload;
         vec![Permission::new(
             "get",
-            api_version(&w.kind),
-            &w.kind,
+            w.kind.api_version(),
+            w.kind.name(),
             Some(&w.namespace),
         )]
     }
@@ -189,8 +266,8 @@ impl Kind for PodEnvCheck {
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let w = &self.workload;
         let selection = Selection {
-            api_version: api_version(&w.kind).into(),
-            kind: w.kind.clone(),
+            api_version: w.kind.api_version().into(),
+            kind: w.kind.name().into(),
             namespace: Some(w.namespace.clone()),
             name: Some(w.name.clone()),
             ..Selection::default()
@@ -203,7 +280,7 @@ impl Kind for PodEnvCheck {
             return Verdict::fail(format!("{}: not found", selection.describe()))
                 .hint("check the kind, name and namespace (`kubectl get deploy,sts,pod -n …`)");
         };
-        let Some(container) = container(object, &w.kind, w.container.as_deref()) else {
+        let Some(container) = container(object, w.kind, w.container.as_deref()) else {
             return Verdict::fail(format!(
                 "{} has no container {}",
                 self.target(),
@@ -263,8 +340,8 @@ impl Kind for PodEnvCheck {
         }
         let subject = format!(
             "{}/{} {}/{} container {container_name}",
-            api_version(&w.kind),
-            w.kind,
+            w.kind.api_version(),
+            w.kind.name(),
             w.namespace,
             w.name
         );
@@ -304,6 +381,48 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn sources(yaml: &str) -> Result<BTreeMap<String, EnvSource>, String> {
+        use crate::node_de::{NodeDe, Scope};
+        let root = crate::yaml::parse(yaml, crate::yaml::Limits::default())
+            .unwrap()
+            .unwrap();
+        let vars = std::collections::HashMap::new();
+        let scope = Scope {
+            vars: &vars,
+            raw: false,
+        };
+        BTreeMap::deserialize(NodeDe::new(&root, &scope, None)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn plain_numbers_and_booleans_are_literal_values() {
+        let found = sources(
+            "PAPERLESS_DBPORT: 5432\nDEBUG: false\nRATIO: 0.5\nNAME: paperless\nPASS: {secret: s, key: k}\nCFG: {configMap: c, key: k}\n",
+        )
+        .unwrap();
+        let literal = |name: &str| match &found[name] {
+            EnvSource::Literal(text) => text.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(literal("PAPERLESS_DBPORT"), "5432");
+        assert_eq!(literal("DEBUG"), "false");
+        assert_eq!(literal("RATIO"), "0.5");
+        assert_eq!(literal("NAME"), "paperless");
+        assert!(
+            matches!(&found["PASS"], EnvSource::Secret { secret, key } if secret == "s" && key == "k")
+        );
+        assert!(
+            matches!(&found["CFG"], EnvSource::ConfigMap { config_map, .. } if config_map == "c")
+        );
+        let neither = sources("X: {key: k}\n").unwrap_err();
+        assert!(
+            neither.contains("neither `secret` nor `configMap`"),
+            "{neither}"
+        );
+        let both = sources("X: {secret: s, configMap: c, key: k}\n").unwrap_err();
+        assert!(both.contains("both"), "{both}");
+    }
+
     #[test]
     fn the_environment_names_each_source() {
         let deploy = json!({"spec": {"template": {"spec": {"containers": [{"name": "paperless",
@@ -312,7 +431,7 @@ mod tests {
                 {"name": "PAPERLESS_DBPASS", "valueFrom": {"secretKeyRef": {"name": "paperless-secrets", "key": "PAPERLESS_DBPASS"}}}
             ],
             "envFrom": [{"secretRef": {"name": "extra"}}]}]}}}});
-        let c = container(&deploy, "Deployment", Some("paperless")).unwrap();
+        let c = container(&deploy, WorkloadKind::Deployment, Some("paperless")).unwrap();
         let (vars, bulk) = environment(c);
         assert_eq!(
             vars["PAPERLESS_DBENGINE"],

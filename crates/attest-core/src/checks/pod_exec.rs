@@ -4,10 +4,11 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{Kind, Permission, Verdict};
+use super::{FieldProblem, Kind, Permission, Verdict};
 use crate::context::CheckContext;
-use crate::k8s::pods::{PodError, PodRef};
+use crate::k8s::pods::{ExecEnd, PodError, PodRef};
 use crate::matchers::{check_patterns, clip, Pattern, ShowMatch};
+use crate::validate;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -16,7 +17,7 @@ pub struct PodExecCheck {
     pub pod: PodRef,
     /// The program and its arguments (no shell unless you run one: `[sh, -c, "..."]`).
     pub command: Vec<String>,
-    /// Expected exit code (default 0).
+    /// Expected exit code, 0 to 255 (default 0).
     #[serde(default)]
     pub exit_code: i32,
     #[serde(default)]
@@ -50,10 +51,35 @@ impl Kind for PodExecCheck {
         self.pod.permissions("create", "exec")
     }
 
-    async fn observe(&self, ctx: &CheckContext) -> Verdict {
+    fn validate(&self) -> Vec<FieldProblem> {
+        let mut problems = Vec::new();
         if self.command.is_empty() {
-            return Verdict::error("`command` needs at least the program name");
+            problems.push(FieldProblem::new(
+                "command",
+                "expected the program and its arguments, such as `[pg_isready]` or `[sh, -c, \"ls /data\"]`, found an empty list",
+            ));
         }
+        if !(0..=255).contains(&self.exit_code) {
+            problems.push(FieldProblem::new(
+                "exit_code",
+                format!(
+                    "expected an exit code from 0 to 255, found `{}`",
+                    self.exit_code
+                ),
+            ));
+        }
+        for (field, patterns) in [
+            ("stdout_contains", &self.stdout_contains),
+            ("stdout_excludes", &self.stdout_excludes),
+            ("stderr_contains", &self.stderr_contains),
+            ("stderr_excludes", &self.stderr_excludes),
+        ] {
+            problems.extend(validate::patterns(field, patterns, true));
+        }
+        problems
+    }
+
+    async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let access = &ctx.services.kube;
         let pods = match self.pod.pods(access, ctx.remaining()).await {
             Ok(pods) => pods,
@@ -64,15 +90,23 @@ impl Kind for PodExecCheck {
             Ok(command) => command,
             Err(e) => return Verdict::error(e),
         };
-        let (code, stdout, stderr) =
+        let (end, stdout, stderr) =
             match self.pod.exec(access, pod, &command, ctx.remaining()).await {
                 Ok(result) => result,
                 Err(e) => return pod_verdict(&e),
             };
         let show = ShowMatch::Line(&ctx.redactor);
         let mut problems = Vec::new();
-        if code != self.exit_code {
-            problems.push(format!("exit code {code}, expected {}", self.exit_code));
+        match &end {
+            ExecEnd::Exited(code) if *code == self.exit_code => {}
+            ExecEnd::Exited(code) => {
+                problems.push(format!("exit code {code}, expected {}", self.exit_code))
+            }
+            ExecEnd::Unknown(message) => problems.push(format!(
+                "expected exit code {}, but the API gave no exit code, only: {}",
+                self.exit_code,
+                clip(&ctx.redactor.redact(message.trim()), 200)
+            )),
         }
         problems.extend(
             check_patterns(&stdout, &self.stdout_contains, &self.stdout_excludes, show)
@@ -87,8 +121,9 @@ impl Kind for PodExecCheck {
         let place = format!("pod {}/{pod}", self.pod.namespace);
         let verdict = if problems.is_empty() {
             Verdict::pass(format!(
-                "`{}` in {place} exited {code} as expected",
-                command.join(" ")
+                "`{}` in {place} exited {} as expected",
+                command.join(" "),
+                self.exit_code
             ))
         } else {
             Verdict::fail(format!(
@@ -99,6 +134,9 @@ impl Kind for PodExecCheck {
             .found(clip(&ctx.redactor.redact(stdout.trim()), 400))
             .hint("run the same with `kubectl exec` to see the whole output")
         };
-        verdict.measure("exit_code", f64::from(code))
+        match end {
+            ExecEnd::Exited(code) => verdict.measure("exit_code", f64::from(code)),
+            ExecEnd::Unknown(_) => verdict,
+        }
     }
 }

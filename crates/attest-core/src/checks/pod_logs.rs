@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::pod_exec::pod_verdict;
-use super::{Kind, Permission, Verdict};
+use super::{FieldProblem, Kind, Permission, Verdict};
 use crate::context::CheckContext;
 use crate::k8s::pods::PodRef;
 use crate::matchers::{clip, Pattern};
@@ -31,7 +31,7 @@ pub struct PodLogsCheck {
     /// Only lines newer than this (`1h`).
     #[serde(default)]
     pub since: Option<HumanDuration>,
-    /// Only the last N lines.
+    /// Only the last N lines (1 or more).
     #[serde(default)]
     pub tail: Option<i64>,
     /// The previous (crashed or restarted) container instance.
@@ -40,7 +40,7 @@ pub struct PodLogsCheck {
 }
 
 /// A pattern's matcher, case-insensitive when asked.
-fn matcher(pattern: &Pattern, ignore_case: bool) -> Regex {
+fn matcher(pattern: &Pattern, ignore_case: bool) -> Result<Regex, String> {
     let source = match pattern {
         Pattern::Literal(text) => regex::escape(text),
         Pattern::Regex(re) => re.as_str().to_owned(),
@@ -50,7 +50,17 @@ fn matcher(pattern: &Pattern, ignore_case: bool) -> Regex {
     } else {
         source
     };
-    Regex::new(&source).unwrap_or_else(|_| Regex::new("$^").expect("valid"))
+    Regex::new(&source).map_err(|e| format!("invalid regular expression {pattern}: {e}"))
+}
+
+impl PodLogsCheck {
+    /// The matchers of `patterns`, in order.
+    fn matchers(&self, patterns: &[Pattern]) -> Result<Vec<Regex>, String> {
+        patterns
+            .iter()
+            .map(|p| matcher(p, self.ignore_case))
+            .collect()
+    }
 }
 
 impl Kind for PodLogsCheck {
@@ -63,7 +73,33 @@ impl Kind for PodLogsCheck {
         self.pod.permissions("get", "log")
     }
 
+    fn validate(&self) -> Vec<FieldProblem> {
+        let mut problems = crate::validate::patterns("contains", &self.contains, true);
+        problems.extend(crate::validate::patterns("excludes", &self.excludes, true));
+        // A literal escaped, or `(?i)` added, can outgrow the regex size limit.
+        for (field, patterns) in [("contains", &self.contains), ("excludes", &self.excludes)] {
+            for (i, pattern) in patterns.iter().enumerate() {
+                if let Err(e) = matcher(pattern, self.ignore_case) {
+                    problems.push(FieldProblem::new(format!("{field}.{i}"), e));
+                }
+            }
+        }
+        if let Some(tail) = self.tail.filter(|n| *n < 1) {
+            problems.push(FieldProblem::new(
+                "tail",
+                format!("expected a number of lines, 1 or more (leave `tail` out for the whole log), found `{tail}`"),
+            ));
+        }
+        problems
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
+        // Checked at load; a failure here is reported, never a panic.
+        let (contains, excludes) =
+            match (self.matchers(&self.contains), self.matchers(&self.excludes)) {
+                (Ok(contains), Ok(excludes)) => (contains, excludes),
+                (Err(e), _) | (_, Err(e)) => return Verdict::error(e),
+            };
         let access = &ctx.services.kube;
         let pods = match self.pod.pods(access, ctx.remaining()).await {
             Ok(pods) => pods,
@@ -91,15 +127,13 @@ impl Kind for PodLogsCheck {
         };
         let mut problems = Vec::new();
         let mut evidence = Vec::new();
-        for pattern in &self.contains {
-            let re = matcher(pattern, self.ignore_case);
+        for (pattern, re) in self.contains.iter().zip(&contains) {
             match lines.iter().find(|(_, line)| re.is_match(line)) {
                 Some((pod, line)) => evidence.push(quote(pod, line)),
                 None => problems.push(format!("{pattern} not found")),
             }
         }
-        for pattern in &self.excludes {
-            let re = matcher(pattern, self.ignore_case);
+        for (pattern, re) in self.excludes.iter().zip(&excludes) {
             let offending: Vec<_> = lines.iter().filter(|(_, line)| re.is_match(line)).collect();
             if let Some((pod, line)) = offending.first() {
                 problems.push(format!(

@@ -46,7 +46,11 @@ impl Kind for SqlCheck {
                 "expected a query, found empty text",
             ));
         }
-        if let Some(problem) = self.rows.as_ref().and_then(Comparison::count_problem) {
+        if let Some(problem) = self
+            .rows
+            .as_ref()
+            .and_then(|rows| rows.count_problem("rows"))
+        {
             problems.push(super::FieldProblem::new("rows", problem));
         }
         problems

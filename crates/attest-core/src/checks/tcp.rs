@@ -247,11 +247,7 @@ fn expect_word(expect: TcpExpect) -> &'static str {
 impl Kind for TcpCheck {
     const DESCRIPTION: &'static str = "Connects to host:port N times: connect-time statistics against thresholds, or an expected refusal.";
     fn target(&self) -> String {
-        match self
-            .via
-            .as_ref()
-            .and_then(|v| v.route(&self.host, self.port).ok())
-        {
+        match self.via.as_ref().map(|v| v.route(&self.host, self.port)) {
             Some(route) => format!("{}:{} ({route})", self.host, self.port),
             None => format!("{}:{}", self.host, self.port),
         }
@@ -290,10 +286,10 @@ impl Kind for TcpCheck {
         }
         let (addr, route) = match &self.via {
             // The name is resolved inside the cluster, never here.
-            Some(via) => match via.route(&self.host, self.port) {
-                Ok(route) => (route.to_string(), route),
-                Err(e) => return Verdict::error(e),
-            },
+            Some(via) => {
+                let route = via.route(&self.host, self.port);
+                (route.to_string(), route)
+            }
             None => match self.resolve().await {
                 Ok(addr) => (
                     addr.to_string(),

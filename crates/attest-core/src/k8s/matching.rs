@@ -7,15 +7,23 @@
 //! quantities (`8Gi` = `8589934592`), as numbers when both are numbers (`5432` = `"5432"`),
 //! else as text.
 //!
-//! Field assertions: `PATH OP VALUE` with `==`, `!=`, `<`, `<=`, `>`, `>=`, `=~` (regex), or
+//! Field assertions: `PATH OP VALUE` with `==`, `!=`, `<`, `<=`, `>`, `>=`, `=~` (a regular
+//! expression in the grammar of [`crate::matchers::parse_regex`]: `=~ /worker/`), or
 //! `PATH exists` / `PATH absent`; `age(PATH) < 26h` compares the age of a timestamp. Paths
 //! are dotted (`status.phase`), with `[0]` indexes, `[type=Ready]` list selectors and
-//! `["app.kubernetes.io/name"]` for keys containing dots.
+//! `["app.kubernetes.io/name"]` for keys containing dots. They are parsed when the suite
+//! loads.
+//!
+//! Evidence: every value shown (found, expected, an assertion as written) goes through
+//! [`Disclosure`], which never shows a Secret's values, only their keys and sizes.
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use base64::Engine as _;
 use regex::Regex;
+use schemars::JsonSchema;
+use serde::{de, Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::quantity;
@@ -44,6 +52,7 @@ impl fmt::Display for FieldPath {
 }
 
 impl FieldPath {
+    /// A path as written: `status.conditions[type=Ready].status`.
     pub fn parse(text: &str) -> Result<FieldPath, String> {
         let mut steps = Vec::new();
         let mut rest = text.trim();
@@ -53,7 +62,9 @@ impl FieldPath {
         }
         while !rest.is_empty() {
             if let Some(after) = rest.strip_prefix('[') {
-                let end = after.find(']').ok_or_else(|| bad("`[` without `]`"))?;
+                let end = after
+                    .find(']')
+                    .ok_or_else(|| bad("expected `]` to close the `[`"))?;
                 let inner = after[..end].trim();
                 if let Some(quoted) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
                     steps.push(Step::Key(quoted.to_owned()));
@@ -123,31 +134,159 @@ pub fn scalars_equal(expected: &Value, found: &Value) -> bool {
     }
 }
 
-/// Compares a partial object with an object; appends one mismatch per differing field.
-pub fn partial_match(expected: &Value, found: Option<&Value>, path: &str, out: &mut Vec<Mismatch>) {
-    let shown = |v: Option<&Value>| match v {
-        None | Some(Value::Null) => "nothing (absent)".to_owned(),
-        Some(v) => short(v),
-    };
-    let here = |key: &str| {
-        if path.is_empty() {
-            key.to_owned()
-        } else if key.starts_with('[') {
-            format!("{path}{key}")
-        } else {
-            format!("{path}.{key}")
+/// The annotation `kubectl apply` leaves on an object: a copy of it as applied, a Secret's
+/// values included.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// What evidence may show of an object's values: all of them, except a Secret's. Of a Secret,
+/// the values under `data` and `stringData` (and the `last-applied-configuration` annotation,
+/// which copies them) show as their size only (`<secret value, 24 bytes>`); keys stay visible.
+/// This is the one place values become evidence text, for found and expected values alike;
+/// comparisons use the real values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Disclosure {
+    secret: bool,
+}
+
+impl Disclosure {
+    /// How much of `object`'s values may be shown.
+    pub fn of(object: &Value) -> Disclosure {
+        Disclosure {
+            secret: object.get("kind").and_then(Value::as_str) == Some("Secret"),
         }
+    }
+
+    /// For text about several objects at once: concealing when any of them is a Secret.
+    pub fn of_all<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Disclosure {
+        Disclosure {
+            secret: objects.into_iter().any(|o| Disclosure::of(o).secret),
+        }
+    }
+
+    /// `value`, found or expected at `at` in the object, as one line of evidence.
+    fn show(self, at: &[Step], value: &Value) -> String {
+        short(&self.masked(at, value))
+    }
+
+    /// Text written in the suite for the field at `at` (an operand), as evidence.
+    fn show_text(self, at: &[Step], text: &str) -> String {
+        self.show(at, &Value::String(text.to_owned()))
+    }
+
+    /// Whether the value at `at` is a secret value.
+    fn conceals(self, at: &[Step]) -> bool {
+        let key = |step: &Step, name: &str| matches!(step, Step::Key(k) if k == name);
+        self.secret
+            && match at {
+                [top, ..] if key(top, "data") || key(top, "stringData") => true,
+                [metadata, annotations, annotation, ..] => {
+                    key(metadata, "metadata")
+                        && key(annotations, "annotations")
+                        && key(annotation, LAST_APPLIED)
+                }
+                _ => false,
+            }
+    }
+
+    /// `value` with every secret value in it replaced by its size; maps keep their keys.
+    fn masked(self, at: &[Step], value: &Value) -> Value {
+        if !self.secret {
+            return value.clone();
+        }
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(key, item)| (key.clone(), self.masked(&child(at, key), item)))
+                    .collect(),
+            ),
+            _ if self.conceals(at) => Value::String(secret_size(at, value)),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| self.masked(&index(at, i), item))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+}
+
+/// `<secret value, 24 bytes>`: the size of a secret value, in bytes of the secret itself (a
+/// `data` value decoded from base64, as Kubernetes stores it).
+fn secret_size(at: &[Step], value: &Value) -> String {
+    let text = scalar_text(value);
+    let in_data = matches!(at.first(), Some(Step::Key(k)) if k == "data");
+    let bytes = in_data
+        .then(|| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .ok()
+        })
+        .flatten()
+        .map_or(text.len(), |decoded| decoded.len());
+    format!("<secret value, {bytes} bytes>")
+}
+
+fn child(at: &[Step], key: &str) -> Vec<Step> {
+    let mut path = at.to_vec();
+    path.push(Step::Key(key.to_owned()));
+    path
+}
+
+fn index(at: &[Step], i: usize) -> Vec<Step> {
+    let mut path = at.to_vec();
+    path.push(Step::Index(i));
+    path
+}
+
+/// A location as a mismatch names it: `spec.containers[0].image`.
+fn path_text(at: &[Step]) -> String {
+    let mut text = String::new();
+    for step in at {
+        match step {
+            Step::Key(key) if text.is_empty() => text.push_str(key),
+            Step::Key(key) => {
+                text.push('.');
+                text.push_str(key);
+            }
+            Step::Index(i) => text.push_str(&format!("[{i}]")),
+            Step::Where(key, value) => text.push_str(&format!("[{key}={value}]")),
+        }
+    }
+    text
+}
+
+/// Compares a partial object with an object; appends one mismatch per differing field.
+pub fn partial_match(expected: &Value, object: &Value, out: &mut Vec<Mismatch>) {
+    compare(expected, Some(object), &[], Disclosure::of(object), out);
+}
+
+fn compare(
+    expected: &Value,
+    found: Option<&Value>,
+    at: &[Step],
+    shown: Disclosure,
+    out: &mut Vec<Mismatch>,
+) {
+    let mut differ = |expected: String, found: String| {
+        out.push(Mismatch {
+            path: path_text(at),
+            expected,
+            found,
+            subject: None,
+        })
+    };
+    let found_text = |found: Option<&Value>| match found {
+        None | Some(Value::Null) => "nothing (absent)".to_owned(),
+        Some(v) => shown.show(at, v),
     };
     match (expected, found) {
         (Value::Null, None | Some(Value::Null)) => {}
-        (Value::Null, Some(found)) => out.push(Mismatch {
-            path: path.to_owned(),
-            expected: "absent".into(),
-            found: short(found),
-        }),
+        (Value::Null, Some(found)) => differ("absent".into(), shown.show(at, found)),
         (Value::Object(fields), Some(Value::Object(object))) => {
             for (key, value) in fields {
-                partial_match(value, object.get(key), &here(key), out);
+                compare(value, object.get(key), &child(at, key), shown, out);
             }
         }
         (Value::Array(items), Some(Value::Array(list))) => {
@@ -158,38 +297,32 @@ pub fn partial_match(expected: &Value, found: Option<&Value>, path: &str, out: &
                         return false;
                     }
                     let mut probe = Vec::new();
-                    partial_match(item, Some(candidate), "", &mut probe);
+                    compare(item, Some(candidate), &index(at, j), shown, &mut probe);
                     probe.is_empty()
                 });
                 match matched {
                     Some(j) => used[j] = true,
-                    None => out.push(Mismatch {
-                        path: here(&format!("[{i}]")),
-                        expected: format!("an element matching {}", short(item)),
-                        found: format!("none among {} element(s)", list.len()),
-                    }),
+                    None => {
+                        let here = index(at, i);
+                        out.push(Mismatch {
+                            path: path_text(&here),
+                            expected: format!("an element matching {}", shown.show(&here, item)),
+                            found: format!("none among {} element(s)", list.len()),
+                            subject: None,
+                        });
+                    }
                 }
             }
         }
-        (Value::Object(_) | Value::Array(_), found) => out.push(Mismatch {
-            path: path.to_owned(),
-            expected: short(expected),
-            found: shown(found),
-        }),
+        (Value::Object(_) | Value::Array(_), found) => {
+            differ(shown.show(at, expected), found_text(found))
+        }
         (scalar, Some(found)) if !found.is_object() && !found.is_array() => {
             if !scalars_equal(scalar, found) {
-                out.push(Mismatch {
-                    path: path.to_owned(),
-                    expected: scalar_text(scalar),
-                    found: scalar_text(found),
-                });
+                differ(shown.show(at, scalar), shown.show(at, found));
             }
         }
-        (scalar, found) => out.push(Mismatch {
-            path: path.to_owned(),
-            expected: scalar_text(scalar),
-            found: shown(found),
-        }),
+        (scalar, found) => differ(shown.show(at, scalar), found_text(found)),
     }
 }
 
@@ -240,8 +373,13 @@ impl Op {
     }
 }
 
-/// One field assertion, parsed at load.
-#[derive(Debug, Clone)]
+/// What a field assertion says, as the grammar's error messages list it.
+const ASSERTION_FORMS: &str = "`PATH OP VALUE` with one of ==, !=, <, <=, >, >=, =~ (spaces around it), `PATH exists`, `PATH absent` or `age(PATH) < 26h`";
+
+/// One field assertion, parsed when the suite loads. Shown only through
+/// [`FieldAssertion::describe`], which conceals a Secret's values.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(with = "String")]
 pub enum FieldAssertion {
     Exists(FieldPath),
     Absent(FieldPath),
@@ -249,6 +387,7 @@ pub enum FieldAssertion {
         path: FieldPath,
         op: Op,
         value: String,
+        /// For `=~`: the operand, compiled.
         regex: Option<Regex>,
     },
     /// `age(PATH) OP DURATION`: how long ago a timestamp was.
@@ -256,26 +395,14 @@ pub enum FieldAssertion {
         path: FieldPath,
         op: Op,
         limit: Duration,
+        /// The limit as written (`26h`), for messages.
+        written: String,
     },
 }
 
-impl fmt::Display for FieldAssertion {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            FieldAssertion::Exists(path) => write!(f, "{path} exists"),
-            FieldAssertion::Absent(path) => write!(f, "{path} absent"),
-            FieldAssertion::Compare {
-                path, op, value, ..
-            } => {
-                write!(f, "{path} {} {value}", op.symbol())
-            }
-            FieldAssertion::Age { path, op, limit } => write!(
-                f,
-                "age({path}) {} {}",
-                op.symbol(),
-                humantime::format_duration(*limit)
-            ),
-        }
+impl<'de> Deserialize<'de> for FieldAssertion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        FieldAssertion::parse(&String::deserialize(d)?).map_err(de::Error::custom)
     }
 }
 
@@ -297,36 +424,48 @@ impl FieldAssertion {
             ("<", Op::Lt),
             (">", Op::Gt),
         ];
-        let (at, symbol, op) = ops
+        let found = ops
             .iter()
-            .filter_map(|(symbol, op)| text.find(&format!(" {symbol} ")).map(|at| (at, *symbol, *op)))
-            .min_by_key(|(at, _, _)| *at)
-            .ok_or_else(|| {
-                format!(
-                    "`{text}`: expected `PATH OP VALUE` with one of ==, !=, <, <=, >, >=, =~ (spaces around it), `PATH exists`, `PATH absent` or `age(PATH) < 26h`"
-                )
-            })?;
+            .filter_map(|(symbol, op)| {
+                text.find(&format!(" {symbol} "))
+                    .map(|at| (at, *symbol, *op))
+            })
+            .min_by_key(|(at, _, _)| *at);
+        let Some((at, symbol, op)) = found else {
+            // `status.phase = Bound`: SQL's and YAML's habit, not an operator here.
+            let single_equals = text.contains(" = ");
+            return Err(format!(
+                "expected {ASSERTION_FORMS}, found `{text}`{}",
+                if single_equals {
+                    " (`=` alone is not an operator: write `==`)"
+                } else {
+                    ""
+                }
+            ));
+        };
         let left = text[..at].trim();
         let value = text[at + symbol.len() + 2..]
             .trim()
             .trim_matches('"')
             .to_owned();
         if let Some(inner) = left.strip_prefix("age(").and_then(|s| s.strip_suffix(')')) {
-            let limit = crate::suite::parse_duration(&value)?;
             if op == Op::Matches {
                 return Err(format!(
                     "`{text}`: age() compares with <, <=, >, >=, == or !="
                 ));
             }
+            let limit =
+                crate::suite::parse_duration(&value).map_err(|e| format!("`{text}`: {e}"))?;
             return Ok(FieldAssertion::Age {
                 path: FieldPath::parse(inner)?,
                 op,
                 limit,
+                written: value,
             });
         }
         let regex = match op {
             Op::Matches => {
-                Some(Regex::new(&value).map_err(|e| format!("`{text}`: invalid regex: {e}"))?)
+                Some(crate::matchers::parse_regex(&value).map_err(|e| format!("`{text}`: {e}"))?)
             }
             _ => None,
         };
@@ -338,23 +477,44 @@ impl FieldAssertion {
         })
     }
 
-    /// Judges one object; `None` when it holds, else the mismatch.
-    pub fn judge(&self, object: &Value, now: SystemTime) -> Option<Mismatch> {
+    /// The assertion as written, with a Secret's values concealed.
+    pub fn describe(&self, shown: Disclosure) -> String {
+        match self {
+            FieldAssertion::Exists(path) => format!("{path} exists"),
+            FieldAssertion::Absent(path) => format!("{path} absent"),
+            FieldAssertion::Compare {
+                path, op, value, ..
+            } => format!(
+                "{path} {} {}",
+                op.symbol(),
+                shown.show_text(&path.steps, value)
+            ),
+            FieldAssertion::Age {
+                path, op, written, ..
+            } => format!("age({path}) {} {written}", op.symbol()),
+        }
+    }
+
+    /// Judges one object: `Ok` with what was measured for the evidence (an age), or the
+    /// mismatch.
+    pub fn judge(&self, object: &Value, now: SystemTime) -> Result<Option<String>, Mismatch> {
+        let shown = Disclosure::of(object);
         let miss = |path: &FieldPath, expected: String, found: String| {
-            Some(Mismatch {
+            Err(Mismatch {
                 path: path.to_string(),
                 expected,
                 found,
+                subject: None,
             })
         };
         match self {
             FieldAssertion::Exists(path) => match path.lookup(object) {
-                Some(_) => None,
+                Some(_) => Ok(None),
                 None => miss(path, "present".into(), "nothing (absent)".into()),
             },
             FieldAssertion::Absent(path) => match path.lookup(object) {
-                None => None,
-                Some(found) => miss(path, "absent".into(), short(found)),
+                None => Ok(None),
+                Some(found) => miss(path, "absent".into(), shown.show(&path.steps, found)),
             },
             FieldAssertion::Compare {
                 path,
@@ -362,7 +522,7 @@ impl FieldAssertion {
                 value,
                 regex,
             } => {
-                let expected = format!("{} {value}", op.symbol());
+                let expected = format!("{} {}", op.symbol(), shown.show_text(&path.steps, value));
                 let Some(found) = path.lookup(object) else {
                     return miss(path, expected, "nothing (absent)".into());
                 };
@@ -377,31 +537,36 @@ impl FieldAssertion {
                     },
                 };
                 if holds {
-                    None
+                    Ok(None)
                 } else {
-                    miss(path, expected, short(found))
+                    miss(path, expected, shown.show(&path.steps, found))
                 }
             }
-            FieldAssertion::Age { path, op, limit } => {
-                let expected =
-                    format!("age {} {}", op.symbol(), humantime::format_duration(*limit));
+            FieldAssertion::Age {
+                path,
+                op,
+                limit,
+                written,
+            } => {
+                let expected = format!("age {} {written}", op.symbol());
                 let Some(found) = path.lookup(object) else {
                     return miss(path, expected, "nothing (absent)".into());
                 };
+                if shown.conceals(&path.steps) {
+                    // Not even how old a secret timestamp is.
+                    return miss(path, expected, shown.show(&path.steps, found));
+                }
                 let text = scalar_text(found);
                 let Ok(at) = humantime::parse_rfc3339_weak(&text) else {
                     return miss(path, expected, format!("`{text}`, not a timestamp"));
                 };
-                let age = now.duration_since(at).unwrap_or_default();
-                let age_secs = Duration::from_secs(age.as_secs());
-                if op.holds(age_secs.cmp(limit)) {
-                    None
+                let age = Duration::from_secs(now.duration_since(at).unwrap_or_default().as_secs());
+                let holds = op.holds(age.cmp(limit));
+                let age = humantime::format_duration(age);
+                if holds {
+                    Ok(Some(format!("age {age}")))
                 } else {
-                    miss(
-                        path,
-                        expected,
-                        format!("{text} (age {})", humantime::format_duration(age_secs)),
-                    )
+                    miss(path, expected, format!("{text} (age {age})"))
                 }
             }
         }
@@ -429,7 +594,7 @@ mod tests {
         let mut out = Vec::new();
         let expected = json!({"spec": {"storageClassName": "nfs-client", "accessModes": ["ReadWriteOnce"]},
                               "status": {"phase": "Bound", "capacity": {"storage": "8589934592"}}});
-        partial_match(&expected, Some(&pvc()), "", &mut out);
+        partial_match(&expected, &pvc(), &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(
             out[0].to_string(),
@@ -442,15 +607,14 @@ mod tests {
         let mut out = Vec::new();
         let expected =
             json!({"status": {"conditions": [{"type": "Ready", "status": "True"}], "phase": null}});
-        partial_match(&expected, Some(&pvc()), "", &mut out);
+        partial_match(&expected, &pvc(), &mut out);
         assert_eq!(out[0].path, "status.phase");
         assert_eq!(out[0].expected, "absent");
         assert_eq!(out.len(), 1);
         let mut out = Vec::new();
         partial_match(
             &json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}),
-            Some(&pvc()),
-            "",
+            &pvc(),
             &mut out,
         );
         assert_eq!(out[0].path, "status.conditions[0]");
@@ -461,14 +625,14 @@ mod tests {
         let now = SystemTime::now();
         let object = pvc();
         let holds = |text: &str| FieldAssertion::parse(text).unwrap().judge(&object, now);
-        assert!(holds("status.capacity.storage == 8589934592").is_none());
-        assert!(holds("status.capacity.storage >= 8Gi").is_none());
-        assert!(holds("status.capacity.storage < 1Gi").is_some());
-        assert!(holds("status.conditions[type=Ready].status == True").is_none());
-        assert!(holds("metadata.labels[\"app.kubernetes.io/name\"] == postgresql").is_none());
-        assert!(holds("spec.accessModes[0] =~ ^ReadWrite").is_none());
-        assert!(holds("status.phase absent").is_some());
-        let miss = holds("status.phase == Bound").unwrap();
+        assert!(holds("status.capacity.storage == 8589934592").is_ok());
+        assert!(holds("status.capacity.storage >= 8Gi").is_ok());
+        assert!(holds("status.capacity.storage < 1Gi").is_err());
+        assert!(holds("status.conditions[type=Ready].status == True").is_ok());
+        assert!(holds("metadata.labels[\"app.kubernetes.io/name\"] == postgresql").is_ok());
+        assert!(holds("spec.accessModes[0] =~ ^ReadWrite").is_ok());
+        assert!(holds("status.phase absent").is_err());
+        let miss = holds("status.phase == Bound").unwrap_err();
         assert_eq!(
             miss.to_string(),
             "* status.phase: expected == Bound, found Pending"
@@ -478,9 +642,166 @@ mod tests {
             humantime::format_rfc3339_seconds(now - Duration::from_secs(7200)).to_string();
         let backup = json!({"status": {"lastSuccessfulTime": two_hours_ago}});
         let age = FieldAssertion::parse("age(status.lastSuccessfulTime) < 26h").unwrap();
-        assert!(age.judge(&backup, now).is_none());
+        assert!(age.judge(&backup, now).is_ok());
         let age = FieldAssertion::parse("age(status.lastSuccessfulTime) < 1h").unwrap();
-        assert!(age.judge(&backup, now).unwrap().found.contains("age 2h"));
+        assert!(age
+            .judge(&backup, now)
+            .unwrap_err()
+            .found
+            .contains("age 2h"));
         assert!(FieldAssertion::parse("status.phase is Bound").is_err());
+    }
+
+    #[test]
+    fn passing_ages_show_the_measured_age_and_the_limit_as_written() {
+        let now = SystemTime::now();
+        let two_hours_ago =
+            humantime::format_rfc3339_seconds(now - Duration::from_secs(7200)).to_string();
+        let backup = json!({"status": {"lastSuccessfulTime": two_hours_ago}});
+        let age = FieldAssertion::parse("age(status.lastSuccessfulTime) < 26h").unwrap();
+        assert_eq!(age.judge(&backup, now), Ok(Some("age 2h".to_owned())));
+        assert_eq!(
+            age.describe(Disclosure::default()),
+            "age(status.lastSuccessfulTime) < 26h"
+        );
+        let miss = FieldAssertion::parse("age(status.lastSuccessfulTime) <= 90m")
+            .unwrap()
+            .judge(&backup, now)
+            .unwrap_err();
+        assert_eq!(miss.expected, "age <= 90m");
+    }
+
+    #[test]
+    fn regexes_between_slashes_match_what_is_between_them() {
+        let pod = json!({"spec": {"nodeName": "k3s-worker-02",
+            "containers": [{"image": "registry-1.docker.io/bitnami/postgresql:latest"}]}});
+        let now = SystemTime::now();
+        let judge = |text: &str| FieldAssertion::parse(text).unwrap().judge(&pod, now);
+        assert!(judge("spec.nodeName =~ /worker/").is_ok());
+        assert!(judge("spec.containers[0].image =~ /:latest$/").is_ok());
+        assert!(judge("spec.nodeName =~ /(?i)WORKER-0[1-3]$/").is_ok());
+        // Without slashes the text is the expression, as before.
+        assert!(judge("spec.nodeName =~ ^k3s-").is_ok());
+        let miss = judge("spec.nodeName =~ /^worker/").unwrap_err();
+        assert_eq!(
+            miss.to_string(),
+            "* spec.nodeName: expected =~ /^worker/, found k3s-worker-02"
+        );
+        let flags = FieldAssertion::parse("spec.nodeName =~ /worker/i").unwrap_err();
+        assert!(flags.contains("flags inside"), "{flags}");
+        let bad = FieldAssertion::parse("spec.nodeName =~ /(/").unwrap_err();
+        assert!(bad.contains("invalid regular expression `/(/`"), "{bad}");
+    }
+
+    #[test]
+    fn malformed_assertions_say_what_was_expected() {
+        let err = |text: &str| FieldAssertion::parse(text).unwrap_err();
+        let single = err("status.phase = Bound");
+        assert!(
+            single.starts_with("expected `PATH OP VALUE`") && single.contains("write `==`"),
+            "{single}"
+        );
+        let parsecs = err("age(metadata.creationTimestamp) < 26 parsecs");
+        assert!(
+            parsecs.contains("expected a duration like `500ms`") && parsecs.contains("26 parsecs"),
+            "{parsecs}"
+        );
+        let unclosed = err("status.conditions[type=Ready.status == True");
+        assert!(
+            unclosed.contains("expected `]` to close the `[`"),
+            "{unclosed}"
+        );
+    }
+
+    /// A Secret whose password is `hunter2-correct-horse`, in every place a value can hide.
+    fn secret() -> (Value, &'static str, String) {
+        let raw = "hunter2-correct-horse";
+        let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+        let applied =
+            json!({"apiVersion": "v1", "kind": "Secret", "stringData": {"password": raw}})
+                .to_string();
+        let object = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "app", "namespace": "data",
+                         "annotations": {LAST_APPLIED: applied, "team": "db"}},
+            "type": "Opaque",
+            "data": {"password": encoded, "username": "YXBw"},
+            "stringData": {"password": raw},
+        });
+        (object, raw, encoded)
+    }
+
+    #[test]
+    fn a_secrets_values_never_show_only_their_keys_and_sizes() {
+        let (object, raw, encoded) = secret();
+        let now = SystemTime::now();
+        let mut texts = Vec::new();
+        let mut mismatches = Vec::new();
+        for expected in [
+            json!({"data": {"password": "d3Jvbmc="}}),
+            json!({"data": {"password": encoded}, "stringData": {"password": "wrong"}}),
+            json!({"data": null}),
+            json!({"data": ["list"]}),
+            json!({"metadata": {"annotations": {"team": "web"}}}),
+            json!({"metadata": {"annotations": null}}),
+            json!({"metadata": {"annotations": {LAST_APPLIED: "x"}}}),
+            json!(["the whole object"]),
+        ] {
+            partial_match(&expected, &object, &mut mismatches);
+        }
+        for assertion in [
+            "data.password == d3Jvbmc=".to_owned(),
+            format!("data.password != {encoded}"),
+            "data.password absent".into(),
+            "data absent".into(),
+            "stringData.password =~ /^hunter/".into(),
+            "metadata.annotations exists".into(),
+            format!("metadata.annotations[\"{LAST_APPLIED}\"] absent"),
+            "age(data.password) < 1h".into(),
+        ] {
+            let assertion = FieldAssertion::parse(&assertion).unwrap();
+            texts.push(assertion.describe(Disclosure::of(&object)));
+            mismatches.extend(assertion.judge(&object, now).err());
+        }
+        // Comparisons see the real values.
+        let real = FieldAssertion::parse(&format!("data.password == {encoded}")).unwrap();
+        assert_eq!(real.judge(&object, now), Ok(None));
+        texts.push(real.describe(Disclosure::of_all([&pvc(), &object])));
+        assert_eq!(mismatches.len(), 14, "{mismatches:#?}");
+        texts.extend(mismatches.iter().map(ToString::to_string));
+        let all = texts.join("\n");
+        for hidden in [raw, encoded.as_str(), "hunter"] {
+            assert!(!all.contains(hidden), "`{hidden}` shown in:\n{all}");
+        }
+        assert!(
+            all.contains(
+                "* data.password: expected <secret value, 5 bytes>, found <secret value, 21 bytes>"
+            ),
+            "{all}"
+        );
+        assert!(
+            all.contains(
+                r#"{"password":"<secret value, 21 bytes>","username":"<secret value, 3 bytes>"}"#
+            ),
+            "{all}"
+        );
+        assert!(
+            all.contains("data.password == <secret value, 21 bytes>"),
+            "{all}"
+        );
+        assert!(
+            all.contains(&format!(
+                r#"found {{"{LAST_APPLIED}":"<secret value, 85 bytes>","#
+            )),
+            "{all}"
+        );
+        // Other kinds show their values.
+        let mut out = Vec::new();
+        partial_match(
+            &json!({"data": {"password": "x"}}),
+            &json!({"kind": "ConfigMap", "data": {"password": "y"}}),
+            &mut out,
+        );
+        assert_eq!(out[0].to_string(), "* data.password: expected x, found y");
     }
 }

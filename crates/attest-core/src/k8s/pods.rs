@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::api::{Api, AttachParams, ListParams, LogParams};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -13,29 +14,70 @@ use tokio::io::AsyncReadExt;
 use super::{KubeAccess, KubeError};
 use crate::checks::Permission;
 
-/// Which pod: by name, or the pods a label selector matches.
+/// Which pod: by name, or the running pods a label selector matches. Exactly one of the two,
+/// checked when the suite loads.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "PodRefFields")]
+#[schemars(with = "PodRefFields")]
 pub struct PodRef {
     pub namespace: String,
+    pub pick: PodPick,
+    /// The container (default: the pod's first).
+    pub container: Option<String>,
+}
+
+/// How a [`PodRef`] picks its pods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodPick {
+    /// `name:` one pod.
+    Name(String),
+    /// `selector:` the running pods a label selector matches.
+    Selector(String),
+}
+
+/// A pod reference as written.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PodRefFields {
+    namespace: String,
     /// A pod by name.
     #[serde(default)]
-    pub name: Option<String>,
+    name: Option<String>,
     /// A label selector (`app.kubernetes.io/name=paperless-ngx`); the check uses the first
-    /// running pod by name, or every matching pod where the kind says so.
+    /// running pod by name, or every matching pod where the kind says so. Not with `name`.
     #[serde(default)]
-    pub selector: Option<String>,
+    selector: Option<String>,
     /// The container (default: the pod's first).
     #[serde(default)]
-    pub container: Option<String>,
+    container: Option<String>,
+}
+
+impl TryFrom<PodRefFields> for PodRef {
+    type Error = String;
+    fn try_from(fields: PodRefFields) -> Result<PodRef, String> {
+        let pick = match (fields.name, fields.selector) {
+            (Some(name), None) => PodPick::Name(name),
+            (None, Some(selector)) => PodPick::Selector(selector),
+            (None, None) => {
+                return Err("expected `name:` (one pod) or `selector:` (the running pods with these labels), found neither".into())
+            }
+            (Some(_), Some(_)) => {
+                return Err("expected `name:` (one pod) or `selector:` (the running pods with these labels), found both; keep one".into())
+            }
+        };
+        Ok(PodRef {
+            namespace: fields.namespace,
+            pick,
+            container: fields.container,
+        })
+    }
 }
 
 impl PodRef {
     pub fn describe(&self) -> String {
-        let which = match (&self.name, &self.selector) {
-            (Some(pod), _) => format!("pod {}/{pod}", self.namespace),
-            (None, Some(selector)) => format!("pods {selector} in {}", self.namespace),
-            (None, None) => format!("a pod in {}", self.namespace),
+        let which = match &self.pick {
+            PodPick::Name(pod) => format!("pod {}/{pod}", self.namespace),
+            PodPick::Selector(selector) => format!("pods {selector} in {}", self.namespace),
         };
         match &self.container {
             Some(container) => format!("{which}, container {container}"),
@@ -45,7 +87,10 @@ impl PodRef {
 
     /// Finding the pod (get by name, list by selector) and `verb` on its `subresource`.
     pub fn permissions(&self, verb: &str, subresource: &str) -> Vec<Permission> {
-        let find = if self.name.is_some() { "get" } else { "list" };
+        let find = match self.pick {
+            PodPick::Name(_) => "get",
+            PodPick::Selector(_) => "list",
+        };
         let pod = |verb: &str| Permission::new(verb, "v1", "Pod", Some(&self.namespace));
         vec![pod(find), pod(verb).subresource(subresource)]
     }
@@ -59,8 +104,8 @@ impl PodRef {
     ) -> Result<Vec<String>, PodError> {
         let client = access.client(limit).await?;
         let api: Api<Pod> = Api::namespaced(client, &self.namespace);
-        match (&self.name, &self.selector) {
-            (Some(name), _) => {
+        match &self.pick {
+            PodPick::Name(name) => {
                 let what = format!("reading pod {}/{name}", self.namespace);
                 match access.call(limit, &what, api.get_opt(name)).await? {
                     Some(_) => Ok(vec![name.clone()]),
@@ -70,7 +115,7 @@ impl PodRef {
                     ))),
                 }
             }
-            (None, Some(selector)) => {
+            PodPick::Selector(selector) => {
                 let what = format!("listing pods {selector} in {}", self.namespace);
                 let list = access
                     .call(
@@ -99,18 +144,17 @@ impl PodRef {
                     Ok(running)
                 }
             }
-            (None, None) => Err(PodError::NoPod("give `pod:` or `selector:`".into())),
         }
     }
 
-    /// Runs `command` in `pod`; returns exit code, stdout and stderr.
+    /// Runs `command` in `pod`; returns how it ended, stdout and stderr.
     pub async fn exec(
         &self,
         access: &KubeAccess,
         pod: &str,
         command: &[String],
         limit: Duration,
-    ) -> Result<(i32, String, String), PodError> {
+    ) -> Result<(ExecEnd, String, String), PodError> {
         let client = access.client(limit).await?;
         let api: Api<Pod> = Api::namespaced(client, &self.namespace);
         let mut params = AttachParams::default()
@@ -148,9 +192,8 @@ impl PodRef {
         let (status, stdout, stderr) = tokio::time::timeout(limit, run)
             .await
             .map_err(|_| KubeError::Timeout { what: what.clone() })?;
-        let code = exit_code(status.as_ref());
         Ok((
-            code,
+            ExecEnd::from_status(status.as_ref()),
             String::from_utf8_lossy(&stdout).into_owned(),
             String::from_utf8_lossy(&stderr).into_owned(),
         ))
@@ -173,23 +216,45 @@ impl PodRef {
     }
 }
 
-/// The exit code in an exec's final status: 0 on Success, else the `ExitCode` cause.
-fn exit_code(status: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>) -> i32 {
-    let Some(status) = status else { return -1 };
-    if status.status.as_deref() == Some("Success") {
-        return 0;
+/// How a command run in a pod ended, as the exec's final API Status says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecEnd {
+    /// It exited with this code: `status: Success` is 0; a non-zero exit is a Failure whose
+    /// `details.causes` hold `{reason: ExitCode, message: "N"}`.
+    Exited(i32),
+    /// The API gave no exit code, only this message (kwok reports a non-zero exit as an
+    /// internal error; a broken connection sends no Status at all).
+    Unknown(String),
+}
+
+impl ExecEnd {
+    pub fn from_status(status: Option<&Status>) -> ExecEnd {
+        let Some(status) = status else {
+            return ExecEnd::Unknown("the API server sent no final status for the command".into());
+        };
+        if status.status.as_deref() == Some("Success") {
+            return ExecEnd::Exited(0);
+        }
+        let code = status
+            .details
+            .as_ref()
+            .and_then(|d| d.causes.as_ref())
+            .into_iter()
+            .flatten()
+            .find(|c| c.reason.as_deref() == Some("ExitCode"))
+            .and_then(|c| c.message.as_deref()?.trim().parse().ok());
+        match code {
+            Some(code) => ExecEnd::Exited(code),
+            None => ExecEnd::Unknown(
+                [status.message.as_deref(), status.reason.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .find(|m| !m.trim().is_empty())
+                    .unwrap_or("a failure without a message or an exit code")
+                    .to_owned(),
+            ),
+        }
     }
-    status
-        .details
-        .as_ref()
-        .and_then(|d| d.causes.as_ref())
-        .and_then(|causes| {
-            causes
-                .iter()
-                .find(|c| c.reason.as_deref() == Some("ExitCode"))
-        })
-        .and_then(|c| c.message.as_deref()?.parse().ok())
-        .unwrap_or(-1)
 }
 
 /// Why a pod check could not look.
@@ -203,5 +268,52 @@ pub enum PodError {
 impl From<KubeError> for PodError {
     fn from(e: KubeError) -> Self {
         PodError::Api(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{StatusCause, StatusDetails};
+
+    fn status(json: serde_json::Value) -> Status {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn the_exit_code_comes_from_the_api_status() {
+        assert_eq!(
+            ExecEnd::from_status(Some(&status(serde_json::json!({"status": "Success"})))),
+            ExecEnd::Exited(0)
+        );
+        // What the kubelet sends for `exit 3`.
+        let failed = Status {
+            status: Some("Failure".into()),
+            reason: Some("NonZeroExitCode".into()),
+            message: Some("command terminated with non-zero exit code: exit status 3".into()),
+            details: Some(StatusDetails {
+                causes: Some(vec![StatusCause {
+                    reason: Some("ExitCode".into()),
+                    message: Some("3".into()),
+                    ..StatusCause::default()
+                }]),
+                ..StatusDetails::default()
+            }),
+            ..Status::default()
+        };
+        assert_eq!(ExecEnd::from_status(Some(&failed)), ExecEnd::Exited(3));
+        // What kwok sends: a message, no code.
+        let kwok = status(
+            serde_json::json!({"status": "Failure", "reason": "InternalError",
+            "message": "Internal error occurred: error executing command in container: exit status 3"}),
+        );
+        assert_eq!(
+            ExecEnd::from_status(Some(&kwok)),
+            ExecEnd::Unknown(
+                "Internal error occurred: error executing command in container: exit status 3"
+                    .into()
+            )
+        );
+        assert!(matches!(ExecEnd::from_status(None), ExecEnd::Unknown(_)));
     }
 }

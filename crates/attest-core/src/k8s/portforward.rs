@@ -17,6 +17,15 @@ pub enum ForwardTarget {
     Pod(String),
 }
 
+impl ForwardTarget {
+    /// The Service's or pod's name.
+    pub fn name(&self) -> &str {
+        match self {
+            ForwardTarget::Service(name) | ForwardTarget::Pod(name) => name,
+        }
+    }
+}
+
 /// Opens one stream to `port` of the target, within `limit`.
 pub async fn open(
     access: &KubeAccess,
