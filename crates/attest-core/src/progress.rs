@@ -184,14 +184,16 @@ impl Progress {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The text due now, marking its checks told; `None` when nothing is due, or the
-    /// console's line cannot be known this instant.
-    fn due(&self, now: Instant) -> Option<String> {
+    /// Writes the lines due now to `out`, in one write, marking their checks told; nothing
+    /// while the console's line cannot be known. The lock is held while writing: the console
+    /// writes a check's result only after its trial has said so ([`ConsoleWait`]'s drop),
+    /// which takes the lock, so the result never lands inside progress or the other way round.
+    fn write_due(&self, now: Instant, out: &mut impl std::io::Write) {
         let mut state = self.lock();
         let open = match &state.console {
             Console::Apart => None,
             Console::Between { since, .. } if now.duration_since(*since) < BETWEEN_CHECKS => {
-                return None
+                return;
             }
             Console::Between { .. } => None,
             Console::Waiting { line, .. } => Some(line.clone()),
@@ -205,22 +207,20 @@ impl Progress {
                 lines.push(check.line(now));
             }
         }
-        (!lines.is_empty()).then(|| render(&lines, open.as_deref()))
+        if !lines.is_empty() {
+            let _ = out.write_all(render(&lines, open.as_deref()).as_bytes());
+        }
     }
 
-    /// Prints due lines every second until cancelled.
+    /// Prints due lines on stderr every second until cancelled.
     pub async fn tick(self, stop: CancellationToken) {
-        use std::io::Write;
         let mut interval = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = interval.tick() => {}
                 _ = stop.cancelled() => return,
             }
-            if let Some(text) = self.due(Instant::now()) {
-                // One write, so no other stderr line lands inside it.
-                let _ = std::io::stderr().write_all(text.as_bytes());
-            }
+            self.write_due(Instant::now(), &mut std::io::stderr());
         }
     }
 }
@@ -302,6 +302,15 @@ impl Drop for ConsoleWait {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Progress {
+        /// What [`Progress::tick`] would print at `now`.
+        fn due(&self, now: Instant) -> Option<String> {
+            let mut out = Vec::new();
+            self.write_due(now, &mut out);
+            (!out.is_empty()).then(|| String::from_utf8(out).unwrap())
+        }
+    }
 
     /// Makes every running check start at `now` exactly, for whole-second arithmetic.
     fn started_at(progress: &Progress, now: Instant) {

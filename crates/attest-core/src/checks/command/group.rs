@@ -150,13 +150,13 @@ impl Drop for ProcessGroup {
         pending(pgid, true);
         // Handed over only once the thread exists, so that without one the group is killed
         // before its watchdog is stood down (which frees the group id).
-        let (hand_over, handed) = std::sync::mpsc::channel();
+        let (hand_over, handed) = std::sync::mpsc::channel::<(Option<Child>, Option<Watchdog>)>();
         let escalation = std::thread::Builder::new()
             .name(format!("attest-stop-{pgid}"))
             .spawn(move || {
                 if let Ok((child, watchdog)) = handed.recv() {
                     escalate(pgid, child);
-                    drop::<Option<Watchdog>>(watchdog);
+                    drop(watchdog);
                 }
                 pending(pgid, false);
             });
@@ -209,7 +209,8 @@ fn signal(pgid: libc::pid_t, signal: libc::c_int) {
 }
 
 /// Whether any process of the group other than its leader, the watchdog, is still running.
-/// EPERM means a member exists but changed user (a setuid program): still alive.
+/// EPERM means a member exists but changed user (a setuid program): still alive. Without
+/// /proc (not Linux) the watchdog cannot be told apart, and the group counts as running.
 pub fn alive(pgid: libc::pid_t) -> bool {
     // SAFETY: signal 0 only checks for existence and permission.
     let result = unsafe { libc::kill(-pgid, 0) };
