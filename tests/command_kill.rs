@@ -1,6 +1,6 @@
 //! `command` checks leave nothing running: the whole process group is stopped when the
-//! command exits, times out or the run is interrupted, and background children do not keep a
-//! check waiting.
+//! command exits, times out, the run is interrupted or attest is killed, and background
+//! children do not keep a check waiting.
 
 mod common;
 
@@ -36,6 +36,10 @@ fn gone_within(pgid: u32, limit: Duration) -> Option<Duration> {
     None
 }
 
+/// Shell (in a suite, `$` doubled) that writes the command's process group id to `pgid`: that
+/// of the watchdog leading the group, not the shell's own `$$`.
+const WRITE_PGID: &str = "cut -d' ' -f5 /proc/$$$$/stat > pgid";
+
 fn pgid_in(dir: &Path) -> u32 {
     let text = std::fs::read_to_string(dir.join("pgid")).expect("the command wrote its pgid");
     text.trim().parse().expect("a process group id")
@@ -50,7 +54,7 @@ fn a_timed_out_command_ignoring_sigterm_leaves_no_process() {
     let suite = with_timeout(
         &one_check(
             "command",
-            "run: \"echo $$$$ > pgid; trap '' TERM; sleep 1000\"",
+            &format!("run: \"{WRITE_PGID}; trap '' TERM; sleep 1000\""),
         ),
         "1s",
     );
@@ -71,7 +75,7 @@ fn a_timed_out_command_ignoring_sigterm_leaves_no_process() {
 fn a_background_child_does_not_keep_the_check_waiting() {
     let suite = one_check(
         "command",
-        "run: \"echo $$$$ > pgid; sleep 1000 & echo started\"\nstdout_contains: [started]",
+        &format!("run: \"{WRITE_PGID}; sleep 1000 & echo started\"\nstdout_contains: [started]"),
     );
     let started = Instant::now();
     let out = Attest::new().suite("t", &suite).args(&["run"]).run();
@@ -87,7 +91,7 @@ fn a_background_child_does_not_keep_the_check_waiting() {
 fn a_background_child_ignoring_sigterm_is_killed_after_the_grace() {
     let suite = one_check(
         "command",
-        "run: \"echo $$$$ > pgid; (trap '' TERM; sleep 1000) & echo started\"\nstdout_contains: [started]",
+        &format!("run: \"{WRITE_PGID}; (trap '' TERM; sleep 1000) & echo started\"\nstdout_contains: [started]"),
     );
     let started = Instant::now();
     let out = Attest::new().suite("t", &suite).args(&["run"]).run();
@@ -99,16 +103,9 @@ fn a_background_child_ignoring_sigterm_is_killed_after_the_grace() {
     assert!(!group_running(pgid_in(&out.dir)));
 }
 
-#[test]
-fn ctrl_c_stops_the_running_command_group() {
-    let suite = with_timeout(
-        &one_check(
-            "command",
-            "run: \"(trap '' TERM; sleep 1000) & echo $$$$ > pgid; sleep 1000\"",
-        ),
-        "60s",
-    );
-    let attest = Attest::new().suite("t", &suite).args(&["run"]);
+/// Starts attest on `suite` and waits until its command has written the group id.
+fn spawn_until_pgid_written(suite: &str) -> common::Running {
+    let attest = Attest::new().suite("t", suite).args(&["run"]);
     let marker = attest.path().join("pgid");
     let child = attest.spawn();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -117,6 +114,49 @@ fn ctrl_c_stops_the_running_command_group() {
     {
         std::thread::sleep(Duration::from_millis(20));
     }
+    child
+}
+
+#[test]
+fn sigkill_of_attest_leaves_no_process_of_the_command_behind() {
+    // A child, a grandchild that an inner shell starts in the background, and a subshell
+    // that ignores SIGTERM. (37 s: other tests look for their own leftover `sleep 30`.)
+    let suite = with_timeout(
+        &one_check(
+            "command",
+            &format!(
+                "run: \"sh -c 'sleep 37 & sleep 37' & (trap '' TERM; sleep 37) & {WRITE_PGID}; sleep 37\""
+            ),
+        ),
+        "60s",
+    );
+    let child = spawn_until_pgid_written(&suite);
+    // Not a group of one: the command and its children are running.
+    std::thread::sleep(Duration::from_millis(200));
+    let dir = child.path().to_owned();
+    let pgid = pgid_in(&dir);
+    assert!(group_running(pgid), "group {pgid} is not running");
+    assert!(common::signal(child.id(), "KILL"));
+    let killed = Instant::now();
+    child.wait();
+    let dead_after = gone_within(pgid, Duration::from_secs(6))
+        .unwrap_or_else(|| panic!("processes of group {pgid} survived attest's SIGKILL"));
+    eprintln!(
+        "group gone {dead_after:?} after attest's death ({:?} after SIGKILL)",
+        killed.elapsed()
+    );
+}
+
+#[test]
+fn ctrl_c_stops_the_running_command_group() {
+    let suite = with_timeout(
+        &one_check(
+            "command",
+            &format!("run: \"(trap '' TERM; sleep 1000) & {WRITE_PGID}; sleep 1000\""),
+        ),
+        "60s",
+    );
+    let child = spawn_until_pgid_written(&suite);
     common::signal(child.id(), "INT");
     let interrupted = Instant::now();
     let out = child.wait();

@@ -234,10 +234,12 @@ fn failing_suite(addr: SocketAddr) -> String {
         r#"id: fail
 title: failing checks that handle secrets
 {PREAMBLE}checks:
-  - id: echo-url-unencoded
-    title: a password with URI delimiters written into a URL
+  - id: basic-auth-unencodable
+    title: a password with URI delimiters, sent as basic_auth; the server echoes it
     http:
-      url: "http://app:${{set_pw}}@{addr}/"
+      url: "http://{addr}/"
+      basic_auth: {{ username: app, password: "${{set_pw}}" }}
+      body_excludes: [Basic]
   - id: echoing-server-fails
     title: a server echoes the Basic credentials, and the check fails
     http:
@@ -334,12 +336,93 @@ async fn failures_still_explain_themselves() {
     let addr = echo_server().await;
     let out = run(addr, true, &[]).await;
     out.assert_code(1);
-    out.expect("echo-url-unencoded", "error", "percent-encode");
-    out.expect("echo-url-unencoded", "error", "`/`, `#`");
+    out.expect("basic-auth-unencodable", "failed", "Basic [REDACTED]");
     let found = out.expect("wrong-db-password", "failed", "15 character(s)");
     assert!(found.to_string().contains("SHA-256 prefix"), "{found:#}");
     out.expect("echoing-server-fails", "failed", "Basic [REDACTED]");
     out.expect("command-line-fails", "failed", "exit code 4");
+}
+
+/// A password with URL delimiters, written unencoded into an `http` URL: a parser takes `ss`
+/// for the host and shows the rest, percent-encoded, as the fragment.
+const CUT_PW: &str = "p@ss#w/rd<x>y-Long1";
+
+/// CUT_PW and what a parser makes of it: whole or from its first delimiter on, plain or
+/// percent-encoded in any style, and its encoded middle and its end on their own.
+fn cut_forms() -> Vec<String> {
+    let tail = &CUT_PW[CUT_PW.find('@').unwrap() + 1..];
+    let mut forms = Vec::new();
+    for text in [CUT_PW, tail] {
+        forms.extend([text.to_owned(), percent(text, true), percent(text, false)]);
+    }
+    forms.extend(["%3Cx%3E", "%3cx%3e", "y-Long1"].map(String::from));
+    forms
+}
+
+fn assert_no_cut_leak(out: &Output, label: &str) {
+    let everything = out.all_output();
+    for form in cut_forms() {
+        assert!(
+            !everything.contains(&form),
+            "{label}: `{form}` leaked\n{everything}"
+        );
+    }
+}
+
+const CUT_URL_CHECK: &str = r#"  - id: get
+    title: fetches with the password in the URL
+    http:
+      url: "http://app:${pw}@127.0.0.1:9/"
+"#;
+
+#[test]
+fn a_password_a_url_parser_would_cut_is_refused_at_load_and_shown_nowhere() {
+    let yaml = format!(
+        "id: t\ntitle: x\nvariables:\n  pw: {{ secret: true, env: TEST_CUT_PW }}\nchecks:\n{CUT_URL_CHECK}"
+    );
+    let out = Attest::new()
+        .suite("t", &yaml)
+        .env("TEST_CUT_PW", CUT_PW)
+        .args(&["run"])
+        .run();
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("t.yaml:9:12: `url`: the URL's user info (taken to end at its last `@`) contains unencoded `#`, `/`, `<`, `>`, `@`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("`<` as %3C")
+            && out.stderr.contains("`basic_auth: {username, password}`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("(value from `${pw}` (secret))"),
+        "{}",
+        out.stderr
+    );
+    assert_no_cut_leak(&out, "load");
+}
+
+#[test]
+fn a_password_a_url_parser_would_cut_known_only_at_run_time_errors_the_check() {
+    // `pw_stdout` is registered by the first check: only the run knows it.
+    let yaml = format!(
+        "id: t\ntitle: x\nchecks:\n  - id: read\n    title: reads the password\n    register: pw\n    command: {{ run: 'printf %s \"$$TEST_CUT_PW\"' }}\n{}",
+        CUT_URL_CHECK.replace("${pw}", "${pw_stdout}")
+    );
+    let out = Attest::new()
+        .suite("t", &yaml)
+        .env("TEST_CUT_PW", CUT_PW)
+        .args(&["run"])
+        .run();
+    out.assert_code(1);
+    out.expect("read", "passed", "exited 0");
+    out.expect("get", "error", "contains unencoded `#`, `/`, `<`, `>`, `@`");
+    out.expect("get", "error", "`basic_auth: {username, password}`");
+    assert_no_cut_leak(&out, "run time");
 }
 
 #[test]

@@ -117,7 +117,11 @@ async fn assert_nothing_left(pg: &TempPostgres, before: &[String], tmp: &Path, w
         leftovers.is_empty(),
         "{what}: temporary files left: {leftovers:?}"
     );
-    // The command's group is killed; give the kernel a moment to reap (bounded).
+    assert_command_stopped(what).await;
+}
+
+/// The blocking check's command group is killed; gives the kernel a moment to reap (bounded).
+async fn assert_command_stopped(what: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !processes_with("sleep 30").is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -211,10 +215,8 @@ async fn after_sigkill_attest_cleanup_finds_and_drops_every_leftover() {
     until_started(&dir).await;
     signal(child.id(), "KILL");
     let _ = tokio::task::spawn_blocking(move || child.wait()).await;
-    // Kill what the dead run's command left (its group outlives a SIGKILLed parent).
-    let _ = std::process::Command::new("pkill")
-        .args(["-f", "sleep 30"])
-        .status();
+    // Its watchdog stops the command's group once attest is gone.
+    assert_command_stopped("SIGKILL").await;
     let after_kill = server_state(&pg).await;
     assert_ne!(after_kill, before, "SIGKILL should leave something to find");
 

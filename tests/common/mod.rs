@@ -142,6 +142,11 @@ impl Running {
         self.child.id()
     }
 
+    /// The folder attest runs in.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub fn wait(self) -> Output {
         let output = self.child.wait_with_output().expect("wait for attest");
         Output::new(output, self.dir)

@@ -24,4 +24,5 @@ pub mod schema;
 pub mod suite;
 pub mod url_safety;
 pub mod validate;
+pub mod watchdog;
 pub mod yaml;

@@ -172,6 +172,19 @@ impl fmt::Display for LoadError {
     }
 }
 
+/// Something in the input the user should know of that does not stop a run: a name in a
+/// `--vars` file that no loaded suite uses but one uses a name close to (a likely typo). Same
+/// shape as a [`LoadError`]: the file, where in it, and what.
+pub type LoadWarning = LoadError;
+
+/// What loading found: the suites, or every problem that stops the run; and, either way, the
+/// warnings to show (on stderr; they never change the exit code).
+#[derive(Debug)]
+pub struct Loaded {
+    pub suites: Result<Vec<Suite>, Vec<LoadError>>,
+    pub warnings: Vec<LoadWarning>,
+}
+
 /// Finds suite files: files as given, folders searched recursively for `*.yaml` / `*.yml`.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     let mut found = Vec::new();
@@ -209,13 +222,24 @@ fn collect_yaml(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// Loads every suite for a run; collects all errors of all files rather than stopping at the
-/// first.
+/// first. Drops the warnings: [`load_suites`] returns them.
 pub fn load_all(
     files: &[PathBuf],
     sources: &VarSources,
     redactor: &Redactor,
 ) -> Result<Vec<Suite>, Vec<LoadError>> {
-    load_all_for(files, sources, redactor, Purpose::Run)
+    load_suites(files, sources, redactor, Purpose::Run).suites
+}
+
+/// Loads every suite. With [`Purpose::Inspect`] variables need no values. Drops the
+/// warnings: [`load_suites`] returns them.
+pub fn load_all_for(
+    files: &[PathBuf],
+    sources: &VarSources,
+    redactor: &Redactor,
+    purpose: Purpose,
+) -> Result<Vec<Suite>, Vec<LoadError>> {
+    load_suites(files, sources, redactor, purpose).suites
 }
 
 /// A value given from outside the suites, with where it came from.
@@ -231,13 +255,14 @@ struct GivenName {
     file: Option<(PathBuf, Pos)>,
 }
 
-/// Loads every suite. With [`Purpose::Inspect`] variables need no values.
-pub fn load_all_for(
+/// Loads every suite, collecting every problem of every file, and the warnings. With
+/// [`Purpose::Inspect`] variables need no values.
+pub fn load_suites(
     files: &[PathBuf],
     sources: &VarSources,
     redactor: &Redactor,
     purpose: Purpose,
-) -> Result<Vec<Suite>, Vec<LoadError>> {
+) -> Loaded {
     let mut errors = Vec::new();
     let (overrides, given_names) = load_overrides(sources, &mut errors);
     let given = Given {
@@ -311,23 +336,36 @@ pub fn load_all_for(
             }
         }
     }
-    errors.extend(unknown_given_names(&given_names, &known_names, &overrides));
-    if errors.is_empty() {
-        Ok(suites)
-    } else {
-        Err(errors)
+    let unknown = unknown_given_names(&given_names, &known_names, &overrides);
+    errors.extend(unknown.errors);
+    Loaded {
+        suites: if errors.is_empty() {
+            Ok(suites)
+        } else {
+            Err(errors)
+        },
+        warnings: unknown.warnings,
     }
 }
 
-/// `--set` names (and likely typos in `--vars` files) that no loaded suite declares or uses.
-/// A vars file may describe a whole environment, so its other names are fine; a name in it
-/// that is one typo away from a variable it does not set is reported.
+/// Given names that no loaded suite declares or uses.
+struct UnknownNames {
+    /// `--set` names: an instruction that cannot be followed.
+    errors: Vec<LoadError>,
+    /// Likely typos in `--vars` files.
+    warnings: Vec<LoadWarning>,
+}
+
+/// `--set` names that no loaded suite declares or uses are errors. A vars file describes an
+/// environment (the sandbox's names every service), so its unused names are fine, except
+/// that one a typo away from a variable it does not set is worth a warning.
 fn unknown_given_names(
     given: &[GivenName],
     known: &HashSet<String>,
     overrides: &HashMap<String, Override>,
-) -> Vec<LoadError> {
+) -> UnknownNames {
     let mut errors = Vec::new();
+    let mut warnings = Vec::new();
     let mut candidates: Vec<&str> = known.iter().map(String::as_str).collect();
     candidates.sort_unstable();
     for item in given {
@@ -352,12 +390,12 @@ fn unknown_given_names(
             }
             Some((path, pos)) => {
                 if let Some(s) = suggestion.filter(|s| !overrides.contains_key(*s)) {
-                    errors.push(LoadError::at(
+                    warnings.push(LoadWarning::at(
                         path,
                         pos.line,
                         pos.column,
                         format!(
-                            "no loaded suite declares or uses a variable `{}` (did you mean `{s}`?)",
+                            "no loaded suite declares or uses a variable `{}` (did you mean `{s}`?); ignored",
                             item.name
                         ),
                     ));
@@ -365,7 +403,7 @@ fn unknown_given_names(
             }
         }
     }
-    errors
+    UnknownNames { errors, warnings }
 }
 
 /// `--vars` files, then provided values, then `--set`, later ones winning.

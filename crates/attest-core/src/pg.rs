@@ -24,6 +24,7 @@ use tokio_postgres::{Client, NoTls};
 use crate::context::CheckContext;
 pub use crate::k8s::secrets::SecretRef;
 use crate::net::{NetError, Network, Route, Stream, Via};
+use crate::url_safety;
 
 mod pool;
 pub use pool::{Lease, Sessions, DEFAULT_POOL_SIZE};
@@ -197,20 +198,18 @@ impl ConnectionSpec {
                 let (rest, sslmode, sslrootcert) = split_tls_params(&uri);
                 // A password with an unencoded `@`, `/` or `#` misparses (its tail would show as
                 // the host): name the problem, never echo the URI.
-                let user_info = crate::url_safety::may_hold_user_info(&rest);
-                if user_info && rest.split('?').next().unwrap_or("").matches('@').count() > 1 {
-                    return Err(format!(
-                        "connection URI: {}",
-                        crate::url_safety::describe_url_error(&rest)
-                    ));
-                }
+                url_safety::check_user_info(&rest)
+                    .and_then(|()| url_safety::check_secrets_whole(&rest, &ctx.redactor))
+                    .map_err(|e| {
+                        format!("connection URI: {}", e.or_instead(URI_PASSWORD_INSTEAD))
+                    })?;
+                let user_info = url_safety::may_hold_user_info(&rest);
                 let config =
                     rest.parse::<tokio_postgres::Config>()
                         .map_err(|e| match user_info {
-                            true => format!(
-                                "connection URI: {}",
-                                crate::url_safety::describe_url_error(&rest)
-                            ),
+                            true => {
+                                format!("connection URI: {}", url_safety::describe_url_error(&rest))
+                            }
                             false => format!("connection URI is not valid: {e}"),
                         })?;
                 let sslmode = sslmode.map(|m| SslMode::parse(&m)).transpose()?;
@@ -318,6 +317,10 @@ impl ConnectionSpec {
         })
     }
 }
+
+/// How a URI's password that cannot be percent-encoded is given instead.
+pub const URI_PASSWORD_INSTEAD: &str =
+    "leave the password out of the URI and give it as `password:` or `password_secret:`";
 
 /// Takes `sslmode` and `sslrootcert` out of a URI's query: tokio-postgres knows neither
 /// `verify-ca`/`verify-full` nor `sslrootcert`, which libpq URIs commonly carry.

@@ -26,6 +26,7 @@
 mod forms;
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::{Arc, RwLock};
 
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -199,35 +200,40 @@ impl Redactor {
         patterns.matcher = Some(Arc::new(matcher));
     }
 
-    pub fn redact(&self, text: &str) -> String {
+    /// The stretches of `text` that hold a known secret in any form, overlapping and adjacent
+    /// occurrences merged, in text order.
+    pub fn spans(&self, text: &str) -> Vec<Range<usize>> {
         let Some(matcher) = self.inner.read().expect("redactor").matcher.clone() else {
-            return text.to_owned();
+            return Vec::new();
         };
-        // Merge overlapping and adjacent occurrences into stretches, in text order.
-        let mut spans: Vec<(usize, usize)> = matcher
+        let mut found: Vec<Range<usize>> = matcher
             .find_overlapping_iter(text)
-            .map(|m| (m.start(), m.end()))
+            .map(|m| m.range())
             .collect();
+        found.sort_unstable_by_key(|span| (span.start, span.end));
+        let mut merged: Vec<Range<usize>> = Vec::with_capacity(found.len());
+        for span in found {
+            match merged.last_mut() {
+                Some(last) if span.start <= last.end => last.end = last.end.max(span.end),
+                _ => merged.push(span),
+            }
+        }
+        merged
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        let spans = self.spans(text);
         if spans.is_empty() {
             return text.to_owned();
         }
-        spans.sort_unstable();
         let mut out = String::with_capacity(text.len());
         let mut copied = 0;
-        let mut current = spans[0];
-        for &(start, end) in &spans[1..] {
-            if start <= current.1 {
-                current.1 = current.1.max(end);
-            } else {
-                out.push_str(&text[copied..current.0]);
-                out.push_str(MASK);
-                copied = current.1;
-                current = (start, end);
-            }
+        for span in spans {
+            out.push_str(&text[copied..span.start]);
+            out.push_str(MASK);
+            copied = span.end;
         }
-        out.push_str(&text[copied..current.0]);
-        out.push_str(MASK);
-        out.push_str(&text[current.1..]);
+        out.push_str(&text[copied..]);
         out
     }
 

@@ -224,6 +224,7 @@ pub fn run(
         };
     }
 
+    let progress = Progress::new(config.progress);
     // Plan: which checks run, and the trial that reports each.
     let mut trials = Vec::new();
     let mut plans: Vec<Vec<Slot>> = Vec::new();
@@ -240,7 +241,7 @@ pub fn run(
                 slots.push(Slot::Ignored);
             } else {
                 let (tx, rx) = oneshot::channel();
-                trials.push(reporting_trial(suite, check, rx, &redactor));
+                trials.push(reporting_trial(suite, check, rx, &redactor, &progress));
                 slots.push(Slot::Run(Some(tx)));
             }
         }
@@ -261,7 +262,6 @@ pub fn run(
 
     let denials = preflight(&suites, &plans, &config, runtime);
     let run_id: Arc<str> = crate::cleanup::new_run_id().into();
-    let progress = Progress::new(config.progress);
     let ticker = config
         .progress
         .then(|| runtime.spawn(progress.clone().tick(config.stop.cancel.clone())));
@@ -294,6 +294,7 @@ pub fn run(
         .collect();
 
     // Counts come back, but our own outcome records are what reports and the exit code use.
+    progress.follow_console(args, &trials);
     console(args, trials);
 
     let suites = runtime.block_on(async {
@@ -362,10 +363,23 @@ fn reporting_trial(
     check: &SuiteCheck,
     rx: oneshot::Receiver<Outcome>,
     redactor: &Redactor,
+    progress: &Progress,
 ) -> Trial {
-    Trial::ignorable_test(redactor.redact(&trial_name(suite, check)), move || match rx
-        .blocking_recv()
-    {
+    let name = redactor.redact(&trial_name(suite, check));
+    let (progress, kind, shown) = (progress.clone(), check.decl.kind, name.clone());
+    Trial::ignorable_test(name, move || {
+        // The console has just written this check's line and leaves it open until we return.
+        let _line_open = progress.console_waits_for(kind, &shown);
+        reported(rx.blocking_recv())
+    })
+    .with_kind(check.decl.kind)
+    // So that `--ignored` lists and counts the checks it runs.
+    .with_ignored_flag(check.decl.ignore.is_some())
+}
+
+/// A check's outcome as libtest-mimic reports it.
+fn reported(received: Result<Outcome, oneshot::error::RecvError>) -> Result<Completion, Failed> {
+    match received {
         Ok(outcome) => match outcome.status {
             Status::Passed => Ok(Completion::Completed),
             Status::Skipped => Ok(Completion::ignored_with(outcome.message)),
@@ -383,10 +397,7 @@ fn reporting_trial(
         Err(_) => Err(Failed::from(
             "internal error: the check ended without an outcome",
         )),
-    })
-    .with_kind(check.decl.kind)
-    // So that `--ignored` lists and counts the checks it runs.
-    .with_ignored_flag(check.decl.ignore.is_some())
+    }
 }
 
 /// What a suite's task shares with the rest of the run.

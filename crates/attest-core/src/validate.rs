@@ -153,6 +153,12 @@ pub fn connection(spec: &ConnectionSpec) -> Vec<FieldProblem> {
                 format!("expected a URI starting with `postgresql://`, found `{scheme}`"),
             ));
         }
+        if let Err(e) = crate::url_safety::check_user_info(uri) {
+            problems.push(FieldProblem::new(
+                "connection.uri",
+                e.or_instead(crate::pg::URI_PASSWORD_INSTEAD).to_string(),
+            ));
+        }
     }
     problems
 }

@@ -12,14 +12,13 @@ mod render;
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use attest_core::watchdog::Watchdog;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -100,7 +99,7 @@ pub struct KubeTestbed {
     kubeconfig: PathBuf,
     startup: Duration,
     /// Deletes the cluster if this process dies without stopping it (see [`watchdog`]).
-    watchdog: Option<Child>,
+    watchdog: Option<Watchdog>,
 }
 
 /// A ServiceAccount's credentials, as a pod running as it gets them.
@@ -318,11 +317,8 @@ impl KubeTestbed {
             bin_dir: self.bin_dir.clone(),
         };
         if let Some(mut watchdog) = self.watchdog.take() {
-            // We delete the cluster ourselves: tell it so, and let it go.
-            if let Some(mut stdin) = watchdog.stdin.take() {
-                let _ = stdin.write_all(b"stopped\n");
-            }
-            let _ = watchdog.wait();
+            // We delete the cluster ourselves.
+            watchdog.stand_down();
         }
         let result = delete(&live);
         LIVE.lock()
@@ -714,45 +710,38 @@ fn delete(live: &Live) -> Result<(), String> {
     }
 }
 
-/// A shell that waits for a line on its stdin, whose other end only this process holds. If
-/// this process dies before [`KubeTestbed::stop`] (SIGKILL, a test harness's timeout, a
-/// panic that aborts), the pipe closes without `stopped` and the shell deletes the cluster
-/// and its folder, so no etcd or apiserver outlives us. Its own process group keeps the
-/// terminal's Ctrl-C, meant for us, from killing it first.
-fn watchdog(live: &Live) -> Result<Child, String> {
-    let script = r#"read -r line; [ "$line" = stopped ] && exit 0
+/// A shell ([`Watchdog`]) that deletes the cluster and its folder if this process dies before
+/// [`KubeTestbed::stop`] (SIGKILL, a test harness's timeout, a panic that aborts), so no etcd
+/// or apiserver outlives us.
+fn watchdog(live: &Live) -> Result<Watchdog, String> {
+    let script = r#"read -r line
 "$0" --name "$1" delete cluster >/dev/null 2>&1; rm -rf "$2""#;
-    let mut command = kwokctl_env(live, Command::new("sh"));
-    command
-        .arg("-c")
-        .arg(script)
-        .arg(live.bin_dir.join("kwokctl"))
-        .arg(&live.name)
-        .arg(&live.dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    command
-        .spawn()
-        .map_err(|e| format!("cannot start the testbed's watchdog shell: {e}"))
+    Watchdog::start(script, |shell| {
+        kwokctl_env(live, shell)
+            .arg(live.bin_dir.join("kwokctl"))
+            .arg(&live.name)
+            .arg(&live.dir);
+    })
+    .map_err(|e| format!("cannot start the testbed's watchdog shell: {e}"))
 }
 
 fn kwokctl(live: &Live) -> Command {
-    let mut command = kwokctl_env(live, Command::new(live.bin_dir.join("kwokctl")));
-    command.arg("--name").arg(&live.name).stdin(Stdio::null());
+    let mut command = Command::new(live.bin_dir.join("kwokctl"));
+    kwokctl_env(live, &mut command)
+        .arg("--name")
+        .arg(&live.name)
+        .stdin(Stdio::null());
     command
 }
 
 /// A clean environment: HOME and KWOK_WORKDIR inside the testbed, our binaries first on PATH.
-fn kwokctl_env(live: &Live, mut command: Command) -> Command {
+fn kwokctl_env<'c>(live: &Live, command: &'c mut Command) -> &'c mut Command {
     let path = format!("{}:/usr/local/bin:/usr/bin:/bin", live.bin_dir.display());
     command
         .env_clear()
         .env("PATH", path)
         .env("HOME", live.dir.join("home"))
-        .env("KWOK_WORKDIR", live.dir.join("work"));
-    command
+        .env("KWOK_WORKDIR", live.dir.join("work"))
 }
 
 /// What is not ready yet in a `kubectl get -A -o json` list, one line per object and field.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use attest_core::watchdog::Watchdog;
 use tempfile::TempDir;
 use tokio_postgres::{config::SslMode, NoTls};
 
@@ -43,8 +44,8 @@ pub struct TempPostgres {
     /// uid and gid of the `postgres` user when we run as root, which PostgreSQL refuses.
     run_as: Option<(u32, u32)>,
     /// Stops the server and removes its folder if this process dies without doing so (even
-    /// by SIGKILL): it waits on a pipe only we write to; end-of-file means we are gone.
-    watchdog: Option<std::process::Child>,
+    /// by SIGKILL; see [`Watchdog`]).
+    watchdog: Option<Watchdog>,
 }
 
 impl TempPostgres {
@@ -192,27 +193,17 @@ impl TempPostgres {
         command
     }
 
-    /// A shell that reads one line from us: `stopped` means we cleaned up; end-of-file means
-    /// we died, so it stops the server and removes the cluster's files itself.
-    fn watchdog(&self) -> Result<std::process::Child, String> {
-        let script = r#"read -r line; [ "$line" = stopped ] && exit 0
+    /// Once this process is gone, stops the server and removes the cluster's files.
+    fn watchdog(&self) -> Result<Watchdog, String> {
+        let script = r#"read -r line
 "$0" -D "$1/data" stop -m immediate -t 10 >/dev/null 2>&1; rm -rf "$1" 2>/dev/null"#;
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg(script)
-            .arg(self.bin_dir.join("pg_ctl"))
-            .arg(&self.root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0);
-        if let Some((uid, gid)) = self.run_as {
-            command.uid(uid).gid(gid);
-        }
-        command
-            .spawn()
-            .map_err(|e| format!("cannot start the PostgreSQL watchdog: {e}"))
+        Watchdog::start(script, |shell| {
+            shell.arg(self.bin_dir.join("pg_ctl")).arg(&self.root);
+            if let Some((uid, gid)) = self.run_as {
+                shell.uid(uid).gid(gid);
+            }
+        })
+        .map_err(|e| format!("cannot start the PostgreSQL watchdog: {e}"))
     }
 
     /// `pg_ctl ACTION [OPTIONS]` on the cluster's data directory.
@@ -283,11 +274,7 @@ impl Drop for TempPostgres {
             .pg_ctl_command(&["stop", "-m", "immediate", "-t", "10"])
             .output();
         if let Some(mut watchdog) = self.watchdog.take() {
-            if let Some(mut stdin) = watchdog.stdin.take() {
-                use std::io::Write;
-                let _ = writeln!(stdin, "stopped");
-            }
-            let _ = watchdog.wait();
+            watchdog.stand_down();
         }
     }
 }

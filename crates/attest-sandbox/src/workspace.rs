@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use attest_core::watchdog::Watchdog;
 use tempfile::TempDir;
 
 /// The Paperless values file the stories edit, bundled so the sandbox needs no repository.
@@ -16,38 +17,17 @@ pub struct Workspace {
     pub dir: TempDir,
     /// The generated database password written to the secrets file.
     pub db_password: String,
-    /// Removes the checkout (it holds a secrets file) if this process dies without doing so.
-    watchdog: Option<std::process::Child>,
+    /// Removes the checkout (it holds a secrets file) if this process dies without removing
+    /// it; stood down when dropped, when `dir` removes it.
+    _watchdog: Option<Watchdog>,
 }
 
-impl Drop for Workspace {
-    fn drop(&mut self) {
-        if let Some(mut watchdog) = self.watchdog.take() {
-            if let Some(mut stdin) = watchdog.stdin.take() {
-                use std::io::Write;
-                let _ = writeln!(stdin, "stopped");
-            }
-            let _ = watchdog.wait();
-        }
-    }
-}
-
-/// A shell that waits for one line from us: `stopped` means we cleaned up; end-of-file means
-/// we died (even by SIGKILL), so it removes `dir` itself.
-fn watchdog(dir: &Path) -> Option<std::process::Child> {
-    use std::os::unix::process::CommandExt;
-    std::process::Command::new("sh")
-        .args([
-            "-c",
-            r#"read -r line; [ "$line" = stopped ] || rm -rf "$0""#,
-        ])
-        .arg(dir)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .ok()
+/// Removes `dir` once this process is gone, even by SIGKILL ([`Watchdog`]).
+fn watchdog(dir: &Path) -> Option<Watchdog> {
+    Watchdog::start(r#"read -r line; rm -rf "$0""#, |shell| {
+        shell.arg(dir);
+    })
+    .ok()
 }
 
 pub fn create(db_password: String) -> Result<Workspace, String> {
@@ -91,7 +71,7 @@ pub fn create(db_password: String) -> Result<Workspace, String> {
     Ok(Workspace {
         dir,
         db_password,
-        watchdog,
+        _watchdog: watchdog,
     })
 }
 

@@ -288,6 +288,9 @@ mod tests {
         serde_saphyr::from_str(yaml).expect("command spec")
     }
 
+    /// The shell's process group id (that of the watchdog leading it, not `$$`).
+    const GROUP_ID: &str = "$(cut -d' ' -f5 /proc/$$/stat)";
+
     /// Waits until no process of the group exists; returns how long that took.
     async fn gone_within(pgid: libc::pid_t, limit: Duration) -> Option<Duration> {
         let started = Instant::now();
@@ -314,7 +317,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_background_child_does_not_hold_the_check_and_is_stopped() {
-        let check = check("run: 'sleep 1000 & echo started $$'\nstdout_contains: [started]");
+        let check = check(&format!(
+            "run: \"sleep 1000 & echo started {GROUP_ID}\"\nstdout_contains: [started]"
+        ));
         let started = Instant::now();
         let verdict = check.observe(&CheckContext::for_test()).await;
         let took = started.elapsed();
@@ -331,7 +336,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_background_child_ignoring_sigterm_is_killed_after_the_grace() {
-        let check = check("run: \"(trap '' TERM; sleep 1000) & echo $$\"");
+        let check = check(&format!(
+            "run: \"(trap '' TERM; sleep 1000) & echo {GROUP_ID}\""
+        ));
         let started = Instant::now();
         let verdict = check.observe(&CheckContext::for_test()).await;
         let took = started.elapsed();
@@ -354,7 +361,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pgid");
         let check = check(&format!(
-            "run: \"echo $$ > {}; sleep 1000 & sleep 1000\"",
+            "run: \"echo {GROUP_ID} > {}; sleep 1000 & sleep 1000\"",
             file.display()
         ));
         let ctx = CheckContext::for_test();
@@ -370,7 +377,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pgid");
         let check = check(&format!(
-            "run: \"echo $$ > {}; trap '' TERM; sleep 1000\"",
+            "run: \"echo {GROUP_ID} > {}; trap '' TERM; sleep 1000\"",
             file.display()
         ));
         let ctx = CheckContext::for_test();

@@ -28,6 +28,11 @@ pub struct HttpCheck {
     /// Request headers.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Credentials sent as `Authorization: Basic`, for a password that cannot be
+    /// percent-encoded into the URL (one from a Kubernetes Secret):
+    /// `{username: app, password: "${app_password}"}`.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
     /// Expected status code, or a list of acceptable ones (default: any 2xx).
     #[serde(default, deserialize_with = "one_or_many")]
     #[schemars(with = "Option<Vec<u16>>")]
@@ -55,6 +60,17 @@ pub struct HttpCheck {
     #[serde(default)]
     pub via: Option<Via>,
 }
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+/// How a refused URL's credentials can be given instead.
+const CREDENTIALS_INSTEAD: &str =
+    "leave them out of the URL and give them as `basic_auth: {username, password}`";
 
 fn get() -> String {
     "GET".into()
@@ -134,6 +150,25 @@ impl HttpCheck {
             .map_err(|e| format!("cannot build an HTTP client: {e}"))
     }
 
+    /// The URL to request, or why not (never echoing a password): at load for a URL known
+    /// then, else when the check runs.
+    fn request_url(&self, raw: &str, redactor: &Redactor) -> Result<reqwest::Url, String> {
+        let url = parse_url(raw, redactor)?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "expected an `http://` or `https://` URL, found the scheme `{}`",
+                url.scheme()
+            ));
+        }
+        if self.basic_auth.is_some() && (!url.username().is_empty() || url.password().is_some()) {
+            return Err(
+                "the URL holds user info and `basic_auth` gives credentials too; give them once"
+                    .to_owned(),
+            );
+        }
+        Ok(url)
+    }
+
     fn expected_status(&self) -> String {
         if self.status.is_empty() {
             "2xx".into()
@@ -167,8 +202,20 @@ fn url_error(raw: &str, error: impl std::fmt::Display) -> String {
     if url_safety::may_hold_user_info(raw) {
         url_safety::describe_url_error(raw)
     } else {
-        format!("`{raw}` is not a valid URL: {error}")
+        format!(
+            "expected a URL such as `http://paperless.docs.svc/`: `{raw}` is not a valid URL: \
+             {error}"
+        )
     }
+}
+
+/// Parses a URL, refusing one whose password a parser would cut in pieces (redaction knows
+/// only the whole): by its text, and by the secrets known by then.
+fn parse_url(raw: &str, redactor: &Redactor) -> Result<reqwest::Url, String> {
+    url_safety::check_user_info(raw)
+        .and_then(|()| url_safety::check_secrets_whole(raw, redactor))
+        .map_err(|e| e.or_instead(CREDENTIALS_INSTEAD).to_string())?;
+    reqwest::Url::parse(raw).map_err(|e| url_error(raw, e))
 }
 
 /// The URL as messages show it: the password masked whether or not it was declared secret.
@@ -232,27 +279,10 @@ impl Kind for HttpCheck {
         use super::FieldProblem;
         use crate::validate;
         let mut problems = Vec::new();
-        // A URL with credentials is judged when the check runs, where its error is shown
-        // without the URL (a password may be what breaks it).
-        if !validate::is_deferred(&self.url) && !self.url.contains('@') {
-            match reqwest::Url::parse(&self.url) {
-                Ok(url) if !matches!(url.scheme(), "http" | "https") => {
-                    problems.push(FieldProblem::new(
-                        "url",
-                        format!(
-                            "expected an `http://` or `https://` URL, found the scheme `{}`",
-                            url.scheme()
-                        ),
-                    ))
-                }
-                Ok(_) => {}
-                Err(e) => problems.push(FieldProblem::new(
-                    "url",
-                    format!(
-                        "expected a URL such as `http://paperless.docs.svc/`: {}",
-                        url_error(&self.url, e)
-                    ),
-                )),
+        // A URL from a value known only at run time is judged when the check runs.
+        if !validate::is_deferred(&self.url) {
+            if let Err(e) = self.request_url(&self.url, &Redactor::default()) {
+                problems.push(FieldProblem::new("url", e));
             }
         }
         if reqwest::Method::from_bytes(self.method.as_bytes()).is_err() || self.method.is_empty() {
@@ -291,11 +321,21 @@ impl Kind for HttpCheck {
             Ok(raw) => raw,
             Err(e) => return Verdict::error(e),
         };
-        let parsed = match reqwest::Url::parse(&raw) {
+        let parsed = match self.request_url(&raw, &ctx.redactor) {
             Ok(parsed) => parsed,
-            Err(e) => return Verdict::error(url_error(&raw, e)),
+            Err(e) => return Verdict::error(e),
         };
         register_credentials(&parsed, &ctx.redactor);
+        let basic_auth = match &self.basic_auth {
+            Some(auth) => match (ctx.expand(&auth.username), ctx.expand(&auth.password)) {
+                (Ok(username), Ok(password)) => {
+                    ctx.redactor.add_credentials(&username, &password);
+                    Some((username, password))
+                }
+                (Err(e), _) | (_, Err(e)) => return Verdict::error(e),
+            },
+            None => None,
+        };
         let url = shown_url(&parsed);
         // The endpoint (a bridge, when there is one) lives until the response is read.
         let (client, _endpoint) = match self.client_for(&parsed, ctx).await {
@@ -308,6 +348,9 @@ impl Kind for HttpCheck {
         };
         // reqwest moves the user info into an `Authorization: Basic` header.
         let mut request = client.request(method.clone(), parsed);
+        if let Some((username, password)) = basic_auth {
+            request = request.basic_auth(username, Some(password));
+        }
         for (name, value) in &self.headers {
             match ctx.expand(value) {
                 Ok(value) => request = request.header(name, value),
@@ -410,6 +453,79 @@ mod tests {
             redactor.redact("Basic YXBwOlBsNG50ZWQvUzNjcmV0"),
             "Basic [REDACTED]"
         );
+    }
+
+    /// A password with URL delimiters, and every piece a parser could cut it into.
+    const CUT_PASSWORD: &str = "p@ss#w/rd<x>y-Long1";
+    const PIECES: [&str; 5] = ["p@ss", "ss#w", "w/rd", "rd<x", "y-Long1"];
+
+    fn check(yaml: &str) -> HttpCheck {
+        serde_saphyr::from_str(yaml).expect("http spec")
+    }
+
+    fn assert_no_piece(text: &str) {
+        for piece in PIECES.iter().chain([&"%3Cx%3E", &"ss%23"]) {
+            assert!(!text.contains(piece), "`{piece}` in {text}");
+        }
+    }
+
+    #[test]
+    fn a_url_whose_password_a_parser_would_cut_is_refused_at_load_without_echo() {
+        let check = check(&format!("url: \"http://app:{CUT_PASSWORD}@127.0.0.1:9/\""));
+        let problems = check.validate();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "url");
+        let message = &problems[0].message;
+        assert_no_piece(message);
+        assert!(
+            message.contains("`#` as %23") && message.contains("basic_auth"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_url_known_only_at_run_time_is_refused_when_the_check_runs() {
+        let ctx = CheckContext::for_test();
+        ctx.vars.set("pw".into(), CUT_PASSWORD.into());
+        ctx.redactor.add(CUT_PASSWORD);
+        let check = check(&format!(
+            "url: \"http://app:{}@127.0.0.1:9/\"",
+            crate::context::runtime_marker("pw")
+        ));
+        assert!(check.validate().is_empty(), "judged at run time only");
+        let verdict = check.observe(&ctx).await;
+        assert_eq!(verdict.status, crate::outcome::Status::Error, "{verdict:?}");
+        assert_no_piece(&format!("{verdict:?}"));
+        assert!(
+            verdict.summary.contains("`/` as %2F"),
+            "{}",
+            verdict.summary
+        );
+    }
+
+    #[tokio::test]
+    async fn a_secret_the_parser_would_read_as_port_and_path_is_refused() {
+        let ctx = CheckContext::for_test();
+        ctx.redactor.add("4242/Secr3tPass");
+        let check = check("url: http://app:4242/Secr3tPass@127.0.0.1:9/");
+        let verdict = check.observe(&ctx).await;
+        assert_eq!(verdict.status, crate::outcome::Status::Error, "{verdict:?}");
+        let shown = format!("{verdict:?}");
+        assert!(
+            !shown.contains("Secr3t") && !shown.contains("4242"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn credentials_go_in_the_url_or_in_basic_auth_not_both() {
+        let both =
+            check("url: http://app:Secr3tPass@host/\nbasic_auth: {username: app, password: x}");
+        let problems = both.validate();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(!problems[0].message.contains("Secr3t"), "{problems:?}");
+        let ok = check("url: http://host/\nbasic_auth: {username: app, password: \"p@ss#w/rd\"}");
+        assert!(ok.validate().is_empty());
     }
 
     #[test]

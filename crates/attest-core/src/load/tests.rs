@@ -1,5 +1,6 @@
 //! Variables read from Kubernetes Secrets, through a recording stand-in for the cluster (the
-//! real reads are tested against the local control plane in `tests/kube_kinds.rs`).
+//! real reads are tested against the local control plane in `tests/kube_kinds.rs`), and
+//! names given from outside that no suite uses.
 
 use std::sync::Mutex;
 
@@ -266,4 +267,57 @@ fn suites_no_selected_check_is_in_read_no_secret() {
     let suite = load_from(SUITE, &sources, Purpose::Run).unwrap();
     assert_eq!(suite.checks.len(), 4);
     assert!(answers.asked.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_vars_file_name_no_suite_uses_is_a_warning_naming_the_near_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("s.yaml");
+    std::fs::write(
+        &suite,
+        "id: s\ntitle: s\nvariables:\n  db_host: localhost\nchecks:\n  - id: c\n    title: c\n    command: {run: 'echo ${db_host}'}\n",
+    )
+    .unwrap();
+    // The sandbox's vars file describes every service; this suite needs none of it.
+    let vars = dir.path().join("sandbox.vars.yaml");
+    std::fs::write(
+        &vars,
+        "paperless_url: http://x/\n  # comment\npg_host: 127.0.0.1\n",
+    )
+    .unwrap();
+    let sources = VarSources {
+        files: vec![vars.clone()],
+        ..VarSources::default()
+    };
+    for purpose in [Purpose::Run, Purpose::Inspect] {
+        let loaded = load_suites(&[suite.clone()], &sources, &Redactor::default(), purpose);
+        let suites = loaded
+            .suites
+            .expect("an unused vars-file name stops nothing");
+        assert_eq!(suites.len(), 1);
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        let warning = &loaded.warnings[0];
+        assert_eq!(
+            (warning.path.as_path(), warning.line, warning.column),
+            (vars.as_path(), Some(3), Some(1))
+        );
+        assert!(
+            warning
+                .message
+                .contains("`pg_host` (did you mean `db_host`?)"),
+            "{warning}"
+        );
+    }
+    // An unknown `--set` name is an instruction that cannot be followed: still an error.
+    let set = VarSources {
+        set: vec![("pg_host".into(), "x".into())],
+        ..VarSources::default()
+    };
+    let errors = load_suites(&[suite], &set, &Redactor::default(), Purpose::Run)
+        .suites
+        .unwrap_err();
+    assert!(
+        errors[0].to_string().contains("--set: no loaded suite"),
+        "{errors:?}"
+    );
 }

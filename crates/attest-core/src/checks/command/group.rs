@@ -6,6 +6,12 @@
 //! unfinished (the runner drops a check's future on timeout and on Ctrl-C) gets its SIGTERM at
 //! once and its SIGKILL from a short-lived thread; if attest exits first, an exit hook sends
 //! the SIGKILL instead, since nothing may outlive the run.
+//!
+//! If attest dies without any of that (SIGKILL, a crash), the group's [`Watchdog`] stops it.
+//! The watchdog is the group's leader, started before the command joins: the group id is its
+//! pid, which cannot name another group while the watchdog lives or waits unreaped, so it never
+//! signals a stranger, and there is no moment when the command runs unwatched. (`PR_SET_PDEATHSIG`
+//! would not do: it fires when the spawning thread exits, and reaches only the direct child.)
 
 use std::io;
 use std::process::ExitStatus;
@@ -14,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
+use crate::watchdog::Watchdog;
+
 /// Between SIGTERM and SIGKILL: time for a well-behaved program to clean up.
 pub const GRACE: Duration = Duration::from_secs(2);
 /// How often a stopping group is looked at.
@@ -21,9 +29,21 @@ const POLL: Duration = Duration::from_millis(20);
 /// How long SIGKILL may take to empty the group (a process in uninterruptible sleep).
 const KILL_WAIT: Duration = Duration::from_secs(1);
 
+/// The watchdog of a group, and its leader (`$$` is the group id). It ignores the signals
+/// the group gets while being stopped, so that it outlives the grace; set off, it stops the
+/// group as [`ProcessGroup::stop`] does, itself last.
+const GROUP_WATCHDOG: &str = r#"trap '' HUP INT TERM
+read -r line
+kill -s TERM -- "-$$"
+kill -s CONT -- "-$$"
+sleep "$0"
+kill -s KILL -- "-$$""#;
+
 pub struct ProcessGroup {
     pgid: libc::pid_t,
     child: Option<Child>,
+    /// Leads the group; stood down only once nothing else of the group runs.
+    watchdog: Option<Watchdog>,
     /// Set once nothing of the group is left; until then, dropping it stops the group.
     finished: bool,
 }
@@ -40,18 +60,22 @@ pub enum Stop {
 }
 
 impl ProcessGroup {
-    /// Starts `command` as the leader of a new process group.
+    /// Starts `command` in a new process group that its watchdog leads.
     pub fn spawn(command: &mut Command) -> io::Result<ProcessGroup> {
-        // The group is stopped as a whole below; tokio's kill would reach only the leader.
-        command.process_group(0).kill_on_drop(false);
+        let watchdog = Watchdog::start(GROUP_WATCHDOG, |shell| {
+            shell.arg(GRACE.as_secs().to_string());
+        })
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot start its watchdog: {e}")))?;
+        let pgid = libc::pid_t::try_from(watchdog.id())
+            .map_err(|_| io::Error::other("the watchdog has no process id"))?;
+        // The group is stopped as a whole below; tokio's kill would reach only the command.
+        command.process_group(pgid).kill_on_drop(false);
+        // On failure the watchdog is dropped, which stands it down.
         let child = command.spawn()?;
-        let pgid = child
-            .id()
-            .and_then(|id| libc::pid_t::try_from(id).ok())
-            .ok_or_else(|| io::Error::other("the started command has no process id"))?;
         Ok(ProcessGroup {
             pgid,
             child: Some(child),
+            watchdog: Some(watchdog),
             finished: false,
         })
     }
@@ -65,8 +89,16 @@ impl ProcessGroup {
         self.child().wait().await
     }
 
-    /// Stops whatever is left of the group once the leader has exited.
+    /// Stops whatever is left of the group once the command has exited.
     pub async fn stop(&mut self) -> Stop {
+        let stop = self.stop_leftovers().await;
+        if self.finished {
+            self.stand_down();
+        }
+        stop
+    }
+
+    async fn stop_leftovers(&mut self) -> Stop {
         self.reap();
         if !alive(self.pgid) {
             self.finished = true;
@@ -92,10 +124,18 @@ impl ProcessGroup {
         Stop::Killed
     }
 
-    /// A leader that exited but was not waited for still counts as a member of the group.
+    /// A command that exited but was not waited for still counts as a member of the group.
     fn reap(&mut self) {
         if let Some(child) = &mut self.child {
             let _ = child.try_wait();
+        }
+    }
+
+    /// Nothing of the group runs any more: its watchdog is not needed. Blocks for as long as
+    /// reaping a killed shell takes.
+    fn stand_down(&mut self) {
+        if let Some(mut watchdog) = self.watchdog.take() {
+            watchdog.stand_down();
         }
     }
 }
@@ -106,18 +146,30 @@ impl Drop for ProcessGroup {
             return;
         }
         terminate(self.pgid);
-        let (pgid, child) = (self.pgid, self.child.take());
+        let (pgid, child, watchdog) = (self.pgid, self.child.take(), self.watchdog.take());
         pending(pgid, true);
+        // Handed over only once the thread exists, so that without one the group is killed
+        // before its watchdog is stood down (which frees the group id).
+        let (hand_over, handed) = std::sync::mpsc::channel::<(Option<Child>, Option<Watchdog>)>();
         let escalation = std::thread::Builder::new()
             .name(format!("attest-stop-{pgid}"))
             .spawn(move || {
-                escalate(pgid, child);
+                if let Ok((child, watchdog)) = handed.recv() {
+                    escalate(pgid, child);
+                    drop(watchdog);
+                }
                 pending(pgid, false);
             });
-        if escalation.is_err() {
-            // No thread to wait the grace period: better killed early than left running.
-            signal(pgid, libc::SIGKILL);
-            pending(pgid, false);
+        match escalation {
+            Ok(_) => {
+                let _ = hand_over.send((child, watchdog));
+            }
+            Err(_) => {
+                // No thread to wait the grace period: better killed early than left running.
+                signal(pgid, libc::SIGKILL);
+                drop(watchdog);
+                pending(pgid, false);
+            }
         }
     }
 }
@@ -156,8 +208,9 @@ fn signal(pgid: libc::pid_t, signal: libc::c_int) {
     }
 }
 
-/// Whether any process of the group is still running. EPERM means a member exists but
-/// changed user (a setuid program): still alive.
+/// Whether any process of the group other than its leader, the watchdog, is still running.
+/// EPERM means a member exists but changed user (a setuid program): still alive. Without
+/// /proc (not Linux) the watchdog cannot be told apart, and the group counts as running.
 pub fn alive(pgid: libc::pid_t) -> bool {
     // SAFETY: signal 0 only checks for existence and permission.
     let result = unsafe { libc::kill(-pgid, 0) };
@@ -169,16 +222,17 @@ pub fn alive(pgid: libc::pid_t) -> bool {
     has_running_member(pgid).unwrap_or(true)
 }
 
-/// Looks through /proc (Linux) for a member of the group that is not a zombie; None where
-/// there is no /proc.
+/// Looks through /proc (Linux) for a member of the group that is not a zombie, nor the
+/// leader; None where there is no /proc.
 fn has_running_member(pgid: libc::pid_t) -> Option<bool> {
     let entries = std::fs::read_dir("/proc").ok()?;
+    let leader = pgid.to_string();
     let running = entries.flatten().any(|entry| {
-        let is_pid = entry
+        let is_member_pid = entry
             .file_name()
             .to_str()
-            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
-        is_pid
+            .is_some_and(|n| n != leader && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        is_member_pid
             && std::fs::read_to_string(entry.path().join("stat"))
                 .ok()
                 .and_then(|stat| stat_group_and_state(&stat))
