@@ -442,7 +442,9 @@ pub fn run_suites(
         unselected: unselected_suites(&files, &sources, &libtest),
         ..sources
     };
-    let suites = match load::load_all_for(&files, &sources, &redactor, purpose) {
+    let loaded = load::load_suites(&files, &sources, &redactor, purpose);
+    report_load_warnings(&loaded.warnings, &redactor);
+    let suites = match loaded.suites {
         Ok(suites) => suites,
         Err(errors) => {
             report_load_errors(&errors, &redactor);
@@ -528,6 +530,17 @@ fn verdict_line(record: &attest_core::outcome::RunRecord, require_all: bool) {
     say(&styled.to_string());
 }
 
+/// Prints what the input should fix but need not: the run goes on, the exit code is unchanged.
+fn report_load_warnings(warnings: &[load::LoadWarning], redactor: &Redactor) {
+    for warning in warnings {
+        say(&format!(
+            "{} {}",
+            "warning:".yellow().bold(),
+            redactor.redact(&warning.to_string())
+        ));
+    }
+}
+
 /// Prints every load problem, then a count per file.
 fn report_load_errors(errors: &[load::LoadError], redactor: &Redactor) {
     for e in errors {
@@ -587,7 +600,9 @@ fn check_suites(args: &CheckArgs) -> u8 {
         files: args.vars.clone(),
         ..VarSources::default()
     };
-    match load::load_all_for(&files, &sources, &redactor, Purpose::Inspect) {
+    let loaded = load::load_suites(&files, &sources, &redactor, Purpose::Inspect);
+    report_load_warnings(&loaded.warnings, &redactor);
+    match loaded.suites {
         Ok(suites) => {
             let checks: usize = suites.iter().map(|s| s.checks.len()).sum();
             println!(

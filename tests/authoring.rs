@@ -320,6 +320,14 @@ fn names_in_a_vars_file_that_no_suite_uses_do_not_stop_the_run() {
         out.assert_code(0);
         assert!(!out.stderr.contains("error"), "{}", out.stderr);
         assert!(!out.stderr.contains("other_service_url"), "{}", out.stderr);
+        // A near miss is still pointed out, as a warning at its line.
+        assert!(
+            out.stderr.contains(
+                "warning: sandbox.vars.yaml:1:1: no loaded suite declares or uses a variable `pg_host` (did you mean `db_host`?)"
+            ),
+            "{}",
+            out.stderr
+        );
     }
 }
 
