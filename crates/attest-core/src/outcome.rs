@@ -427,6 +427,7 @@ mod tests {
                 mismatch(Some("v1/Node b"), "status.phase"),
             ],
             measurements: BTreeMap::new(),
+            skip: None,
         };
         assert_eq!(
             outcome.mismatch_block(),
