@@ -92,8 +92,18 @@ fn signal(pid: u32, name: &str) {
     assert!(common::signal(pid, name), "kill -{name} {pid} failed");
 }
 
-/// Processes whose command line mentions `needle` (the blocking check's `sleep 30`).
+/// Processes whose command line mentions `needle`.
 fn processes_with(needle: &str) -> Vec<String> {
+    processes_where(|text| text.contains(needle))
+}
+
+/// Processes whose command line is exactly `command` (the blocking check's `sleep 30`, not a
+/// `sleep 300` of anything else on the machine).
+fn processes_running(command: &str) -> Vec<String> {
+    processes_where(|text| text.trim_end() == command)
+}
+
+fn processes_where(matches: impl Fn(&str) -> bool) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
@@ -103,7 +113,7 @@ fn processes_with(needle: &str) -> Vec<String> {
         let zombie = std::fs::read_to_string(entry.path().join("stat"))
             .map(|s| s.contains(") Z "))
             .unwrap_or(true);
-        if text.contains(needle) && !zombie {
+        if matches(&text) && !zombie {
             found.push(text);
         }
     }
@@ -123,11 +133,11 @@ async fn assert_nothing_left(pg: &TempPostgres, before: &[String], tmp: &Path, w
 /// The blocking check's command group is killed; gives the kernel a moment to reap (bounded).
 async fn assert_command_stopped(what: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !processes_with("sleep 30").is_empty() && Instant::now() < deadline {
+    while !processes_running("sleep 30").is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        processes_with("sleep 30"),
+        processes_running("sleep 30"),
         Vec::<String>::new(),
         "{what}: processes left"
     );
