@@ -233,7 +233,7 @@ fn every_kubernetes_kind_passes_and_fails_for_the_right_reason() {
     let kube = &bed.kube;
     let out = run(kube.kubeconfig(), SUITE);
     out.assert_code(1);
-    for check in [
+    out.assert_passed(&[
         "pvc-bound",
         "cnpg-healthy",
         "backup-recent",
@@ -246,14 +246,7 @@ fn every_kubernetes_kind_passes_and_fails_for_the_right_reason() {
         "pg-through-port-forward",
         "web-through-port-forward",
         "sql-through-port-forward",
-    ] {
-        assert_eq!(
-            out.result(check)["status"],
-            "passed",
-            "{:#}",
-            out.result(check)
-        );
-    }
+    ]);
     let mismatch = |check: &str| out.result(check)["mismatches"][0].clone();
     out.expect(
         "pvc-wrong-class",
@@ -480,14 +473,7 @@ checks:
         ])
         .run();
     out.assert_code(1);
-    for check in ["login", "printed", "fallback"] {
-        assert_eq!(
-            out.result(check)["status"],
-            "passed",
-            "{:#}",
-            out.result(check)
-        );
-    }
+    out.assert_passed(&["login", "printed", "fallback"]);
     out.expect(
         "no-key",
         "error",
@@ -792,14 +778,7 @@ checks:
     );
     let out = run(kube.kubeconfig(), &suite);
     out.assert_code(1);
-    for check in ["on-a-worker", "secret-matches", "env-number", "exit-0"] {
-        assert_eq!(
-            out.result(check)["status"],
-            "passed",
-            "{:#}",
-            out.result(check)
-        );
-    }
+    out.assert_passed(&["on-a-worker", "secret-matches", "env-number", "exit-0"]);
     // `/re/` is the expression between the slashes.
     out.expect(
         "on-control-plane",

@@ -195,6 +195,14 @@ impl Output {
     }
 
     /// Asserts a check's status and that its message contains `needle`.
+    /// Asserts that each of `checks` passed, showing its result when one did not.
+    pub fn assert_passed(&self, checks: &[&str]) {
+        for check in checks {
+            let result = self.result(check);
+            assert_eq!(result["status"], "passed", "{result:#}");
+        }
+    }
+
     pub fn expect(&self, check: &str, status: &str, needle: &str) -> Value {
         self.expect_in(check, status, "message", needle)
     }
