@@ -57,6 +57,10 @@ pub struct CheckArgs {
     /// Set a variable, over everything else.
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = AssignmentParser)]
     pub set: Vec<(String, String)>,
+    /// Treat every warning as an error (exit 2): an acceptance criterion no check covers and
+    /// not declared manual, a likely typo in a vars file.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -601,6 +605,15 @@ fn check_suites(args: &CheckArgs) -> u8 {
         ..VarSources::default()
     };
     let loaded = load::load_suites(&files, &sources, &redactor, Purpose::Inspect);
+    if args.strict && !loaded.warnings.is_empty() {
+        // --strict: warnings are problems, reported with the load errors.
+        let mut errors = loaded.warnings.clone();
+        if let Err(more) = &loaded.suites {
+            errors.extend(more.iter().cloned());
+        }
+        report_load_errors(&errors, &redactor);
+        return exit::USAGE;
+    }
     report_load_warnings(&loaded.warnings, &redactor);
     match loaded.suites {
         Ok(suites) => {

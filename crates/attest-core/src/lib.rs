@@ -21,6 +21,7 @@ pub mod redact;
 pub mod report;
 pub mod runner;
 pub mod schema;
+pub mod story;
 pub mod suite;
 pub mod url_safety;
 pub mod validate;
