@@ -1043,6 +1043,7 @@ mod tests {
             acceptance: Vec::new(),
             exports: Vec::new(),
             unavailable: None,
+            via: None,
         }
     }
 
@@ -1053,9 +1054,12 @@ mod tests {
             id: "s".into(),
             title: "s".into(),
             story: None,
+            story_file: None,
+            criteria: Vec::new(),
             description: None,
             requirements: Default::default(),
             path: "t.yaml".into(),
+            warnings: Vec::new(),
             kube_context: None,
             checks: vec![
                 check("creates", Box::new(Creates(undone.clone()))),
