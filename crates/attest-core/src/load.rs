@@ -1752,7 +1752,9 @@ fn read_story(
         }
     }
     let from_document: Vec<String> = info.criteria.iter().map(|c| c.id.clone()).collect();
-    for (id, pos, spec) in inline {
+    // A document that could not be read was reported; its criteria's text is not missing.
+    let unreadable = info.file.is_some() && doc.is_none();
+    for (id, pos, spec) in inline.into_iter().filter(|_| !unreadable) {
         if let Some(known) = info.criteria.iter_mut().find(|c| c.id == id) {
             if let Some(text) = spec.text {
                 known.title = text.clone();
@@ -1772,9 +1774,15 @@ fn read_story(
             continue;
         }
         let Some(text) = spec.text else {
+            let why = match (&doc, &info.file) {
+                (Some(_), Some(file)) => {
+                    format!("`{file}` has no \"## Acceptance Criteria\" section")
+                }
+                _ => "no story document gives it".to_owned(),
+            };
             problems.push(at(
                 pos,
-                format!("`{id}`: expected the criterion's `text` (no story document gives it)"),
+                format!("`{id}`: expected the criterion's `text` ({why})"),
             ));
             continue;
         };
