@@ -276,7 +276,8 @@ fn requirement_verdict(checks: &[(String, Status)]) -> String {
     } else if skipped > 0 && passed == 0 {
         "⏭ not verified (all skipped)".into()
     } else if skipped > 0 {
-        format!("✅ partly verified ({skipped} skipped)")
+        // A skipped check verified nothing: the requirement is not shown to hold.
+        format!("⚠ not verified ({skipped} of {} skipped)", checks.len())
     } else {
         "✅ verified".into()
     }
@@ -318,7 +319,10 @@ mod tests {
         let s = ("c".to_owned(), Status::Skipped);
         assert_eq!(requirement_verdict(std::slice::from_ref(&p)), "✅ verified");
         assert!(requirement_verdict(&[p.clone(), f]).starts_with("❌"));
-        assert!(requirement_verdict(&[p, s.clone()]).contains("partly"));
+        assert_eq!(
+            requirement_verdict(&[p, s.clone()]),
+            "⚠ not verified (1 of 2 skipped)"
+        );
         assert!(requirement_verdict(&[s]).contains("not verified"));
     }
 }
