@@ -192,7 +192,10 @@ async fn echo_server() -> SocketAddr {
     addr
 }
 
-const PREAMBLE: &str = r#"variables:
+const PREAMBLE: &str = r#"story: "9.9"
+criteria:
+  AC1: "nothing ever shows ${set_pw} nor ${env_pw}"
+variables:
   set_pw: { secret: true }
   vars_pw: { secret: true }
   env_pw: { secret: true, env: TEST_ENV_PW }
@@ -206,21 +209,25 @@ title: passing checks that handle secrets
 {PREAMBLE}checks:
   - id: prints-forms
     title: prints every form of every secret
+    covers: [AC1]
     command:
       run: 'printf "%s\n" "$$LEAKS"'
       stdout_contains: [Authorization]
   - id: secret-in-command-line
     title: the secret is on the command line
+    covers: [AC1]
     command:
       run: "echo ${{set_pw}} ${{vars_pw}}"
       env: {{ E: "${{env_pw}}" }}
   - id: echoing-server
     title: a server echoes the Basic credentials
+    covers: [AC1]
     http:
       url: "http://app:${{http_pw}}@{addr}/"
       body_contains: [Basic]
   - id: secrets-file-ignored
     title: the secrets file is ignored by git
+    covers: [AC1]
     file:
       path: secrets/app.yaml
       contains: [PAPERLESS_DBPASS]
@@ -236,27 +243,32 @@ title: failing checks that handle secrets
 {PREAMBLE}checks:
   - id: basic-auth-unencodable
     title: a password with URI delimiters, sent as basic_auth; the server echoes it
+    covers: [AC1]
     http:
       url: "http://{addr}/"
       basic_auth: {{ username: app, password: "${{set_pw}}" }}
       body_excludes: [Basic]
   - id: echoing-server-fails
     title: a server echoes the Basic credentials, and the check fails
+    covers: [AC1]
     http:
       url: "http://app:${{http_pw}}@{addr}/"
       body_contains: [never-in-the-body]
       body_excludes: [Basic]
   - id: wrong-db-password
     title: the secrets file holds another password
+    covers: [AC1]
     file:
       path: secrets/app.yaml
       yaml: {{ env.PAPERLESS_DBPASS: "expected-other-value" }}
   - id: command-line-fails
     title: the secret is on a failing command line
+    covers: [AC1]
     command:
       run: "echo ${{set_pw}} ${{vars_pw}}; exit 4"
   - id: env-fails
     title: the environment holds secrets, and the command prints them
+    covers: [AC1]
     command:
       run: 'echo "$$E" "$$PGPASSWORD"; echo "$$E" >&2; exit 3'
       env: {{ E: "${{env_pw}}" }}
@@ -265,7 +277,7 @@ title: failing checks that handle secrets
     // One failing check per printed line: a failure shows the first 200 characters of output.
     for i in 0..leak_lines().len() {
         yaml.push_str(&format!(
-            "  - id: leak-{i}\n    title: prints form {i}\n    command:\n      run: 'printf \"%s\\n\" \"$$LEAK_{i}\"; exit 1'\n"
+            "  - id: leak-{i}\n    title: prints form {i}\n    covers: [AC1]\n    command:\n      run: 'printf \"%s\\n\" \"$$LEAK_{i}\"; exit 1'\n"
         ));
     }
     yaml
@@ -327,6 +339,64 @@ async fn failing_runs_leak_no_secret_in_any_format() {
         assert_no_leak(&out, &format!("failing run {format:?}"));
         if expected == 1 {
             assert!(out.all_output().contains("[REDACTED]"), "no mask at all?");
+        }
+    }
+}
+
+/// `attest evidence` reads report.json, which was redacted when written: the notes, printed or
+/// written into a story, carry no secret either (criterion text made from a secret
+/// variable included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_notes_leak_no_secret() {
+    let addr = echo_server().await;
+    for failing in [false, true] {
+        let set = format!("set_pw={SET_PW}");
+        let out = attest(addr, failing)
+            .file(
+                "story.md",
+                "# Story 9.9\n\n### Completion Notes List\n\n1. by hand\n",
+            )
+            .args(&["run", "--set", &set, "--vars", "vars.yaml"])
+            .run_async()
+            .await;
+        out.assert_code(if failing { 1 } else { 0 });
+        let evidence = |args: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_attest"))
+                .arg("evidence")
+                .args(args)
+                .current_dir(&out.dir)
+                .env("NO_COLOR", "1")
+                .output()
+                .unwrap()
+        };
+        let printed = evidence(&["reports/report.json", "--story", "9.9"]);
+        assert_eq!(printed.status.code(), Some(0));
+        let written = evidence(&[
+            "reports/report.json",
+            "--story",
+            "9.9",
+            "--write",
+            "story.md",
+        ]);
+        assert_eq!(written.status.code(), Some(0));
+        let story = std::fs::read_to_string(out.dir.join("story.md")).unwrap();
+        let notes = String::from_utf8_lossy(&printed.stdout).into_owned();
+        assert!(
+            notes.contains("AC1") && notes.contains("[REDACTED]"),
+            "{notes}"
+        );
+        let everything = format!(
+            "{notes}\n{}\n{story}\n{}",
+            String::from_utf8_lossy(&printed.stderr),
+            String::from_utf8_lossy(&written.stderr)
+        );
+        for secret in ALL {
+            for (what, form) in forms(secret) {
+                assert!(
+                    !everything.contains(&form),
+                    "evidence leaked {secret} as {what}:\n{everything}"
+                );
+            }
         }
     }
 }

@@ -154,6 +154,17 @@ impl Running {
 }
 
 impl Output {
+    /// The output of a command run outside the builder (a second attest in the same folder).
+    pub fn of(output: std::process::Output, dir: &Path) -> Output {
+        Output {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            dir: dir.to_owned(),
+            _keep: None,
+        }
+    }
+
     fn new(output: std::process::Output, dir: TempDir) -> Output {
         Output {
             code: output.status.code().unwrap_or(-1),

@@ -6,6 +6,7 @@
 pub mod checks;
 pub mod cleanup;
 pub mod context;
+pub mod evidence;
 pub mod exit;
 pub mod interpolate;
 pub mod k8s;
@@ -19,8 +20,10 @@ pub mod pgpass;
 pub mod progress;
 pub mod redact;
 pub mod report;
+pub mod rollup;
 pub mod runner;
 pub mod schema;
+pub mod story;
 pub mod suite;
 pub mod url_safety;
 pub mod validate;

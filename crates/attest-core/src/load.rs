@@ -26,12 +26,35 @@ pub struct Suite {
     pub id: String,
     pub title: String,
     pub story: Option<String>,
+    /// The story document, as the suite names it (relative to the suite's folder).
+    pub story_file: Option<String>,
+    /// The acceptance criteria: from the story document, then the suite's `criteria:`, else
+    /// the `ACn` its checks cover.
+    pub criteria: Vec<Criterion>,
     pub description: Option<String>,
+    /// The suite's requirements, and those its criteria name (with the story's description).
     pub requirements: BTreeMap<String, String>,
     pub path: PathBuf,
+    /// What the user should know but that does not stop a run: criteria no check covers.
+    pub warnings: Vec<LoadWarning>,
     /// The kubeconfig context the suite names (`kubernetes: {context: …}`).
     pub kube_context: Option<String>,
     pub checks: Vec<SuiteCheck>,
+}
+
+/// One acceptance criterion of a suite's story.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Criterion {
+    /// `AC1`
+    pub id: String,
+    /// One line (the story's Then/And clauses, or the suite's text).
+    pub title: String,
+    /// The whole criterion.
+    pub text: String,
+    /// FR/NFR IDs the criterion names.
+    pub requirements: Vec<String>,
+    /// Why it is checked by hand (`manual:` in the suite).
+    pub manual: Option<String>,
 }
 
 #[derive(Debug)]
@@ -48,6 +71,9 @@ pub struct SuiteCheck {
     /// A variable the check uses that has no value in this run, and why: the check does not
     /// run.
     pub unavailable: Option<(String, Arc<Unavailable>)>,
+    /// The port-forward the check reaches its target through (`data/service
+    /// postgres-postgresql`), if any: its timings include the API server hop.
+    pub via: Option<String>,
 }
 
 /// Where variable values come from besides the suite's own defaults.
@@ -304,10 +330,12 @@ pub fn load_suites(
                 .collect()
         })
     };
+    let mut warnings: Vec<LoadWarning> = Vec::new();
     for (path, (result, names)) in files.iter().zip(loaded) {
         known_names.extend(names);
         match result {
             Ok(suite) => {
+                warnings.extend(suite.warnings.iter().cloned());
                 if let Some(other) = suites.iter().find(|s| s.id == suite.id) {
                     errors.push(LoadError::file(
                         path,
@@ -344,7 +372,7 @@ pub fn load_suites(
         } else {
             Err(errors)
         },
-        warnings: unknown.warnings,
+        warnings: warnings.into_iter().chain(unknown.warnings).collect(),
     }
 }
 
@@ -729,7 +757,9 @@ fn load_suite_bytes(
         }
     }
     let title = read("title", &mut problems);
-    let story = read("story", &mut problems);
+    let mut story_errors: Vec<LoadError> = Vec::new();
+    let story_info = read_story(path, &root, &scope, &mut problems, &mut story_errors);
+    let story = story_info.id.clone();
     let description = read("description", &mut problems);
     let kube_context = match root.get("kubernetes") {
         Some(node) if !node.is_null() => {
@@ -742,12 +772,18 @@ fn load_suite_bytes(
         }
         _ => None,
     };
-    let requirements: BTreeMap<String, String> = match root.get("requirements") {
+    let mut requirements: BTreeMap<String, String> = match root.get("requirements") {
         Some(node) if !node.is_null() => from_node(node, &scope, Some("requirements"))
             .map_err(|e| problems.push(e))
             .unwrap_or_default(),
         _ => BTreeMap::new(),
     };
+    // Requirements the story's criteria name count as listed, described as the story does.
+    for (id, description) in &story_info.named_requirements {
+        requirements
+            .entry(id.clone())
+            .or_insert_with(|| description.clone().unwrap_or_default());
+    }
 
     let mut decls = Vec::new();
     if let Some(node) = root.get("checks") {
@@ -774,14 +810,29 @@ fn load_suite_bytes(
         }
     }
 
-    let checks_out = cross_check(path, decls, &requirements, &vars, &mut problems);
-    let errors: Vec<LoadError> = problems
+    let known_criteria: Option<HashSet<String>> = (!story_info.criteria.is_empty())
+        .then(|| story_info.criteria.iter().map(|c| c.id.clone()).collect());
+    let checks_out = cross_check(
+        path,
+        decls,
+        &requirements,
+        known_criteria.as_ref(),
+        &vars,
+        &mut problems,
+    );
+    let (criteria, warnings) = settle_criteria(
+        path,
+        story.as_deref(),
+        story_info.criteria,
+        story_info.pos,
+        &checks_out,
+    );
+    let errors: Vec<LoadError> = story_errors
         .into_iter()
-        .filter(|e| !e.silent)
-        .map(|e| {
+        .chain(problems.into_iter().filter(|e| !e.silent).map(|e| {
             let pos = e.pos.unwrap_or_default();
             LoadError::at(path, pos.line, pos.column, redactor.redact(&e.message))
-        })
+        }))
         .collect();
     if !errors.is_empty() {
         return (Err(errors), names);
@@ -797,9 +848,18 @@ fn load_suite_bytes(
             id,
             title,
             story,
+            story_file: story_info.file,
+            criteria,
             description,
             requirements,
             path: path.to_owned(),
+            warnings: warnings
+                .into_iter()
+                .map(|mut w| {
+                    w.message = redactor.redact(&w.message);
+                    w
+                })
+                .collect(),
             kube_context,
             checks: checks_out,
         }),
@@ -1411,6 +1471,7 @@ fn cross_check(
     path: &Path,
     decls: Vec<(Rc<Node>, CheckDecl)>,
     requirements: &BTreeMap<String, String>,
+    criteria: Option<&HashSet<String>>,
     vars: &HashMap<String, VarValue>,
     problems: &mut Vec<DeError>,
 ) -> Vec<SuiteCheck> {
@@ -1463,6 +1524,21 @@ fn cross_check(
                 );
             }
         }
+        if let Some(known) = criteria {
+            for ac in acceptance.iter().filter(|ac| !known.contains(*ac)) {
+                let mut listed: Vec<&String> = known.iter().collect();
+                listed.sort_by_key(|id| criterion_order(id));
+                let listed: Vec<&str> = listed.iter().map(|s| s.as_str()).collect();
+                error(
+                    key_pos("covers"),
+                    format!(
+                        "check `{}` covers `{ac}`, which is not one of the story's criteria ({}); add it to `criteria:` or fix the number",
+                        decl.id,
+                        listed.join(", ")
+                    ),
+                );
+            }
+        }
         let mut exports = Vec::new();
         if let Some(name) = &decl.register {
             if suite::is_identifier(name) && !registers.insert(name.clone()) {
@@ -1494,6 +1570,7 @@ fn cross_check(
             acceptance,
             exports,
             unavailable: first_unavailable(&node, vars),
+            via: port_forward(&node),
             decl,
         });
     }
@@ -1523,6 +1600,288 @@ fn first_unavailable(
         Value::Map(entries) => entries
             .iter()
             .find_map(|entry| first_unavailable(&entry.value, vars)),
+    }
+}
+
+/// What a suite says about its story: its id, document and criteria.
+#[derive(Default)]
+struct StoryInfo {
+    id: Option<String>,
+    file: Option<String>,
+    criteria: Vec<Criterion>,
+    /// FR/NFR IDs the criteria name, with the description the story gives.
+    named_requirements: Vec<(String, Option<String>)>,
+    /// Where the suite names the story (warnings point there).
+    pos: Pos,
+}
+
+/// Reads `story:` (an id, or `{id, file}`: the document is read and its criteria parsed) and
+/// `criteria:`, merging the suite's criteria into the document's. Problems in the suite go to
+/// `problems`; problems in the story document, at its own line and column, to `errors`.
+fn read_story(
+    path: &Path,
+    root: &Node,
+    scope: &Scope,
+    problems: &mut Vec<DeError>,
+    errors: &mut Vec<LoadError>,
+) -> StoryInfo {
+    let at = |pos: Pos, message: String| {
+        let mut e = DeError::new(message);
+        e.pos = Some(pos);
+        e
+    };
+    let mut info = StoryInfo {
+        pos: root.pos,
+        ..StoryInfo::default()
+    };
+    let mut doc: Option<crate::story::StoryDoc> = None;
+    let mut file_pos = root.pos;
+    if let Some(node) = root.get("story") {
+        info.pos = node.pos;
+        if node.entries().is_some() {
+            match from_node::<suite::StoryRef>(node, scope, Some("story")) {
+                Ok(reference) => {
+                    info.id = Some(reference.id);
+                    if let Some(file) = reference.file {
+                        file_pos = node.get("file").map_or(node.pos, |n| n.pos);
+                        let full = path.parent().unwrap_or(Path::new("")).join(&file);
+                        match std::fs::read(&full).map(String::from_utf8) {
+                            Err(e) => problems.push(at(
+                                file_pos,
+                                format!(
+                                    "`file`: cannot read the story document `{}`: {e} (the path is relative to the suite's folder)",
+                                    full.display()
+                                ),
+                            )),
+                            Ok(Err(_)) => problems.push(at(
+                                file_pos,
+                                format!(
+                                    "`file`: the story document `{}` is not UTF-8 text",
+                                    full.display()
+                                ),
+                            )),
+                            Ok(Ok(text)) => match crate::story::parse(&text) {
+                                Ok(parsed) => doc = Some(parsed),
+                                Err(e) => errors.push(LoadError::at(
+                                    &full,
+                                    e.line as u64,
+                                    e.column as u64,
+                                    e.message,
+                                )),
+                            },
+                        }
+                        info.file = Some(file);
+                    }
+                }
+                Err(e) => problems.push(e),
+            }
+        } else if !node.is_null() {
+            match from_node::<String>(node, scope, Some("story")) {
+                Ok(id) => info.id = Some(id),
+                Err(e) => problems.push(e),
+            }
+        }
+    }
+    let mut inline: Vec<(String, Pos, suite::CriterionSpec)> = Vec::new();
+    if let Some(node) = root.get("criteria") {
+        match node.entries() {
+            Some(entries) => {
+                for entry in entries {
+                    if !is_acceptance_criterion(&entry.key) {
+                        problems.push(at(
+                            entry.key_pos,
+                            format!(
+                                "expected a criterion id such as `AC1`, found `{}`",
+                                entry.key
+                            ),
+                        ));
+                        continue;
+                    }
+                    let spec = if entry.value.entries().is_some() {
+                        from_node::<suite::CriterionSpec>(&entry.value, scope, Some(&entry.key))
+                    } else {
+                        from_node::<String>(&entry.value, scope, Some(&entry.key)).map(|text| {
+                            suite::CriterionSpec {
+                                text: Some(text),
+                                manual: None,
+                            }
+                        })
+                    };
+                    match spec {
+                        Ok(spec) => {
+                            if spec.manual.as_deref().is_some_and(|m| m.trim().is_empty()) {
+                                let pos = entry.value.get("manual").map_or(entry.value.pos, |n| n.pos);
+                                problems.push(at(pos, "`manual`: expected why no machine can check this criterion, found empty text".into()));
+                            }
+                            inline.push((entry.key.clone(), entry.key_pos, spec));
+                        }
+                        Err(e) => problems.push(e),
+                    }
+                }
+            }
+            None if node.is_null() => {}
+            None => problems.push(at(
+                node.pos,
+                format!(
+                    "`criteria`: expected a map of criteria (`AC1: \"text\"` or `AC1: {{manual: \"why\"}}`), found {}",
+                    node.describe()
+                ),
+            )),
+        }
+    }
+    if let Some(doc) = &doc {
+        if !doc.has_criteria_section && inline.is_empty() {
+            problems.push(at(
+                file_pos,
+                format!(
+                    "`file`: the story document `{}` has no \"## Acceptance Criteria\" section; list the criteria in the suite instead: `criteria: {{AC1: \"…\"}}`",
+                    info.file.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+        for c in &doc.criteria {
+            info.criteria.push(Criterion {
+                id: c.id.clone(),
+                title: c.title.clone(),
+                text: c.text.clone(),
+                requirements: c.requirements.iter().map(|(id, _)| id.clone()).collect(),
+                manual: None,
+            });
+            info.named_requirements
+                .extend(c.requirements.iter().cloned());
+        }
+    }
+    let from_document: Vec<String> = info.criteria.iter().map(|c| c.id.clone()).collect();
+    // A document that could not be read was reported; its criteria's text is not missing.
+    let unreadable = info.file.is_some() && doc.is_none();
+    for (id, pos, spec) in inline.into_iter().filter(|_| !unreadable) {
+        if let Some(known) = info.criteria.iter_mut().find(|c| c.id == id) {
+            if let Some(text) = spec.text {
+                known.title = text.clone();
+                known.text = text;
+            }
+            known.manual = spec.manual;
+            continue;
+        }
+        if !from_document.is_empty() {
+            problems.push(at(
+                pos,
+                format!(
+                    "`{id}`: the story document has {}, not `{id}`; fix the number, or the story's \"Acceptance Criteria\"",
+                    from_document.join(", ")
+                ),
+            ));
+            continue;
+        }
+        let Some(text) = spec.text else {
+            let why = match (&doc, &info.file) {
+                (Some(_), Some(file)) => {
+                    format!("`{file}` has no \"## Acceptance Criteria\" section")
+                }
+                _ => "no story document gives it".to_owned(),
+            };
+            problems.push(at(
+                pos,
+                format!("`{id}`: expected the criterion's `text` ({why})"),
+            ));
+            continue;
+        };
+        let named = crate::story::mentioned_requirements(&text);
+        info.named_requirements.extend(named.iter().cloned());
+        info.criteria.push(Criterion {
+            id,
+            title: text.clone(),
+            text,
+            requirements: named.into_iter().map(|(id, _)| id).collect(),
+            manual: spec.manual,
+        });
+    }
+    info.criteria.sort_by_key(|c| criterion_order(&c.id));
+    info
+}
+
+/// Sorts `AC2` before `AC10`.
+fn criterion_order(id: &str) -> (u64, String) {
+    let number = id
+        .trim_start_matches("AC")
+        .split('.')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX);
+    (number, id.to_owned())
+}
+
+/// The suite's criteria, and a warning for each one no check covers that is not manual.
+/// Without criteria from a document or `criteria:`, the `ACn` the checks cover.
+fn settle_criteria(
+    path: &Path,
+    story: Option<&str>,
+    criteria: Vec<Criterion>,
+    pos: Pos,
+    checks: &[SuiteCheck],
+) -> (Vec<Criterion>, Vec<LoadWarning>) {
+    if criteria.is_empty() {
+        let mut ids: Vec<String> = checks
+            .iter()
+            .flat_map(|c| c.acceptance.iter().cloned())
+            .collect();
+        ids.sort_by_key(|id| criterion_order(id));
+        ids.dedup();
+        let derived = ids
+            .into_iter()
+            .map(|id| Criterion {
+                id,
+                title: String::new(),
+                text: String::new(),
+                requirements: Vec::new(),
+                manual: None,
+            })
+            .collect();
+        return (derived, Vec::new());
+    }
+    let story = story.map(|s| format!(" of story {s}")).unwrap_or_default();
+    let warnings = criteria
+        .iter()
+        .filter(|c| c.manual.is_none())
+        .filter(|c| !checks.iter().any(|check| check.acceptance.contains(&c.id)))
+        .map(|c| {
+            LoadWarning::at(
+                path,
+                pos.line,
+                pos.column,
+                format!(
+                    "{}{story} (\"{}\") is covered by no check and not declared manual; add it to a check's `covers`, or declare `criteria: {{{}: {{manual: \"why no machine can check it\"}}}}`",
+                    c.id, c.title, c.id
+                ),
+            )
+        })
+        .collect();
+    (criteria, warnings)
+}
+
+/// The port-forward a check's target is reached through: `data/service postgres-postgresql`.
+fn port_forward(node: &Node) -> Option<String> {
+    match &node.value {
+        Value::Map(entries) => entries.iter().find_map(|entry| {
+            if entry.key == "via" {
+                let forward = entry.value.get("port-forward")?;
+                let field = |name: &str| {
+                    forward
+                        .get(name)
+                        .and_then(|n| n.scalar().map(|(t, _)| t.to_owned()))
+                };
+                let namespace = field("namespace").unwrap_or_default();
+                let target = field("service")
+                    .map(|s| format!("service {s}"))
+                    .or_else(|| field("pod").map(|p| format!("pod {p}")))
+                    .unwrap_or_default();
+                Some(format!("{namespace}/{target}"))
+            } else {
+                port_forward(&entry.value)
+            }
+        }),
+        Value::Seq(items) => items.iter().find_map(|item| port_forward(item)),
+        Value::Scalar { .. } => None,
     }
 }
 

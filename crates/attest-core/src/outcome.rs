@@ -54,6 +54,9 @@ pub struct Outcome {
     pub measurements: BTreeMap<String, f64>,
     /// Why a skipped check did not run; `None` for every other status.
     pub skip: Option<SkipCause>,
+    /// The port-forward the check went through (`data/service postgres-postgresql`): its
+    /// timings include the API server hop, unlike in-cluster traffic.
+    pub via: Option<String>,
 }
 
 /// Why a selected check was skipped: each one is a criterion the run did not verify, and the
@@ -169,6 +172,14 @@ pub struct SuiteRecord {
     pub story: Option<String>,
     pub path: String,
     pub requirements: BTreeMap<String, String>,
+    /// The story document the suite names.
+    pub story_file: Option<String>,
+    /// The story's acceptance criteria (from its document, the suite's `criteria:`, or the
+    /// `ACn` its checks cover).
+    pub criteria: Vec<crate::load::Criterion>,
+    /// Every requirement and criterion ID → the ids of the suite's checks covering it,
+    /// selected or not (a filtered-out check leaves its criterion not verified, not uncovered).
+    pub coverage: BTreeMap<String, Vec<String>>,
     pub started_at: SystemTime,
     pub duration: Duration,
     pub outcomes: Vec<Outcome>,
@@ -428,6 +439,7 @@ mod tests {
             ],
             measurements: BTreeMap::new(),
             skip: None,
+            via: None,
         };
         assert_eq!(
             outcome.mismatch_block(),

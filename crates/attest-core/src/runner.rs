@@ -6,7 +6,7 @@
 //! (a closed pipe), a check (a panic) or the process (signals, see [`StopSignals`]), every
 //! suite's teardown runs and the record comes back for the reports.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -685,6 +685,30 @@ fn suite_record(
             .iter()
             .map(|(id, text)| (redactor.redact(id), redactor.redact(text)))
             .collect(),
+        story_file: suite.story_file.as_deref().map(|f| redactor.redact(f)),
+        criteria: suite
+            .criteria
+            .iter()
+            .map(|c| crate::load::Criterion {
+                id: redactor.redact(&c.id),
+                title: redactor.redact(&c.title),
+                text: redactor.redact(&c.text),
+                requirements: c.requirements.iter().map(|r| redactor.redact(r)).collect(),
+                manual: c.manual.as_deref().map(|m| redactor.redact(m)),
+            })
+            .collect(),
+        coverage: {
+            let mut coverage: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for check in &suite.checks {
+                for id in check.requirements.iter().chain(&check.acceptance) {
+                    coverage
+                        .entry(redactor.redact(id))
+                        .or_default()
+                        .push(redactor.redact(&check.decl.id));
+                }
+            }
+            coverage
+        },
         started_at,
         duration,
         outcomes,
@@ -898,6 +922,7 @@ fn base_outcome(
         mismatches: Vec::new(),
         measurements: Default::default(),
         skip: None,
+        via: check.via.as_deref().map(|v| redactor.redact(v)),
     }
 }
 
@@ -1018,6 +1043,7 @@ mod tests {
             acceptance: Vec::new(),
             exports: Vec::new(),
             unavailable: None,
+            via: None,
         }
     }
 
@@ -1028,9 +1054,12 @@ mod tests {
             id: "s".into(),
             title: "s".into(),
             story: None,
+            story_file: None,
+            criteria: Vec::new(),
             description: None,
             requirements: Default::default(),
             path: "t.yaml".into(),
+            warnings: Vec::new(),
             kube_context: None,
             checks: vec![
                 check("creates", Box::new(Creates(undone.clone()))),

@@ -68,6 +68,9 @@ pub fn suite_schema() -> Schema {
                 "additionalProperties": { "$ref": "#/$defs/VariableDecl" }
             }),
         );
+        if let Some(criteria) = props.get_mut("criteria").and_then(Value::as_object_mut) {
+            criteria.insert("propertyNames".into(), json!({ "pattern": "^AC[0-9.]+$" }));
+        }
         if let Some(id) = props.get_mut("id").and_then(Value::as_object_mut) {
             id.insert("pattern".into(), json!("^[A-Za-z0-9._-]+$|\\$"));
         }

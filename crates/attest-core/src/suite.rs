@@ -25,8 +25,12 @@ pub struct SuiteFile {
     pub id: String,
     /// Human title of the suite, e.g. the story title.
     pub title: String,
-    /// The story this suite validates, e.g. "5.5".
-    pub story: Option<String>,
+    /// The story this suite validates: its id (`"5.5"`), or `{id, file}` naming the story's
+    /// Markdown document, whose "Acceptance Criteria" section gives the criteria.
+    pub story: Option<StoryDecl>,
+    /// Acceptance criteria by id (`AC1`): their text when no story file has them, and
+    /// `manual: "why"` for a criterion no machine can check.
+    pub criteria: BTreeMap<String, CriterionDecl>,
     /// Free text shown in reports.
     pub description: Option<String>,
     /// Requirement IDs (FR35, NFR25, ...) with a one-line description each.
@@ -37,6 +41,57 @@ pub struct SuiteFile {
     pub kubernetes: Option<SuiteKubernetes>,
     /// The checks, run in this order.
     pub checks: Vec<serde_json::Value>,
+}
+
+/// A suite's story: its id, or its id and document.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(untagged)]
+pub enum StoryDecl {
+    /// The story's id, e.g. "5.5".
+    Id(String),
+    /// The story's id and its Markdown document.
+    Document(StoryRef),
+}
+
+/// A story with its document.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoryRef {
+    /// The story's id, e.g. "5.2".
+    #[serde(deserialize_with = "scalar_string")]
+    pub id: String,
+    /// The story's Markdown document, relative to the suite file's folder. Its "Acceptance
+    /// Criteria" section gives the criteria (numbered items, or bold Given/When/Then blocks
+    /// numbered by order), and the FR/NFR IDs they name.
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+/// One acceptance criterion in a suite: its text, or a map.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(untagged)]
+pub enum CriterionDecl {
+    /// The criterion's text.
+    Text(String),
+    /// Text and/or why it is checked by hand.
+    Full(CriterionSpec),
+}
+
+/// A criterion's text and whether it is checked by hand.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CriterionSpec {
+    /// The criterion's text (taken from the story file when it has the criterion).
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Why no machine can check this criterion: reports show it as manual, not missing
+    /// (checks covering it are shown as supporting evidence).
+    #[serde(default)]
+    pub manual: Option<String>,
+}
+
+fn scalar_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    scalar_string_opt(d)?.ok_or_else(|| de::Error::custom("expected the story id, found nothing"))
 }
 
 /// A suite's cluster.
@@ -320,6 +375,7 @@ pub const SUITE_FIELDS: &[&str] = &[
     "id",
     "title",
     "story",
+    "criteria",
     "description",
     "requirements",
     "kubernetes",

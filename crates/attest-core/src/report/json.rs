@@ -23,6 +23,8 @@ struct JsonReport<'a> {
     summary: Summary,
     /// The verdict line, and what was not verified grouped by why.
     verdict: JsonVerdict,
+    /// Per story: every criterion and FR/NFR with its state and covering checks.
+    stories: Vec<crate::rollup::StoryRollup>,
     results: Vec<JsonResult<'a>>,
     teardown_failures: Vec<&'a str>,
 }
@@ -70,6 +72,9 @@ struct JsonResult<'a> {
     /// Why a skipped check did not run.
     #[serde(skip_serializing_if = "Option::is_none")]
     skip: Option<&'a SkipCause>,
+    /// The port-forward the check measured through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via: Option<&'a str>,
 }
 
 pub fn render(record: &RunRecord) -> String {
@@ -96,6 +101,7 @@ pub fn render(record: &RunRecord) -> String {
             attempts: o.attempts,
             measurements: &o.measurements,
             skip: o.skip.as_ref(),
+            via: o.via.as_deref(),
         })
         .collect();
     let report = JsonReport {
@@ -134,6 +140,7 @@ pub fn render(record: &RunRecord) -> String {
             not_selected: record.not_selected,
             require_all: record.require_all,
         },
+        stories: crate::rollup::rollup(record),
         results,
         teardown_failures: record
             .suites

@@ -65,9 +65,38 @@ fn test_suite(record: &RunRecord, suite: &SuiteRecord) -> TestSuite {
     for (id, text) in &suite.requirements {
         properties.push(Property::new(format!("requirement.{id}"), text.as_str()));
     }
+    // The roll-up of the suite's story, criterion by criterion and requirement by
+    // requirement: `criterion.AC2` = `verified: <criterion>`. Properties sit on the testsuite
+    // only: the Jenkins schema allows none inside a testcase.
+    if let Some(story) = crate::rollup::rollup(record)
+        .into_iter()
+        .find(|s| s.suites.contains(&suite.id))
+    {
+        for c in &story.criteria {
+            let mut value = c.state.as_str().to_owned();
+            if !c.title.is_empty() {
+                value.push_str(&format!(": {}", c.title));
+            }
+            if let Some(why) = c
+                .why
+                .as_deref()
+                .filter(|_| c.state != crate::rollup::State::Verified)
+            {
+                value.push_str(&format!(" ({why})"));
+            }
+            properties.push(Property::new(format!("criterion.{}", c.id), value));
+        }
+        for r in &story.requirements {
+            let mut value = r.state.as_str().to_owned();
+            if let Some(why) = &r.why {
+                value.push_str(&format!(" ({why})"));
+            }
+            properties.push(Property::new(format!("requirement-state.{}", r.id), value));
+        }
+    }
     test_suite.add_properties(properties);
     for outcome in &suite.outcomes {
-        test_suite.add_test_case(test_case(outcome));
+        test_suite.add_test_case(test_case(outcome, suite));
     }
     if !suite.teardown_failures.is_empty() {
         // A failed cleanup may leave things behind: make it a visible error, not a log line.
@@ -98,7 +127,37 @@ fn case_name(outcome: &Outcome) -> String {
     }
 }
 
-fn test_case(outcome: &Outcome) -> TestCase {
+/// The criteria and requirements a check covers, with their text, one per line: the
+/// testcase's system-out starts with them, since a testcase may carry no properties.
+fn covers_lines(outcome: &Outcome, suite: &SuiteRecord) -> String {
+    let mut lines = Vec::new();
+    for ac in &outcome.acceptance {
+        let title = suite
+            .criteria
+            .iter()
+            .find(|c| &c.id == ac)
+            .map(|c| c.title.as_str())
+            .filter(|t| !t.is_empty());
+        lines.push(match title {
+            Some(title) => format!("covers {ac}: {title}"),
+            None => format!("covers {ac}"),
+        });
+    }
+    for id in &outcome.requirements {
+        lines.push(match suite.requirements.get(id).filter(|t| !t.is_empty()) {
+            Some(text) => format!("covers {id}: {text}"),
+            None => format!("covers {id}"),
+        });
+    }
+    if let Some(via) = &outcome.via {
+        lines.push(format!(
+            "measured through a port-forward to {via} (timings include the API server hop)"
+        ));
+    }
+    lines.join("\n")
+}
+
+fn test_case(outcome: &Outcome, suite: &SuiteRecord) -> TestCase {
     let status = match outcome.status {
         Status::Passed => TestCaseStatus::success(),
         Status::Skipped => {
@@ -122,8 +181,18 @@ fn test_case(outcome: &Outcome) -> TestCase {
     let mut case = TestCase::new(case_name(outcome), status);
     case.set_classname(outcome.suite.as_str());
     case.set_time(outcome.duration);
-    if outcome.status == Status::Passed {
-        case.set_system_out(format!("{}\n{}", outcome.message, outcome.details()));
+    let covers = covers_lines(outcome, suite);
+    let body = match outcome.status {
+        Status::Passed => format!("{}\n{}", outcome.message, outcome.details()),
+        _ => String::new(),
+    };
+    let out = [covers, body]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    if !out.is_empty() {
+        case.set_system_out(out);
     }
     case
 }

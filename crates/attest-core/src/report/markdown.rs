@@ -86,9 +86,96 @@ pub fn render(record: &RunRecord) -> String {
         }
     }
 
+    criteria(record, &mut out);
     traceability(record, &mut out);
     environment(record, &mut out);
     out
+}
+
+/// Per story, one row per acceptance criterion and one per FR/NFR: its state, its checks and
+/// their key evidence.
+fn criteria(record: &RunRecord, out: &mut String) {
+    for story in crate::rollup::rollup(record) {
+        let Some(id) = &story.story else {
+            continue;
+        };
+        if story.criteria.is_empty() && story.requirements.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "## Story {id}: acceptance criteria
+"
+        );
+        if let Some(file) = &story.file {
+            let _ = writeln!(
+                out,
+                "Criteria from `{file}`.
+"
+            );
+        }
+        if !story.criteria.is_empty() {
+            out.push_str("| AC | Criterion | State | Checks and evidence |\n|---|---|---|---|\n");
+            for c in &story.criteria {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    cell(&c.id),
+                    cell(&c.title),
+                    cell(&state_cell(c.state, c.why.as_deref())),
+                    cell(&check_lines(&c.checks)),
+                );
+            }
+            out.push('\n');
+        }
+        if !story.requirements.is_empty() {
+            out.push_str("| Requirement | Description | State | Criteria | Checks |\n|---|---|---|---|---|\n");
+            for r in &story.requirements {
+                let checks: Vec<String> = r
+                    .checks
+                    .iter()
+                    .map(|c| format!("`{}` {}", c.check, c.state.icon()))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} |",
+                    cell(&r.id),
+                    cell(&r.description),
+                    cell(&state_cell(r.state, r.why.as_deref())),
+                    cell(&r.criteria.join(", ")),
+                    cell(&checks.join(", ")),
+                );
+            }
+            out.push('\n');
+        }
+    }
+}
+
+fn state_cell(state: crate::rollup::State, why: Option<&str>) -> String {
+    match (state, why) {
+        (crate::rollup::State::Failed, _) | (_, None) => {
+            format!("{} {}", state.icon(), state.as_str())
+        }
+        (_, Some(why)) => format!("{} {}: {why}", state.icon(), state.as_str()),
+    }
+}
+
+fn check_lines(checks: &[crate::rollup::CheckRef]) -> String {
+    if checks.is_empty() {
+        return "none".into();
+    }
+    checks
+        .iter()
+        .map(|c| {
+            let via = c
+                .via
+                .as_deref()
+                .map(|v| format!(" (through a port-forward to {v})"))
+                .unwrap_or_default();
+            format!("{} `{}`: {}{via}", c.state.icon(), c.check, c.evidence)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn result_word(status: Status) -> &'static str {
@@ -189,7 +276,8 @@ fn requirement_verdict(checks: &[(String, Status)]) -> String {
     } else if skipped > 0 && passed == 0 {
         "⏭ not verified (all skipped)".into()
     } else if skipped > 0 {
-        format!("✅ partly verified ({skipped} skipped)")
+        // A skipped check verified nothing: the requirement is not shown to hold.
+        format!("⚠ not verified ({skipped} of {} skipped)", checks.len())
     } else {
         "✅ verified".into()
     }
@@ -231,7 +319,10 @@ mod tests {
         let s = ("c".to_owned(), Status::Skipped);
         assert_eq!(requirement_verdict(std::slice::from_ref(&p)), "✅ verified");
         assert!(requirement_verdict(&[p.clone(), f]).starts_with("❌"));
-        assert!(requirement_verdict(&[p, s.clone()]).contains("partly"));
+        assert_eq!(
+            requirement_verdict(&[p, s.clone()]),
+            "⚠ not verified (1 of 2 skipped)"
+        );
         assert!(requirement_verdict(&[s]).contains("not verified"));
     }
 }
