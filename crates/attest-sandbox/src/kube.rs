@@ -8,6 +8,7 @@
 //! or [`stop_all`] from a signal handler) deletes the cluster and its temporary folder.
 
 mod binaries;
+pub mod nodes;
 mod render;
 
 use std::collections::HashMap;
@@ -75,6 +76,9 @@ pub struct KubeOptions {
     /// 10.0.0.0/24, gives Services real EndpointSlices, but fictitious addresses that the
     /// apiserver's proxy subresources would dial off this machine outside a network namespace.
     pub pod_cidr: String,
+    /// Real nodes ([`nodes`]) next to kwok's: the folder of `scripts/node-images`' images
+    /// ([`nodes::images_dir`]); None (the default) runs kwok's nodes only.
+    pub real_nodes: Option<PathBuf>,
 }
 
 impl KubeOptions {
@@ -86,6 +90,7 @@ impl KubeOptions {
             fixtures: workspace_root().join("fixtures/kubernetes"),
             timeout: Duration::from_secs(120),
             pod_cidr: LOOPBACK_POD_CIDR.to_owned(),
+            real_nodes: None,
         }
     }
 }
@@ -101,6 +106,8 @@ pub struct KubeTestbed {
     startup: Duration,
     /// Deletes the cluster if this process dies without stopping it (see [`watchdog`]).
     watchdog: Option<Child>,
+    /// The real nodes, when asked for ([`KubeOptions::real_nodes`]).
+    nodes: Option<nodes::Nodes>,
 }
 
 /// A ServiceAccount's credentials, as a pod running as it gets them.
@@ -168,6 +175,7 @@ impl KubeTestbed {
             kubeconfig,
             startup: Duration::ZERO,
             watchdog: Some(watchdog),
+            nodes: None,
         };
         let now = Utc::now();
         let deadline = clock + options.timeout;
@@ -175,6 +183,17 @@ impl KubeTestbed {
         testbed.create_cluster(deadline)?;
         testbed.apply_fixtures(&options, now, deadline)?;
         testbed.wait_ready(deadline)?;
+        if let Some(images) = &options.real_nodes {
+            let cluster = nodes::Cluster {
+                dir: &testbed.path,
+                name: &testbed.name,
+                bin_dir: &testbed.bin_dir,
+                kubeconfig: &testbed.kubeconfig,
+                images,
+            };
+            let started = nodes::Nodes::start(&cluster, |a| testbed.kubectl_output(a), deadline)?;
+            testbed.nodes = Some(started);
+        }
         testbed.startup = clock.elapsed();
         Ok(testbed)
     }
@@ -298,6 +317,11 @@ impl KubeTestbed {
         Ok(config)
     }
 
+    /// The real nodes, if the testbed has them.
+    pub fn nodes(&self) -> Option<&nodes::Nodes> {
+        self.nodes.as_ref()
+    }
+
     /// How long [`KubeTestbed::start`] took.
     pub fn startup_time(&self) -> Duration {
         self.startup
@@ -324,7 +348,10 @@ impl KubeTestbed {
             }
             let _ = watchdog.wait();
         }
-        let result = delete(&live);
+        // The nodes first: a kubelet would otherwise outlive its apiserver, retrying.
+        let stopped = nodes::stop(&self.path);
+        self.nodes = None;
+        let result = stopped.and(delete(&live));
         LIVE.lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|l| l.name != self.name);
@@ -646,7 +673,7 @@ impl Drop for KubeTestbed {
 pub fn stop_all() {
     let live: Vec<Live> = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
     for testbed in live {
-        if let Err(e) = delete(&testbed) {
+        if let Err(e) = nodes::stop(&testbed.dir).and(delete(&testbed)) {
             eprintln!("attest: {e}");
         }
         let _ = fs::remove_dir_all(&testbed.dir);
@@ -721,6 +748,7 @@ fn delete(live: &Live) -> Result<(), String> {
 /// terminal's Ctrl-C, meant for us, from killing it first.
 fn watchdog(live: &Live) -> Result<Child, String> {
     let script = r#"read -r line; [ "$line" = stopped ] && exit 0
+[ -f "$2/nodes/cleanup" ] && sh "$2/nodes/cleanup" >/dev/null 2>&1
 "$0" --name "$1" delete cluster >/dev/null 2>&1; rm -rf "$2""#;
     let mut command = kwokctl_env(live, Command::new("sh"));
     command

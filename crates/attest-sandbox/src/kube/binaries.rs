@@ -100,7 +100,10 @@ pub fn explain(binaries: Binaries) -> Result<PathBuf, String> {
         Binaries::Ready(dir) => Ok(dir),
         Binaries::Missing { reason, go } => {
             let how = match go {
-                true => format!("build them with `{}` (about 9 minutes, once)", build_command()),
+                true => format!(
+                    "build them with `{}` (about 9 minutes, once)",
+                    build_command()
+                ),
                 false => format!(
                     "install Go >= 1.26 (https://go.dev/dl), then run `{}`",
                     build_command()

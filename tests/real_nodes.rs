@@ -1,0 +1,269 @@
+//! The testbed's real nodes (crates/attest-sandbox/src/kube/nodes.rs): kubelets with their own
+//! containerds, running real containers from the images of `scripts/node-images`.
+//!
+//! Needs root, the binaries of `scripts/kube-build`, the images of `scripts/node-images`,
+//! Debian's containerd, runc and containernetworking-plugins (scripts/test installs them), and
+//! a network namespace of its own, because the nodes add links and iptables chains to theirs:
+//!   unshare --net sh -c 'ip link set lo up && exec cargo test --offline --test real_nodes'
+//! Without any of these each test fails, naming the missing piece. Every test checks at the
+//! end that no process, cgroup, mount, link or folder of its testbed is left.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use attest_sandbox::kube::{self, nodes, KubeOptions, KubeTestbed, PostgresTarget};
+use attest_sandbox::postgres::{PostgresOptions, TempPostgres};
+
+const PASSWORD: &str = "Sup3r-secret";
+
+struct Bed {
+    kube: Option<KubeTestbed>,
+    postgres: Option<TempPostgres>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Bed {
+    fn start() -> Bed {
+        let bin_dir = kube::bin_dir().unwrap_or_else(|e| panic!("{e}"));
+        let images = nodes::images_dir().unwrap_or_else(|e| panic!("{e}"));
+        if let Some(why) = nodes::unavailable(&bin_dir, &images) {
+            panic!("real nodes cannot run here: {why}");
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = PostgresOptions {
+            superuser_password: PASSWORD.to_owned(),
+            tls: false,
+            max_connections: None,
+        };
+        let postgres = runtime.block_on(TempPostgres::start(options)).unwrap();
+        let target = PostgresTarget {
+            host: postgres.host().to_owned(),
+            port: postgres.port(),
+            superuser_password: PASSWORD.to_owned(),
+            paperless_password: "paperless-Pw".to_owned(),
+            bin_dir: Some(postgres.bin_dir().to_path_buf()),
+        };
+        let mut options = KubeOptions::new(bin_dir, target);
+        options.real_nodes = Some(images);
+        options.timeout = Duration::from_secs(240);
+        let testbed = KubeTestbed::start(options)
+            .unwrap_or_else(|e| panic!("the testbed did not start: {e}"));
+        let nodes = testbed.nodes().expect("real nodes");
+        eprintln!(
+            "testbed {} with real nodes started in {:?} (nodes: {:?}, of which image import {:?})",
+            testbed.name(),
+            testbed.startup_time(),
+            nodes.startup,
+            nodes.import_time
+        );
+        Bed {
+            kube: Some(testbed),
+            postgres: Some(postgres),
+            _runtime: runtime,
+        }
+    }
+
+    fn kube(&self) -> &KubeTestbed {
+        self.kube.as_ref().unwrap()
+    }
+
+    /// Stops everything and checks that nothing of the testbed is left.
+    fn finish(mut self) {
+        let testbed = self.kube.take().unwrap();
+        let dir = testbed.dir().to_path_buf();
+        let name = testbed.name().to_owned();
+        testbed.stop().unwrap();
+        drop(self.postgres.take());
+        assert_clean(&dir, &name);
+    }
+}
+
+fn assert_clean(dir: &Path, name: &str) {
+    let left = kube::processes_in(dir);
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    assert!(!dir.exists(), "{} is left behind", dir.display());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let needle = dir.display().to_string();
+    let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&needle)).collect();
+    assert!(left.is_empty(), "mounts left behind: {left:?}");
+    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        for i in 1..=2 {
+            let cgroup = entry.path().join(format!("attest-{name}-{i}"));
+            assert!(!cgroup.exists(), "{} is left behind", cgroup.display());
+        }
+    }
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(
+        !links.contains("attest-rn") && !links.contains("attest-br"),
+        "links left behind:\n{links}"
+    );
+    let shims = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("containerd-shim") && c.contains(&needle))
+        .collect::<Vec<_>>();
+    assert!(shims.is_empty(), "shims left behind: {shims:?}");
+}
+
+fn kubectl(kube: &KubeTestbed, args: &[&str]) -> String {
+    kube.kubectl_output(args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run(kube: &KubeTestbed, args: &[&str]) -> Output {
+    kube.kubectl().args(args).output().unwrap()
+}
+
+fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let clock = Instant::now();
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(last) if clock.elapsed() > timeout => {
+                panic!("{what}: not within {timeout:?}; last: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+fn apply(kube: &KubeTestbed, yaml: &str) {
+    let path = kube.dir().join(format!("apply-{}.yaml", rand_suffix()));
+    std::fs::write(&path, yaml).unwrap();
+    kubectl(kube, &["apply", "-f", &path.display().to_string()]);
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
+const PROBE: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: probe
+  namespace: default
+spec:
+  nodeSelector: {kubernetes.io/hostname: k3s-real-01}
+  tolerations: [{key: attest.dev/real-node, operator: Exists, effect: NoSchedule}]
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: probe
+    image: attest.local/debian:bookworm
+    imagePullPolicy: Never
+    command: [sh, -c, 'echo "started as $(id -u) in $(hostname)"; i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 1; done']
+"#;
+
+#[test]
+fn a_pod_runs_on_a_real_node_with_real_exec_and_logs() {
+    let bed = Bed::start();
+    let kube = bed.kube();
+
+    // Both real nodes registered, Ready, with their addresses inside the namespace, the real
+    // runtime, and the kwok nodes still there.
+    let nodes = kubectl(
+        kube,
+        &[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.status.addresses[?(@.type==\"InternalIP\")].address} {.status.nodeInfo.containerRuntimeVersion} {.metadata.labels.node\\.kubernetes\\.io/instance-type}{\"\\n\"}{end}",
+        ],
+    );
+    eprintln!("{nodes}");
+    for (name, ip) in [("k3s-real-01", "100.64.0.1"), ("k3s-real-02", "100.64.0.2")] {
+        let line = nodes
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in:\n{nodes}"));
+        assert!(line.contains(ip), "{line}");
+        assert!(line.contains("containerd://1."), "{line}");
+        assert!(line.ends_with(" k3s"), "{line}");
+    }
+    assert!(nodes.contains("k3s-worker-01"), "{nodes}");
+
+    let clock = Instant::now();
+    apply(kube, PROBE);
+    let pod = ["get", "pod", "probe", "-n", "default"];
+    let ip = eventually("the probe pod Ready", Duration::from_secs(60), || {
+        let out = kube.kubectl_output(
+            &[
+                &pod[..],
+                &[
+                    "-o",
+                    "jsonpath={.status.phase} {.status.containerStatuses[0].ready} {.status.podIP} {.spec.nodeName}",
+                ],
+            ]
+            .concat(),
+        )?;
+        match out.split(' ').collect::<Vec<_>>()[..] {
+            ["Running", "true", ip, "k3s-real-01"] => Ok(ip.to_owned()),
+            _ => Err(out),
+        }
+    });
+    assert!(ip.starts_with("100.65.1."), "pod IP {ip}");
+    eprintln!("probe pod Ready in {:?}", clock.elapsed());
+
+    // exec: real output from inside the container, and its real exit code.
+    let out = run(
+        kube,
+        &[
+            "exec",
+            "probe",
+            "-n",
+            "default",
+            "--",
+            "sh",
+            "-c",
+            "cat /etc/debian_version; hostname; tr '\\0' ' ' </proc/1/cmdline; echo; exit 7",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("12."), "{stdout}");
+    assert_eq!(lines[1], "probe", "{stdout}");
+    assert!(lines[2].starts_with("sh -c echo"), "{stdout}");
+    let out = run(kube, &["exec", "probe", "-n", "default", "--", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = run(
+        kube,
+        &["exec", "probe", "-n", "default", "--", "/no/such/binary"],
+    );
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+
+    // logs: what the container printed, through the API and the kubelet.
+    let logs = eventually("two ticks in the logs", Duration::from_secs(20), || {
+        let logs = kube.kubectl_output(&["logs", "probe", "-n", "default"])?;
+        match logs.contains("tick 2") {
+            true => Ok(logs),
+            false => Err(logs),
+        }
+    });
+    assert!(
+        logs.starts_with("started as 0 in probe\ntick 1\n"),
+        "{logs}"
+    );
+
+    let clock = Instant::now();
+    kubectl(
+        kube,
+        &["delete", "pod", "probe", "-n", "default", "--wait=true"],
+    );
+    eprintln!("pod deleted in {:?}", clock.elapsed());
+    let clock = Instant::now();
+    bed.finish();
+    eprintln!("testbed stopped in {:?}", clock.elapsed());
+}
