@@ -8,8 +8,9 @@
 //! Without any of these each test fails, naming the missing piece. Every test checks at the
 //! end that no process, cgroup, mount, link or folder of its testbed is left.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Output;
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use attest_sandbox::kube::{self, nodes, KubeOptions, KubeTestbed, PostgresTarget};
@@ -266,4 +267,228 @@ fn a_pod_runs_on_a_real_node_with_real_exec_and_logs() {
     let clock = Instant::now();
     bed.finish();
     eprintln!("testbed stopped in {:?}", clock.elapsed());
+}
+
+/// A StatefulSet shaped as the stories' Bitnami one (same image reference, PGDATA, uid 1001,
+/// read-only root, emptyDir mounts), on the real nodes only, its claim bound to a volume both
+/// nodes can mount: a host folder (hostPath), as both nodes run on this machine.
+fn postgres_manifests(volume: &Path) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: realpg}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: pg, namespace: realpg}}
+stringData: {{postgres-password: "{PASSWORD}"}}
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: realpg-data}}
+spec:
+  capacity: {{storage: 1Gi}}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: real-shared
+  claimRef: {{namespace: realpg, name: data-pg-0}}
+  hostPath: {{path: "{volume}", type: Directory}}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: pg, namespace: realpg}}
+spec:
+  replicas: 1
+  serviceName: pg
+  selector: {{matchLabels: {{app: pg}}}}
+  template:
+    metadata: {{labels: {{app: pg}}}}
+    spec:
+      nodeSelector: {{type: real}}
+      tolerations: [{{key: attest.dev/real-node, operator: Exists, effect: NoSchedule}}]
+      terminationGracePeriodSeconds: 10
+      securityContext: {{fsGroup: 1001}}
+      containers:
+      - name: postgresql
+        image: registry-1.docker.io/bitnami/postgresql:latest
+        imagePullPolicy: IfNotPresent
+        securityContext:
+          allowPrivilegeEscalation: false
+          capabilities: {{drop: [ALL]}}
+          readOnlyRootFilesystem: true
+          runAsGroup: 1001
+          runAsNonRoot: true
+          runAsUser: 1001
+          seccompProfile: {{type: RuntimeDefault}}
+        env:
+        - {{name: POSTGRESQL_PORT_NUMBER, value: "5432"}}
+        - {{name: POSTGRESQL_VOLUME_DIR, value: /bitnami/postgresql}}
+        - {{name: PGDATA, value: /bitnami/postgresql/data}}
+        - name: POSTGRES_PASSWORD
+          valueFrom: {{secretKeyRef: {{name: pg, key: postgres-password}}}}
+        - {{name: POSTGRESQL_SHARED_PRELOAD_LIBRARIES, value: pgaudit}}
+        ports: [{{name: tcp-postgresql, containerPort: 5432}}]
+        readinessProbe:
+          periodSeconds: 1
+          exec: {{command: [/bin/sh, -c, -e, 'exec pg_isready -U "postgres" -h 127.0.0.1 -p 5432']}}
+        volumeMounts:
+        - {{name: empty-dir, mountPath: /tmp, subPath: tmp-dir}}
+        - {{name: empty-dir, mountPath: /opt/bitnami/postgresql/conf, subPath: app-conf-dir}}
+        - {{name: empty-dir, mountPath: /opt/bitnami/postgresql/tmp, subPath: app-tmp-dir}}
+        - {{name: data, mountPath: /bitnami/postgresql}}
+      volumes:
+      - {{name: empty-dir, emptyDir: {{}}}}
+  volumeClaimTemplates:
+  - metadata: {{name: data}}
+    spec:
+      accessModes: [ReadWriteOnce]
+      storageClassName: real-shared
+      resources: {{requests: {{storage: 1Gi}}}}
+"#,
+        volume = volume.display()
+    )
+}
+
+/// `kubectl port-forward` to loopback: (process, local port).
+fn port_forward(kube: &KubeTestbed, namespace: &str, target: &str, port: u16) -> (Child, u16) {
+    let mut child = kube
+        .kubectl()
+        .args(["port-forward", "-n", namespace, target])
+        .arg(format!(":{port}"))
+        .args(["--address", "127.0.0.1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    // Keep reading: kubectl prints a line per connection.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let local = line
+        .strip_prefix("Forwarding from 127.0.0.1:")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected port-forward output: {line}"));
+    (child, local)
+}
+
+/// A real session through a port-forward to the pod: psql's output for `sql`.
+fn psql(kube: &KubeTestbed, psql: &Path, sql: &str) -> Result<String, String> {
+    let (mut forward, port) = port_forward(kube, "realpg", "pod/pg-0", 5432);
+    let out = Command::new(psql)
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .arg(format!(
+            "host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=5"
+        ))
+        .env("PGPASSWORD", PASSWORD)
+        .output()
+        .map_err(|e| e.to_string());
+    let _ = forward.kill();
+    let _ = forward.wait();
+    let out = out?;
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+/// (uid, node) of pg-0 once it is Running and ready.
+fn pg_ready(kube: &KubeTestbed, not_uid: &str) -> (String, String) {
+    eventually("pg-0 Running and ready", Duration::from_secs(90), || {
+        let out = kube.kubectl_output(&[
+            "get",
+            "pod",
+            "pg-0",
+            "-n",
+            "realpg",
+            "-o",
+            "jsonpath={.metadata.uid} {.status.phase} {.status.containerStatuses[0].ready} {.spec.nodeName}",
+        ])?;
+        match out.split(' ').collect::<Vec<_>>()[..] {
+            [uid, "Running", "true", node] if uid != not_uid => {
+                Ok((uid.to_owned(), node.to_owned()))
+            }
+            _ => Err(out),
+        }
+    })
+}
+
+#[test]
+fn postgres_keeps_its_rows_across_a_pod_delete_and_a_drain_to_the_other_node() {
+    let bed = Bed::start();
+    let kube = bed.kube();
+    let psql_bin = bed.postgres.as_ref().unwrap().bin_dir().join("psql");
+
+    let volume = kube.dir().join("nodes/shared/realpg-data");
+    std::fs::create_dir_all(&volume).unwrap();
+    std::os::unix::fs::chown(&volume, Some(1001), Some(1001)).unwrap();
+    apply(kube, &postgres_manifests(&volume));
+    let clock = Instant::now();
+    let (uid, node) = pg_ready(kube, "");
+    eprintln!("pg-0 ready on {node} in {:?}", clock.elapsed());
+    assert!(node.starts_with("k3s-real-"), "{node}");
+    // The Bitnami layout, made by a real initdb in the container, on the host folder.
+    for sub in ["pg_wal", "base", "global"] {
+        assert!(volume.join("data").join(sub).is_dir(), "no PGDATA/{sub}");
+    }
+    let row = format!("row-{}", rand_suffix());
+    let out = psql(
+        kube,
+        &psql_bin,
+        &format!(
+            "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('{row}'); SELECT version();"
+        ),
+    )
+    .unwrap();
+    assert!(out.contains("PostgreSQL 15."), "{out}");
+
+    // Delete the pod: the StatefulSet controller makes a new one (new UID), on the same claim.
+    kubectl(
+        kube,
+        &["delete", "pod", "pg-0", "-n", "realpg", "--wait=false"],
+    );
+    let clock = Instant::now();
+    let (uid2, node2) = pg_ready(kube, &uid);
+    eprintln!("pg-0 back ({uid2}) on {node2} in {:?}", clock.elapsed());
+    let claim = kubectl(
+        kube,
+        &[
+            "get",
+            "pod",
+            "pg-0",
+            "-n",
+            "realpg",
+            "-o",
+            "jsonpath={.spec.volumes[?(@.name==\"data\")].persistentVolumeClaim.claimName}",
+        ],
+    );
+    assert_eq!(claim, "data-pg-0");
+    let read = eventually("the row after the delete", Duration::from_secs(30), || {
+        psql(kube, &psql_bin, "SELECT v FROM kept")
+    });
+    assert_eq!(read, row);
+
+    // Cordon and evict (drain): the pod comes up on the other real node, with its data.
+    let clock = Instant::now();
+    kubectl(
+        kube,
+        &[
+            "drain",
+            &node2,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=90s",
+        ],
+    );
+    let (uid3, node3) = pg_ready(kube, &uid2);
+    eprintln!("pg-0 moved ({uid3}) to {node3} in {:?}", clock.elapsed());
+    assert_ne!(node3, node2);
+    assert!(node3.starts_with("k3s-real-"), "{node3}");
+    let read = eventually("the row after the drain", Duration::from_secs(30), || {
+        psql(kube, &psql_bin, "SELECT v FROM kept")
+    });
+    assert_eq!(read, row);
+
+    bed.finish();
 }
