@@ -18,6 +18,57 @@ use attest_sandbox::postgres::{PostgresOptions, TempPostgres};
 
 const PASSWORD: &str = "Sup3r-secret";
 
+/// One set of real nodes at a time in the tests' network namespace (their addresses are
+/// fixed); under nextest, .config/nextest.toml runs these tests one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Resident memory (MiB) of the nodes' processes: kubelets, containerds, shims, containers.
+fn nodes_memory(kube: &KubeTestbed) -> u64 {
+    let dir = kube.nodes().unwrap().dir().display().to_string();
+    let mut pids: Vec<String> = kube::processes_in(Path::new(&dir))
+        .iter()
+        .filter_map(|p| p.split(' ').next().map(str::to_owned))
+        .collect();
+    for entry in std::fs::read_dir("/sys/fs/cgroup/memory")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(&format!("attest-{}-", kube.name()))
+        {
+            let out = Command::new("find")
+                .arg(entry.path())
+                .args(["-name", "cgroup.procs", "-exec", "cat", "{}", "+"])
+                .output()
+                .unwrap();
+            pids.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(str::to_owned),
+            );
+        }
+    }
+    pids.sort();
+    pids.dedup();
+    let kib: u64 = pids
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .sum();
+    kib / 1024
+}
+
 struct Bed {
     kube: Option<KubeTestbed>,
     postgres: Option<TempPostgres>,
@@ -169,6 +220,7 @@ spec:
 
 #[test]
 fn a_pod_runs_on_a_real_node_with_real_exec_and_logs() {
+    let _serial = serial();
     let bed = Bed::start();
     let kube = bed.kube();
 
@@ -256,6 +308,43 @@ fn a_pod_runs_on_a_real_node_with_real_exec_and_logs() {
     assert!(
         logs.starts_with("started as 0 in probe\ntick 1\n"),
         "{logs}"
+    );
+    eprintln!(
+        "memory of the nodes with one pod: {} MiB",
+        nodes_memory(kube)
+    );
+
+    // An image no node has (and no registry to pull from): a clear reason on the pod, soon.
+    apply(
+        kube,
+        &PROBE
+            .replace("name: probe", "name: missing")
+            .replace("attest.local/debian:bookworm", "attest.local/none:1")
+            .replace("imagePullPolicy: Never", "imagePullPolicy: IfNotPresent"),
+    );
+    let reason = eventually(
+        "the missing image's reason",
+        Duration::from_secs(60),
+        || {
+            let out = kube.kubectl_output(&[
+                "get",
+                "pod",
+                "missing",
+                "-n",
+                "default",
+                "-o",
+                "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
+            ])?;
+            match out.as_str() {
+                "ErrImagePull" | "ImagePullBackOff" => Ok(out),
+                _ => Err(out),
+            }
+        },
+    );
+    eprintln!("missing image: {reason}");
+    kubectl(
+        kube,
+        &["delete", "pod", "missing", "-n", "default", "--wait=false"],
     );
 
     let clock = Instant::now();
@@ -416,6 +505,7 @@ fn pg_ready(kube: &KubeTestbed, not_uid: &str) -> (String, String) {
 
 #[test]
 fn postgres_keeps_its_rows_across_a_pod_delete_and_a_drain_to_the_other_node() {
+    let _serial = serial();
     let bed = Bed::start();
     let kube = bed.kube();
     let psql_bin = bed.postgres.as_ref().unwrap().bin_dir().join("psql");
@@ -427,6 +517,10 @@ fn postgres_keeps_its_rows_across_a_pod_delete_and_a_drain_to_the_other_node() {
     let clock = Instant::now();
     let (uid, node) = pg_ready(kube, "");
     eprintln!("pg-0 ready on {node} in {:?}", clock.elapsed());
+    eprintln!(
+        "memory of the nodes with PostgreSQL: {} MiB",
+        nodes_memory(kube)
+    );
     assert!(node.starts_with("k3s-real-"), "{node}");
     // The Bitnami layout, made by a real initdb in the container, on the host folder.
     for sub in ["pg_wal", "base", "global"] {
@@ -491,4 +585,100 @@ fn postgres_keeps_its_rows_across_a_pod_delete_and_a_drain_to_the_other_node() {
     assert_eq!(read, row);
 
     bed.finish();
+}
+
+/// Not a test on its own: `killed_testbed_leaves_no_node_behind` runs this in a child process,
+/// which it then kills.
+#[test]
+#[ignore = "helper process for killed_testbed_leaves_no_node_behind"]
+fn helper_start_real_nodes_and_wait_to_be_killed() {
+    if std::env::var_os("ATTEST_REAL_NODES_HELPER").is_none() {
+        return;
+    }
+    let bed = Bed::start();
+    let kube = bed.kube();
+    apply(kube, PROBE);
+    eventually("the probe pod Running", Duration::from_secs(60), || {
+        let out = kube.kubectl_output(&[
+            "get",
+            "pod",
+            "probe",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.status.phase}",
+        ])?;
+        match out.as_str() {
+            "Running" => Ok(()),
+            _ => Err(out),
+        }
+    });
+    println!("TESTBED {} {}", kube.dir().display(), kube.name());
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+#[test]
+fn killed_testbed_leaves_no_node_behind() {
+    let _serial = serial();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_start_real_nodes_and_wait_to_be_killed",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("ATTEST_REAL_NODES_HELPER", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut found = None;
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.trim().strip_prefix("TESTBED ") {
+            let (dir, name) = rest.split_once(' ').unwrap();
+            found = Some((std::path::PathBuf::from(dir), name.to_owned()));
+            break;
+        }
+        line.clear();
+    }
+    let (dir, name) = found.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("the helper did not start a testbed")
+    });
+    // The container's processes, found through the node's cgroup.
+    let procs = Command::new("find")
+        .arg(format!("/sys/fs/cgroup/pids/attest-{name}-1"))
+        .args(["-name", "cgroup.procs", "-exec", "cat", "{}", "+"])
+        .output()
+        .unwrap();
+    let containers: Vec<String> = String::from_utf8_lossy(&procs.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(!containers.is_empty(), "no container process found");
+    assert!(!kube::processes_in(&dir).is_empty(), "the nodes run");
+    // SIGKILL: no destructor, no signal handler runs in the helper.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    eventually(
+        "the watchdog deleting the testbed and its nodes",
+        Duration::from_secs(60),
+        || {
+            let left = kube::processes_in(&dir);
+            match left.is_empty() && !dir.exists() {
+                true => Ok(()),
+                false => Err(format!("{left:?}, folder exists: {}", dir.exists())),
+            }
+        },
+    );
+    let alive: Vec<&String> = containers
+        .iter()
+        .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
+        .collect();
+    assert!(alive.is_empty(), "container processes left: {alive:?}");
+    assert_clean(&dir, &name);
 }

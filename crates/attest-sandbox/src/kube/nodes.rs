@@ -25,7 +25,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -160,6 +160,8 @@ fn which(tool: &str) -> Option<PathBuf> {
 /// The running real nodes of one testbed.
 pub struct Nodes {
     dir: PathBuf,
+    /// containerds and kubelets, reaped once the cleanup script has stopped them.
+    children: Vec<Child>,
     /// Measured while starting: images imported, all nodes Ready.
     pub import_time: Duration,
     pub startup: Duration,
@@ -206,28 +208,37 @@ impl Nodes {
             )
         })
         .map_err(|e| format!("cannot write the nodes' cleanup script: {e}"))?;
-        let nodes = Nodes {
+        let mut nodes = Nodes {
             dir: dir.clone(),
+            children: Vec::new(),
             import_time: Duration::ZERO,
             startup: Duration::ZERO,
         };
-        let mut nodes = nodes;
         network()?;
         make_cgroups(&cgroups)?;
         let ports = super::free_ports(NODE_NAMES.len())?;
-        // containerds first, images into each in parallel, then the kubelets.
+        // Each node's containerd root: a hard-linked copy of a template that has the images
+        // (made once per images folder), else an import into each.
+        let import = Instant::now();
+        let template = template(cluster.images, deadline);
         let mut containerds = Vec::new();
         for (i, name) in NODE_NAMES.iter().enumerate() {
             let node = Node::new(&dir, i + 1, name, ports[i], &cgroups.name);
             node.write_config()?;
-            let pid = node.start_containerd(deadline)?;
-            containerds.push((node, pid));
+            let cloned = match &template {
+                Ok(root) => node.clone_root(root).is_ok(),
+                Err(_) => false,
+            };
+            let child = node.start_containerd(deadline)?;
+            let pid = child.id();
+            nodes.children.push(child);
+            containerds.push((node, pid, cloned));
         }
-        let import = Instant::now();
         std::thread::scope(|scope| {
             let jobs: Vec<_> = containerds
                 .iter()
-                .map(|(node, _)| scope.spawn(|| node.import(cluster.images)))
+                .filter(|(_, _, cloned)| !cloned)
+                .map(|(node, _, _)| scope.spawn(|| node.import(cluster.images)))
                 .collect();
             jobs.into_iter()
                 .map(|j| {
@@ -237,8 +248,12 @@ impl Nodes {
                 .collect::<Result<Vec<()>, String>>()
         })?;
         nodes.import_time = import.elapsed();
+        let containerds: Vec<(Node, u32)> = containerds
+            .into_iter()
+            .map(|(node, pid, _)| (node, pid))
+            .collect();
         for (node, pid) in &containerds {
-            node.start_kubelet(cluster, *pid)?;
+            nodes.children.push(node.start_kubelet(cluster, *pid)?);
         }
         wait_ready(&kubectl, deadline, &containerds)?;
         nodes.startup = clock.elapsed();
@@ -252,6 +267,74 @@ impl Nodes {
     /// A node's log (`kubelet` or `containerd`), for failures.
     pub fn log(&self, node: usize, what: &str) -> String {
         fs::read_to_string(self.dir.join(format!("{node}/{what}.log"))).unwrap_or_default()
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A containerd root holding the images, made once next to them (`containerd-template-VERSION/`
+/// in the images folder, whose name is already keyed by their content), so that a node's root is
+/// a hard-linked copy in a second instead of an import of 15-20 s per node. Made in a folder
+/// of its own, then renamed into place: a concurrent maker loses the rename and cleans up.
+fn template(images: &Path, deadline: Instant) -> Result<PathBuf, String> {
+    // Keyed by containerd's version too: its databases' format is its own.
+    let version = Command::new("containerd")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let version = version.split_whitespace().nth(2).unwrap_or("unknown");
+    let version: String = version
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let done = images.join(format!("containerd-template-{version}"));
+    let root = done.join("containerd/root");
+    if done.join("complete").is_file() {
+        return Ok(root);
+    }
+    let stage = images.join(format!(".template-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&stage);
+    let node = Node {
+        index: 0,
+        name: "template".to_owned(),
+        dir: stage.clone(),
+        port: 0,
+        cgroup_root: String::new(),
+    };
+    let made = (|| {
+        node.write_config()?;
+        let mut child = node.start_containerd(deadline)?;
+        let imported = node.import(images);
+        let _ = child.kill();
+        let _ = child.wait();
+        imported?;
+        fs::write(stage.join("complete"), "")
+            .map_err(|e| format!("cannot write into {}: {e}", stage.display()))
+    })();
+    if let Err(e) = made {
+        let _ = fs::remove_dir_all(&stage);
+        return Err(e);
+    }
+    if fs::rename(&stage, &done).is_err() {
+        let _ = fs::remove_dir_all(&stage);
+    }
+    match done.join("complete").is_file() {
+        true => Ok(root),
+        false => Err(format!("cannot make {}", done.display())),
     }
 }
 
@@ -399,7 +482,6 @@ impl Node {
 
     fn write_config(&self) -> Result<(), String> {
         for sub in [
-            "containerd/root",
             "containerd/state",
             "containerd/run",
             "runc",
@@ -518,9 +600,53 @@ serializeImagePulls: false
         Ok(())
     }
 
+    /// `cp -al` of the template root; then each bolt database (`*.db`: containerd's metadata
+    /// and the snapshotter's) is replaced by a copy of its own, as those are written in place.
+    /// Blobs and unpacked layers stay shared: both are never written (overlayfs lower layers).
+    fn clone_root(&self, template: &Path) -> Result<(), String> {
+        let root = self.dir.join("containerd/root");
+        let out = Command::new("cp")
+            .arg("-al")
+            .arg(template)
+            .arg(&root)
+            .output()
+            .map_err(|e| format!("cannot run cp: {e}"))?;
+        if !out.status.success() {
+            let _ = fs::remove_dir_all(&root);
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        // The databases are one level down (io.containerd.metadata.v1.bolt/meta.db,
+        // io.containerd.snapshotter.v1.overlayfs/metadata.db); the snapshots below are shared.
+        let private = || -> std::io::Result<()> {
+            for plugin in fs::read_dir(&root)?.flatten() {
+                if !plugin.file_type()?.is_dir() {
+                    continue;
+                }
+                for file in fs::read_dir(plugin.path())?.flatten() {
+                    let path = file.path();
+                    if path.extension().is_some_and(|x| x == "db") {
+                        fs::remove_file(&path)?;
+                        fs::copy(
+                            template.join(plugin.file_name()).join(file.file_name()),
+                            &path,
+                        )?;
+                    }
+                }
+            }
+            Ok(())
+        };
+        private().map_err(|e| {
+            let _ = fs::remove_dir_all(&root);
+            format!(
+                "cannot copy containerd's databases into {}: {e}",
+                root.display()
+            )
+        })
+    }
+
     /// containerd in a mount namespace of its own, with a private `/run/containerd` (where
     /// containerd 1.6 puts shim sockets, whatever its state folder); returns its PID.
-    fn start_containerd(&self, deadline: Instant) -> Result<u32, String> {
+    fn start_containerd(&self, deadline: Instant) -> Result<Child, String> {
         let log = fs::File::create(self.dir.join("containerd.log"))
             .map_err(|e| format!("cannot create containerd's log: {e}"))?;
         fs::create_dir_all("/run/containerd")
@@ -544,9 +670,6 @@ serializeImagePulls: false
             .spawn()
             .map_err(|e| format!("cannot start containerd: {e}"))?;
         let pid = child.id();
-        // Reaped by nobody but us: a zombie until the testbed stops is fine; the cleanup
-        // script kills by command line, not by this handle.
-        std::mem::forget(child);
         fs::write(self.dir.join("containerd.pid"), pid.to_string())
             .map_err(|e| format!("cannot write containerd's pid: {e}"))?;
         let sock = self.dir.join("containerd.sock");
@@ -563,7 +686,7 @@ serializeImagePulls: false
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(pid)
+        Ok(child)
     }
 
     fn import(&self, images: &Path) -> Result<(), String> {
@@ -590,7 +713,7 @@ serializeImagePulls: false
     }
 
     /// kubelet in its containerd's mount namespace (it must see the volumes it mounts).
-    fn start_kubelet(&self, cluster: &Cluster, containerd: u32) -> Result<(), String> {
+    fn start_kubelet(&self, cluster: &Cluster, containerd: u32) -> Result<Child, String> {
         let log = fs::File::create(self.dir.join("kubelet.log"))
             .map_err(|e| format!("cannot create kubelet's log: {e}"))?;
         let labels = format!(
@@ -617,8 +740,7 @@ serializeImagePulls: false
             .map_err(|e| format!("cannot start kubelet: {e}"))?;
         fs::write(self.dir.join("kubelet.pid"), child.id().to_string())
             .map_err(|e| format!("cannot write kubelet's pid: {e}"))?;
-        std::mem::forget(child);
-        Ok(())
+        Ok(child)
     }
 }
 
