@@ -584,6 +584,47 @@ fn postgres_keeps_its_rows_across_a_pod_delete_and_a_drain_to_the_other_node() {
     });
     assert_eq!(read, row);
 
+    // Pod networking across the nodes: a pod on the drained node (uncordoned) reaches
+    // PostgreSQL's pod IP on the other node over the CNI bridges.
+    kubectl(kube, &["uncordon", &node2]);
+    apply(
+        kube,
+        &PROBE.replace(
+            "kubernetes.io/hostname: k3s-real-01",
+            &format!("kubernetes.io/hostname: {node2}"),
+        ),
+    );
+    let pg_ip = kubectl(
+        kube,
+        &[
+            "get",
+            "pod",
+            "pg-0",
+            "-n",
+            "realpg",
+            "-o",
+            "jsonpath={.status.podIP}",
+        ],
+    );
+    let connect = format!("exec 3<>/dev/tcp/{pg_ip}/5432 && echo connected");
+    let out = eventually(
+        "a connection from the other node's pod",
+        Duration::from_secs(60),
+        || {
+            let out = run(
+                kube,
+                &[
+                    "exec", "probe", "-n", "default", "--", "bash", "-c", &connect,
+                ],
+            );
+            match out.status.success() {
+                true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+                false => Err(format!("{out:?}")),
+            }
+        },
+    );
+    assert_eq!(out.trim(), "connected");
+
     bed.finish();
 }
 

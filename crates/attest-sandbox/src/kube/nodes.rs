@@ -138,16 +138,19 @@ pub fn unavailable(bin_dir: &Path, images: &Path) -> Option<String> {
 /// 1 belongs to a container manager: seen on our machines, where the host's shell is not in
 /// PID 1's namespace and that link is unreadable from a new one.)
 fn host_namespace() -> bool {
-    let Ok(out) = Command::new("ip").args(["-o", "link"]).output() else {
-        return true;
-    };
-    let links = String::from_utf8_lossy(&out.stdout);
-    !out.status.success()
-        || links.lines().any(|line| {
-            let name = line.split(':').nth(1).unwrap_or_default().trim();
-            let name = name.split('@').next().unwrap_or_default();
-            !(name == "lo" || name.starts_with("attest-") || name.starts_with("veth"))
-        })
+    match Command::new("ip").args(["-o", "link"]).output() {
+        Ok(out) if out.status.success() => foreign_links(&String::from_utf8_lossy(&out.stdout)),
+        _ => true,
+    }
+}
+
+/// Whether `ip -o link` lists a link that is neither loopback nor one of the nodes' own.
+fn foreign_links(links: &str) -> bool {
+    links.lines().any(|line| {
+        let name = line.split(':').nth(1).unwrap_or_default().trim();
+        let name = name.split('@').next().unwrap_or_default();
+        !(name == "lo" || name.starts_with("attest-") || name.starts_with("veth"))
+    })
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
@@ -864,4 +867,43 @@ exit $status
         roots = roots.join(" ").replace('\'', ""),
         links = VETH[0],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_and_our_own_links_make_a_namespace_of_our_own() {
+        let fresh = "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\n";
+        assert!(!foreign_links(fresh));
+        let ours = format!(
+            "{fresh}5: attest-rn2@attest-rn1: <BROADCAST> mtu 1500\n6: attest-rn1@attest-rn2: <BROADCAST> mtu 1500\n7: veth1a2b3c4d@if3: <BROADCAST> mtu 1500\n"
+        );
+        assert!(!foreign_links(&ours));
+        let host = format!("{fresh}4: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1400\n");
+        assert!(foreign_links(&host));
+    }
+
+    #[test]
+    fn missing_kubelet_is_named_with_the_command_that_builds_it() {
+        let empty = tempfile::tempdir().unwrap();
+        let why = unavailable(empty.path(), empty.path()).unwrap();
+        assert!(
+            why.contains("kubelet") && why.contains("kube-build") || why.contains("root"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn cleanup_script_kills_by_cgroup_and_folder_and_spares_itself() {
+        let roots = CgroupRoots {
+            name: "attest-x".into(),
+            mounts: vec![PathBuf::from("/sys/fs/cgroup/pids")],
+        };
+        let script = cleanup_script(Path::new("/tmp/t/nodes"), &roots);
+        assert!(script.contains("dir='/tmp/t/nodes'"), "{script}");
+        assert!(script.contains("/sys/fs/cgroup/pids/attest-x-1 /sys/fs/cgroup/pids/attest-x-2"));
+        assert!(script.contains(r#"!index($0, ENVIRON["D"] "cleanup")"#));
+    }
 }
