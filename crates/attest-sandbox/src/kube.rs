@@ -190,12 +190,18 @@ impl KubeTestbed {
                 bin_dir: &testbed.bin_dir,
                 kubeconfig: &testbed.kubeconfig,
                 images,
+                pki: &testbed.pki(),
             };
             let started = nodes::Nodes::start(&cluster, |a| testbed.kubectl_output(a), deadline)?;
             testbed.nodes = Some(started);
         }
         testbed.startup = clock.elapsed();
         Ok(testbed)
+    }
+
+    /// kwokctl's PKI of this cluster: `ca.crt`/`ca.key`, `admin.crt`/`admin.key`.
+    pub fn pki(&self) -> PathBuf {
+        self.path.join(format!("work/clusters/{}/pki", self.name))
     }
 
     /// The admin kubeconfig (client certificate in `system:masters`), server on 127.0.0.1.
@@ -428,6 +434,7 @@ impl KubeTestbed {
         let mut values = HashMap::from([
             ("service_cidr", SERVICE_CIDR.to_owned()),
             ("pod_cidr", options.pod_cidr.clone()),
+            ("pki", self.pki().display().to_string()),
             ("pg_host", pg.host.clone()),
             ("pg_port", pg.port.to_string()),
             ("pg_password", yaml_escape(&pg.superuser_password)),

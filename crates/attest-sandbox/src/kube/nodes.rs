@@ -178,6 +178,8 @@ pub struct Cluster<'a> {
     pub bin_dir: &'a Path,
     pub kubeconfig: &'a Path,
     pub images: &'a Path,
+    /// kwokctl's PKI (`ca.crt`, `ca.key`): each node gets a client certificate from it.
+    pub pki: &'a Path,
 }
 
 impl Nodes {
@@ -227,7 +229,7 @@ impl Nodes {
         let mut containerds = Vec::new();
         for (i, name) in NODE_NAMES.iter().enumerate() {
             let node = Node::new(&dir, i + 1, name, ports[i], &cgroups.name);
-            node.write_config()?;
+            node.write_config(cluster.pki)?;
             let cloned = match &template {
                 Ok(root) => node.clone_root(root).is_ok(),
                 Err(_) => false,
@@ -255,7 +257,18 @@ impl Nodes {
             .into_iter()
             .map(|(node, pid, _)| (node, pid))
             .collect();
+        let server = fs::read_to_string(cluster.kubeconfig)
+            .ok()
+            .and_then(|text| {
+                text.lines().find_map(|l| {
+                    l.trim()
+                        .strip_prefix("server:")
+                        .map(|s| s.trim().to_owned())
+                })
+            })
+            .ok_or_else(|| format!("no server in {}", cluster.kubeconfig.display()))?;
         for (node, pid) in &containerds {
+            node.identity(cluster.pki, &server)?;
             nodes.children.push(node.start_kubelet(cluster, *pid)?);
         }
         wait_ready(&kubectl, deadline, &containerds)?;
@@ -319,7 +332,7 @@ fn template(images: &Path, deadline: Instant) -> Result<PathBuf, String> {
         cgroup_root: String::new(),
     };
     let made = (|| {
-        node.write_config()?;
+        node.write_config(images)?;
         let mut child = node.start_containerd(deadline)?;
         let imported = node.import(images);
         let _ = child.kill();
@@ -483,7 +496,7 @@ impl Node {
         self.dir.join(rel).display().to_string()
     }
 
-    fn write_config(&self) -> Result<(), String> {
+    fn write_config(&self, pki: &Path) -> Result<(), String> {
         for sub in [
             "containerd/state",
             "containerd/run",
@@ -575,10 +588,13 @@ failSwapOn: false
 podLogsDir: {logs}
 volumePluginDir: {plugins}
 resolvConf: ""
+# Callers (the apiserver, with the admin certificate) authenticate against the cluster CA and
+# are authorized by the apiserver (SubjectAccessReview); nobody else gets in.
 authentication:
-  anonymous: {{enabled: true}}
-  webhook: {{enabled: false}}
-authorization: {{mode: AlwaysAllow}}
+  anonymous: {{enabled: false}}
+  webhook: {{enabled: true}}
+  x509: {{clientCAFile: "{ca}"}}
+authorization: {{mode: Webhook}}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {{"memory.available": "50Mi", "nodefs.available": "1%", "imagefs.available": "1%", "nodefs.inodesFree": "1%"}}
@@ -591,6 +607,7 @@ serializeImagePulls: false
             cgroup_root = self.cgroup_root,
             logs = self.path("pod-logs"),
             plugins = self.path("volume-plugins"),
+            ca = pki.join("ca.crt").display(),
         );
         for (file, text) in [
             ("containerd.toml", containerd),
@@ -715,6 +732,80 @@ serializeImagePulls: false
         Ok(())
     }
 
+    /// The node's own client certificate (`system:node:NAME` in `system:nodes`, signed by the
+    /// cluster CA, so the Node authorizer applies) and a kubeconfig with it.
+    fn identity(&self, pki: &Path, server: &str) -> Result<(), String> {
+        let (key, csr, crt, ext) = (
+            self.path("client.key"),
+            self.path("client.csr"),
+            self.path("client.crt"),
+            self.path("client.ext"),
+        );
+        fs::write(
+            &ext,
+            "keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+        )
+        .map_err(|e| format!("cannot write {ext}: {e}"))?;
+        let subject = format!("/O=system:nodes/CN=system:node:{}", self.name);
+        let ca = pki.join("ca.crt").display().to_string();
+        let ca_key = pki.join("ca.key").display().to_string();
+        let steps: [Vec<&str>; 2] = [
+            vec![
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-subj",
+                &subject,
+                "-out",
+                &csr,
+            ],
+            vec![
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-set_serial",
+                "1",
+                "-days",
+                "7",
+                "-extfile",
+                &ext,
+                "-out",
+                &crt,
+            ],
+        ];
+        for args in steps {
+            let out = Command::new("openssl")
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("cannot run openssl: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "`openssl {}` failed: {}",
+                    args[0],
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: testbed\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: {name}\n  user: {{client-certificate: \"{crt}\", client-key: \"{key}\"}}\ncontexts:\n- name: node\n  context: {{cluster: testbed, user: {name}}}\ncurrent-context: node\n",
+            name = self.name,
+        );
+        fs::write(self.dir.join("kubeconfig.yaml"), kubeconfig)
+            .map_err(|e| format!("cannot write {}'s kubeconfig: {e}", self.name))
+    }
+
     /// kubelet in its containerd's mount namespace (it must see the volumes it mounts).
     fn start_kubelet(&self, cluster: &Cluster, containerd: u32) -> Result<Child, String> {
         let log = fs::File::create(self.dir.join("kubelet.log"))
@@ -728,7 +819,7 @@ serializeImagePulls: false
             .arg("--")
             .arg(cluster.bin_dir.join("kubelet"))
             .arg(format!("--config={}", self.path("kubelet.yaml")))
-            .arg(format!("--kubeconfig={}", cluster.kubeconfig.display()))
+            .arg(format!("--kubeconfig={}", self.path("kubeconfig.yaml")))
             .arg(format!("--hostname-override={}", self.name))
             .arg(format!("--node-ip={}", self.ip()))
             .arg(format!("--root-dir={}", self.path("kubelet")))
