@@ -28,8 +28,12 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// Resident memory (MiB) of the nodes' processes: kubelets, containerds, shims, containers.
 fn nodes_memory(kube: &KubeTestbed) -> u64 {
-    let dir = kube.nodes().unwrap().dir().display().to_string();
-    let mut pids: Vec<String> = kube::processes_in(Path::new(&dir))
+    memory(kube, kube.nodes().unwrap().dir())
+}
+
+/// Resident memory (MiB) of the processes naming `dir` and of the nodes' containers.
+fn memory(kube: &KubeTestbed, dir: &Path) -> u64 {
+    let mut pids: Vec<String> = kube::processes_in(dir)
         .iter()
         .filter_map(|p| p.split(' ').next().map(str::to_owned))
         .collect();
@@ -310,8 +314,9 @@ fn a_pod_runs_on_a_real_node_with_real_exec_and_logs() {
         "{logs}"
     );
     eprintln!(
-        "memory of the nodes with one pod: {} MiB",
-        nodes_memory(kube)
+        "memory of the nodes with one pod: {} MiB; of the whole testbed: {} MiB",
+        nodes_memory(kube),
+        memory(kube, kube.dir())
     );
 
     // An image no node has (and no registry to pull from): a clear reason on the pod, soon.
