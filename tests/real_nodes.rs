@@ -728,3 +728,53 @@ fn killed_testbed_leaves_no_node_behind() {
     assert!(alive.is_empty(), "container processes left: {alive:?}");
     assert_clean(&dir, &name);
 }
+
+#[test]
+fn node_addresses_in_use_fail_the_start_clearly_and_leave_nothing() {
+    let _serial = serial();
+    let bin_dir = kube::bin_dir().unwrap_or_else(|e| panic!("{e}"));
+    let images = nodes::images_dir().unwrap_or_else(|e| panic!("{e}"));
+    // Someone else holds a node address in this namespace.
+    let ip = |args: &[&str]| {
+        let out = Command::new("ip").args(args).output().unwrap();
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+    };
+    ip(&["addr", "add", "100.64.0.9/32", "dev", "lo"]);
+    let target = PostgresTarget {
+        host: "127.0.0.1".into(),
+        port: 1,
+        superuser_password: PASSWORD.into(),
+        paperless_password: "p".into(),
+        bin_dir: None,
+    };
+    let mut options = KubeOptions::new(bin_dir, target);
+    options.real_nodes = Some(images);
+    let clock = Instant::now();
+    let result = KubeTestbed::start(options);
+    ip(&["addr", "del", "100.64.0.9/32", "dev", "lo"]);
+    let error = result.err().expect("the start fails");
+    eprintln!("failed in {:?}: {error}", clock.elapsed());
+    assert!(
+        error.contains("100.64.0.") && error.contains("in use"),
+        "{error}"
+    );
+    // Checked before anything starts.
+    assert!(
+        clock.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        clock.elapsed()
+    );
+    // The failed start cleaned up after itself (the testbed was dropped inside `start`).
+    let left: Vec<String> = std::fs::read_dir("/sys/fs/cgroup/pids")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("attest-attest-"))
+        .collect();
+    assert!(left.is_empty(), "cgroups left: {left:?}");
+    let procs: Vec<String> = kube::processes_in(Path::new("/tmp"))
+        .into_iter()
+        .filter(|p| p.contains("attest-kube-"))
+        .collect();
+    assert!(procs.is_empty(), "processes left: {procs:?}");
+}

@@ -148,6 +148,9 @@ impl KubeTestbed {
                 build_command()
             ));
         }
+        if let Some(images) = &options.real_nodes {
+            nodes::preflight(&options.bin_dir, images)?;
+        }
         let dir = tempfile::Builder::new()
             .prefix("attest-kube-")
             .tempdir()

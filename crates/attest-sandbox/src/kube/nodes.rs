@@ -422,9 +422,8 @@ fn make_cgroups(roots: &CgroupRoots) -> Result<(), String> {
     Ok(())
 }
 
-/// The veth pair with the node addresses, and forwarding between the nodes' pod bridges, in
-/// our (non-host) namespace. A second testbed with real nodes in the same namespace is refused.
-fn network() -> Result<(), String> {
+/// Whether the nodes' address ranges are free in this namespace.
+fn addresses_free() -> Result<(), String> {
     let used = Command::new("ip")
         .args(["-4", "-o", "addr"])
         .output()
@@ -437,6 +436,22 @@ fn network() -> Result<(), String> {
             ));
         }
     }
+    Ok(())
+}
+
+/// Everything that can be known before the testbed starts: the pieces ([`unavailable`]) and
+/// free node addresses. Checked first, so a start that cannot get real nodes fails at once.
+pub fn preflight(bin_dir: &Path, images: &Path) -> Result<(), String> {
+    if let Some(why) = unavailable(bin_dir, images) {
+        return Err(format!("real nodes cannot run here: {why}"));
+    }
+    addresses_free()
+}
+
+/// The veth pair with the node addresses, and forwarding between the nodes' pod bridges, in
+/// our (non-host) namespace. A second testbed with real nodes in the same namespace is refused.
+fn network() -> Result<(), String> {
+    addresses_free()?;
     let ip = |args: &[&str]| -> Result<(), String> {
         let out = Command::new("ip")
             .args(args)
