@@ -2,10 +2,10 @@
 //! module) with a containerd of its own (Debian's containerd and runc), running real
 //! containers from the images of `scripts/node-images`, next to kwok's simulated nodes.
 //!
-//! Where they run: in the testbed's own network namespace, which must not be the host's
-//! (it may have no link but loopback and the nodes' own): the control plane binds 127.0.0.1 there, so kubelets reach the
-//! apiserver on loopback, and the apiserver reaches the kubelets on node addresses that exist
-//! only in that namespace. `attest sandbox` moves itself into such a namespace, the tests run
+//! Where they run: in the testbed's own network namespace, which must not be the host's (it
+//! may have no link but loopback and the nodes' own): the control plane binds 127.0.0.1
+//! there, so kubelets reach the apiserver on loopback, and the apiserver reaches the kubelets
+//! on node addresses that exist only in that namespace. `attest sandbox` moves itself into such a namespace, the tests run
 //! under `unshare --net`. Everything the nodes add to the network (a veth pair carrying the
 //! node addresses, one CNI bridge per node, kubelet's iptables chains) lives and dies with that
 //! namespace; in the host's namespace the nodes refuse to start.
@@ -15,7 +15,9 @@
 //! (`unshare --mount --propagation slave`) that its kubelet joins, so every mount the node
 //! makes (kubelet's root dir, volumes, container root filesystems, pod network namespaces)
 //! disappears with the node's processes and none reaches the host's mount table; its own
-//! cgroup root (kubelet's `cgroupRoot`), pod log folder, root dir and port.
+//! cgroup root (kubelet's `cgroupRoot`), pod log folder, root dir and port, and its own
+//! client certificate (`system:node:NAME`). Its containerd root starts as a hard-linked copy
+//! of a template holding the images (made once per images and containerd version).
 //!
 //! Stopping (also from the watchdog after a SIGKILL) is one generated shell script,
 //! `nodes/cleanup`: kubelets, then every process in the nodes' cgroups (the containers), then
@@ -44,8 +46,8 @@ const PAUSE_IMAGE: &str = "attest.local/pause:3.10.1";
 /// Image tarballs of `scripts/node-images`, imported into each node's containerd.
 pub const IMAGES: [&str; 3] = ["pause", "base", "postgresql"];
 /// What the nodes run from the host (Debian packages containerd, runc, iproute2, iptables,
-/// util-linux), looked up on PATH.
-const HOST_TOOLS: [&str; 7] = [
+/// util-linux, openssl), looked up on PATH.
+const HOST_TOOLS: [&str; 9] = [
     "containerd",
     "containerd-shim-runc-v2",
     "runc",
@@ -53,6 +55,8 @@ const HOST_TOOLS: [&str; 7] = [
     "ip",
     "iptables",
     "unshare",
+    "nsenter",
+    "openssl",
 ];
 /// The CNI plugins (Debian's containernetworking-plugins).
 const CNI_BIN: &str = "/usr/lib/cni";
@@ -96,7 +100,7 @@ pub fn unavailable(bin_dir: &Path, images: &Path) -> Option<String> {
     for tool in HOST_TOOLS {
         if which(tool).is_none() {
             return Some(format!(
-                "`{tool}` is not on PATH; install Debian's containerd, runc, iproute2, iptables and util-linux (scripts/test does)"
+                "`{tool}` is not on PATH; install Debian's containerd, runc, iproute2, iptables, util-linux and openssl (scripts/test does)"
             ));
         }
     }
