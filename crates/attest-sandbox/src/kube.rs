@@ -8,6 +8,7 @@
 //! or [`stop_all`] from a signal handler) deletes the cluster and its temporary folder.
 
 mod binaries;
+pub mod nodes;
 mod render;
 
 use std::collections::HashMap;
@@ -74,6 +75,9 @@ pub struct KubeOptions {
     /// 10.0.0.0/24, gives Services real EndpointSlices, but fictitious addresses that the
     /// apiserver's proxy subresources would dial off this machine outside a network namespace.
     pub pod_cidr: String,
+    /// Real nodes ([`nodes`]) next to kwok's: the folder of `scripts/node-images`' images
+    /// ([`nodes::images_dir`]); None (the default) runs kwok's nodes only.
+    pub real_nodes: Option<PathBuf>,
 }
 
 impl KubeOptions {
@@ -85,6 +89,7 @@ impl KubeOptions {
             fixtures: workspace_root().join("fixtures/kubernetes"),
             timeout: Duration::from_secs(120),
             pod_cidr: LOOPBACK_POD_CIDR.to_owned(),
+            real_nodes: None,
         }
     }
 }
@@ -100,6 +105,8 @@ pub struct KubeTestbed {
     startup: Duration,
     /// Deletes the cluster if this process dies without stopping it (see [`watchdog`]).
     watchdog: Option<Watchdog>,
+    /// The real nodes, when asked for ([`KubeOptions::real_nodes`]).
+    nodes: Option<nodes::Nodes>,
 }
 
 /// A ServiceAccount's credentials, as a pod running as it gets them.
@@ -140,6 +147,9 @@ impl KubeTestbed {
                 build_command()
             ));
         }
+        if let Some(images) = &options.real_nodes {
+            nodes::preflight(&options.bin_dir, images)?;
+        }
         let dir = tempfile::Builder::new()
             .prefix("attest-kube-")
             .tempdir()
@@ -167,6 +177,7 @@ impl KubeTestbed {
             kubeconfig,
             startup: Duration::ZERO,
             watchdog: Some(watchdog),
+            nodes: None,
         };
         let now = Utc::now();
         let deadline = clock + options.timeout;
@@ -174,8 +185,25 @@ impl KubeTestbed {
         testbed.create_cluster(deadline)?;
         testbed.apply_fixtures(&options, now, deadline)?;
         testbed.wait_ready(deadline)?;
+        if let Some(images) = &options.real_nodes {
+            let cluster = nodes::Cluster {
+                dir: &testbed.path,
+                name: &testbed.name,
+                bin_dir: &testbed.bin_dir,
+                kubeconfig: &testbed.kubeconfig,
+                images,
+                pki: &testbed.pki(),
+            };
+            let started = nodes::Nodes::start(&cluster, |a| testbed.kubectl_output(a), deadline)?;
+            testbed.nodes = Some(started);
+        }
         testbed.startup = clock.elapsed();
         Ok(testbed)
+    }
+
+    /// kwokctl's PKI of this cluster: `ca.crt`/`ca.key`, `admin.crt`/`admin.key`.
+    pub fn pki(&self) -> PathBuf {
+        self.path.join(format!("work/clusters/{}/pki", self.name))
     }
 
     /// The admin kubeconfig (client certificate in `system:masters`), server on 127.0.0.1.
@@ -297,6 +325,11 @@ impl KubeTestbed {
         Ok(config)
     }
 
+    /// The real nodes, if the testbed has them.
+    pub fn nodes(&self) -> Option<&nodes::Nodes> {
+        self.nodes.as_ref()
+    }
+
     /// How long [`KubeTestbed::start`] took.
     pub fn startup_time(&self) -> Duration {
         self.startup
@@ -320,7 +353,10 @@ impl KubeTestbed {
             // We delete the cluster ourselves.
             watchdog.stand_down();
         }
-        let result = delete(&live);
+        // The nodes first: a kubelet would otherwise outlive its apiserver, retrying.
+        let stopped = nodes::stop(&self.path);
+        self.nodes = None;
+        let result = stopped.and(delete(&live));
         LIVE.lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|l| l.name != self.name);
@@ -397,6 +433,7 @@ impl KubeTestbed {
         let mut values = HashMap::from([
             ("service_cidr", SERVICE_CIDR.to_owned()),
             ("pod_cidr", options.pod_cidr.clone()),
+            ("pki", self.pki().display().to_string()),
             ("pg_host", pg.host.clone()),
             ("pg_port", pg.port.to_string()),
             ("pg_password", yaml_escape(&pg.superuser_password)),
@@ -642,7 +679,7 @@ impl Drop for KubeTestbed {
 pub fn stop_all() {
     let live: Vec<Live> = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
     for testbed in live {
-        if let Err(e) = delete(&testbed) {
+        if let Err(e) = nodes::stop(&testbed.dir).and(delete(&testbed)) {
             eprintln!("attest: {e}");
         }
         let _ = fs::remove_dir_all(&testbed.dir);
@@ -710,11 +747,12 @@ fn delete(live: &Live) -> Result<(), String> {
     }
 }
 
-/// A shell ([`Watchdog`]) that deletes the cluster and its folder if this process dies before
-/// [`KubeTestbed::stop`] (SIGKILL, a test harness's timeout, a panic that aborts), so no etcd
-/// or apiserver outlives us.
+/// A shell ([`Watchdog`]) that deletes the real nodes, the cluster and its folder if this
+/// process dies before [`KubeTestbed::stop`] (SIGKILL, a test harness's timeout, a panic that
+/// aborts), so no container, etcd or apiserver outlives us.
 fn watchdog(live: &Live) -> Result<Watchdog, String> {
     let script = r#"read -r line
+[ -f "$2/nodes/cleanup" ] && sh "$2/nodes/cleanup" >/dev/null 2>&1
 "$0" --name "$1" delete cluster >/dev/null 2>&1; rm -rf "$2""#;
     Watchdog::start(script, |shell| {
         kwokctl_env(live, shell)

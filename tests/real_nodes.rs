@@ -1,0 +1,780 @@
+//! The testbed's real nodes (crates/attest-sandbox/src/kube/nodes.rs): kubelets with their own
+//! containerds, running real containers from the images of `scripts/node-images`.
+//!
+//! Needs root, the binaries of `scripts/kube-build`, the images of `scripts/node-images`,
+//! Debian's containerd, runc and containernetworking-plugins (scripts/test installs them), and
+//! a network namespace of its own, because the nodes add links and iptables chains to theirs:
+//!   unshare --net sh -c 'ip link set lo up && exec cargo test --offline --test real_nodes'
+//! Without any of these each test fails, naming the missing piece. Every test checks at the
+//! end that no process, cgroup, mount, link or folder of its testbed is left.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use attest_sandbox::kube::{self, nodes, KubeOptions, KubeTestbed, PostgresTarget};
+use attest_sandbox::postgres::{PostgresOptions, TempPostgres};
+
+const PASSWORD: &str = "Sup3r-secret";
+
+/// One set of real nodes at a time in the tests' network namespace (their addresses are
+/// fixed); under nextest, .config/nextest.toml runs these tests one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Resident memory (MiB) of the nodes' processes: kubelets, containerds, shims, containers.
+fn nodes_memory(kube: &KubeTestbed) -> u64 {
+    memory(kube, kube.nodes().unwrap().dir())
+}
+
+/// Resident memory (MiB) of the processes naming `dir` and of the nodes' containers.
+fn memory(kube: &KubeTestbed, dir: &Path) -> u64 {
+    let mut pids: Vec<String> = kube::processes_in(dir)
+        .iter()
+        .filter_map(|p| p.split(' ').next().map(str::to_owned))
+        .collect();
+    for entry in std::fs::read_dir("/sys/fs/cgroup/memory")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(&format!("attest-{}-", kube.name()))
+        {
+            let out = Command::new("find")
+                .arg(entry.path())
+                .args(["-name", "cgroup.procs", "-exec", "cat", "{}", "+"])
+                .output()
+                .unwrap();
+            pids.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(str::to_owned),
+            );
+        }
+    }
+    pids.sort();
+    pids.dedup();
+    let kib: u64 = pids
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .sum();
+    kib / 1024
+}
+
+struct Bed {
+    kube: Option<KubeTestbed>,
+    postgres: Option<TempPostgres>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Bed {
+    fn start() -> Bed {
+        let bin_dir = kube::bin_dir().unwrap_or_else(|e| panic!("{e}"));
+        let images = nodes::images_dir().unwrap_or_else(|e| panic!("{e}"));
+        if let Some(why) = nodes::unavailable(&bin_dir, &images) {
+            panic!("real nodes cannot run here: {why}");
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = PostgresOptions {
+            superuser_password: PASSWORD.to_owned(),
+            tls: false,
+            max_connections: None,
+        };
+        let postgres = runtime.block_on(TempPostgres::start(options)).unwrap();
+        let target = PostgresTarget {
+            host: postgres.host().to_owned(),
+            port: postgres.port(),
+            superuser_password: PASSWORD.to_owned(),
+            paperless_password: "paperless-Pw".to_owned(),
+            bin_dir: Some(postgres.bin_dir().to_path_buf()),
+        };
+        let mut options = KubeOptions::new(bin_dir, target);
+        options.real_nodes = Some(images);
+        options.timeout = Duration::from_secs(240);
+        let testbed = KubeTestbed::start(options)
+            .unwrap_or_else(|e| panic!("the testbed did not start: {e}"));
+        let nodes = testbed.nodes().expect("real nodes");
+        eprintln!(
+            "testbed {} with real nodes started in {:?} (nodes: {:?}, of which image import {:?})",
+            testbed.name(),
+            testbed.startup_time(),
+            nodes.startup,
+            nodes.import_time
+        );
+        Bed {
+            kube: Some(testbed),
+            postgres: Some(postgres),
+            _runtime: runtime,
+        }
+    }
+
+    fn kube(&self) -> &KubeTestbed {
+        self.kube.as_ref().unwrap()
+    }
+
+    /// Stops everything and checks that nothing of the testbed is left.
+    fn finish(mut self) {
+        let testbed = self.kube.take().unwrap();
+        let dir = testbed.dir().to_path_buf();
+        let name = testbed.name().to_owned();
+        testbed.stop().unwrap();
+        drop(self.postgres.take());
+        assert_clean(&dir, &name);
+    }
+}
+
+fn assert_clean(dir: &Path, name: &str) {
+    let left = kube::processes_in(dir);
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    assert!(!dir.exists(), "{} is left behind", dir.display());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let needle = dir.display().to_string();
+    let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&needle)).collect();
+    assert!(left.is_empty(), "mounts left behind: {left:?}");
+    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        for i in 1..=2 {
+            let cgroup = entry.path().join(format!("attest-{name}-{i}"));
+            assert!(!cgroup.exists(), "{} is left behind", cgroup.display());
+        }
+    }
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(
+        !links.contains("attest-rn") && !links.contains("attest-br"),
+        "links left behind:\n{links}"
+    );
+    let shims = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("containerd-shim") && c.contains(&needle))
+        .collect::<Vec<_>>();
+    assert!(shims.is_empty(), "shims left behind: {shims:?}");
+}
+
+fn kubectl(kube: &KubeTestbed, args: &[&str]) -> String {
+    kube.kubectl_output(args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run(kube: &KubeTestbed, args: &[&str]) -> Output {
+    kube.kubectl().args(args).output().unwrap()
+}
+
+fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let clock = Instant::now();
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(last) if clock.elapsed() > timeout => {
+                panic!("{what}: not within {timeout:?}; last: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+fn apply(kube: &KubeTestbed, yaml: &str) {
+    let path = kube.dir().join(format!("apply-{}.yaml", rand_suffix()));
+    std::fs::write(&path, yaml).unwrap();
+    kubectl(kube, &["apply", "-f", &path.display().to_string()]);
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
+const PROBE: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: probe
+  namespace: default
+spec:
+  nodeSelector: {kubernetes.io/hostname: k3s-real-01}
+  tolerations: [{key: attest.dev/real-node, operator: Exists, effect: NoSchedule}]
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: probe
+    image: attest.local/debian:bookworm
+    imagePullPolicy: Never
+    command: [sh, -c, 'echo "started as $(id -u) in $(hostname)"; i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 1; done']
+"#;
+
+#[test]
+fn a_pod_runs_on_a_real_node_with_real_exec_and_logs() {
+    let _serial = serial();
+    let bed = Bed::start();
+    let kube = bed.kube();
+
+    // Both real nodes registered, Ready, with their addresses inside the namespace, the real
+    // runtime, and the kwok nodes still there.
+    let nodes = kubectl(
+        kube,
+        &[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.status.addresses[?(@.type==\"InternalIP\")].address} {.status.nodeInfo.containerRuntimeVersion} {.metadata.labels.node\\.kubernetes\\.io/instance-type}{\"\\n\"}{end}",
+        ],
+    );
+    eprintln!("{nodes}");
+    for (name, ip) in [("k3s-real-01", "100.64.0.1"), ("k3s-real-02", "100.64.0.2")] {
+        let line = nodes
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in:\n{nodes}"));
+        assert!(line.contains(ip), "{line}");
+        assert!(line.contains("containerd://1."), "{line}");
+        assert!(line.ends_with(" k3s"), "{line}");
+    }
+    assert!(nodes.contains("k3s-worker-01"), "{nodes}");
+
+    let clock = Instant::now();
+    apply(kube, PROBE);
+    let pod = ["get", "pod", "probe", "-n", "default"];
+    let ip = eventually("the probe pod Ready", Duration::from_secs(60), || {
+        let out = kube.kubectl_output(
+            &[
+                &pod[..],
+                &[
+                    "-o",
+                    "jsonpath={.status.phase} {.status.containerStatuses[0].ready} {.status.podIP} {.spec.nodeName}",
+                ],
+            ]
+            .concat(),
+        )?;
+        match out.split(' ').collect::<Vec<_>>()[..] {
+            ["Running", "true", ip, "k3s-real-01"] => Ok(ip.to_owned()),
+            _ => Err(out),
+        }
+    });
+    assert!(ip.starts_with("100.65.1."), "pod IP {ip}");
+    eprintln!("probe pod Ready in {:?}", clock.elapsed());
+
+    // exec: real output from inside the container, and its real exit code.
+    let out = run(
+        kube,
+        &[
+            "exec",
+            "probe",
+            "-n",
+            "default",
+            "--",
+            "sh",
+            "-c",
+            "cat /etc/debian_version; hostname; tr '\\0' ' ' </proc/1/cmdline; echo; exit 7",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("12."), "{stdout}");
+    assert_eq!(lines[1], "probe", "{stdout}");
+    assert!(lines[2].starts_with("sh -c echo"), "{stdout}");
+    let out = run(kube, &["exec", "probe", "-n", "default", "--", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = run(
+        kube,
+        &["exec", "probe", "-n", "default", "--", "/no/such/binary"],
+    );
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+
+    // logs: what the container printed, through the API and the kubelet.
+    let logs = eventually("two ticks in the logs", Duration::from_secs(20), || {
+        let logs = kube.kubectl_output(&["logs", "probe", "-n", "default"])?;
+        match logs.contains("tick 2") {
+            true => Ok(logs),
+            false => Err(logs),
+        }
+    });
+    assert!(
+        logs.starts_with("started as 0 in probe\ntick 1\n"),
+        "{logs}"
+    );
+    eprintln!(
+        "memory of the nodes with one pod: {} MiB; of the whole testbed: {} MiB",
+        nodes_memory(kube),
+        memory(kube, kube.dir())
+    );
+
+    // An image no node has (and no registry to pull from): a clear reason on the pod, soon.
+    apply(
+        kube,
+        &PROBE
+            .replace("name: probe", "name: missing")
+            .replace("attest.local/debian:bookworm", "attest.local/none:1")
+            .replace("imagePullPolicy: Never", "imagePullPolicy: IfNotPresent"),
+    );
+    let reason = eventually(
+        "the missing image's reason",
+        Duration::from_secs(60),
+        || {
+            let out = kube.kubectl_output(&[
+                "get",
+                "pod",
+                "missing",
+                "-n",
+                "default",
+                "-o",
+                "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
+            ])?;
+            match out.as_str() {
+                "ErrImagePull" | "ImagePullBackOff" => Ok(out),
+                _ => Err(out),
+            }
+        },
+    );
+    eprintln!("missing image: {reason}");
+    kubectl(
+        kube,
+        &["delete", "pod", "missing", "-n", "default", "--wait=false"],
+    );
+
+    let clock = Instant::now();
+    kubectl(
+        kube,
+        &["delete", "pod", "probe", "-n", "default", "--wait=true"],
+    );
+    eprintln!("pod deleted in {:?}", clock.elapsed());
+    let clock = Instant::now();
+    bed.finish();
+    eprintln!("testbed stopped in {:?}", clock.elapsed());
+}
+
+/// A StatefulSet shaped as the stories' Bitnami one (same image reference, PGDATA, uid 1001,
+/// read-only root, emptyDir mounts), on the real nodes only, its claim bound to a volume both
+/// nodes can mount: a host folder (hostPath), as both nodes run on this machine.
+fn postgres_manifests(volume: &Path) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: realpg}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: pg, namespace: realpg}}
+stringData: {{postgres-password: "{PASSWORD}"}}
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: realpg-data}}
+spec:
+  capacity: {{storage: 1Gi}}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: real-shared
+  claimRef: {{namespace: realpg, name: data-pg-0}}
+  hostPath: {{path: "{volume}", type: Directory}}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: pg, namespace: realpg}}
+spec:
+  replicas: 1
+  serviceName: pg
+  selector: {{matchLabels: {{app: pg}}}}
+  template:
+    metadata: {{labels: {{app: pg}}}}
+    spec:
+      nodeSelector: {{type: real}}
+      tolerations: [{{key: attest.dev/real-node, operator: Exists, effect: NoSchedule}}]
+      terminationGracePeriodSeconds: 10
+      securityContext: {{fsGroup: 1001}}
+      containers:
+      - name: postgresql
+        image: registry-1.docker.io/bitnami/postgresql:latest
+        imagePullPolicy: IfNotPresent
+        securityContext:
+          allowPrivilegeEscalation: false
+          capabilities: {{drop: [ALL]}}
+          readOnlyRootFilesystem: true
+          runAsGroup: 1001
+          runAsNonRoot: true
+          runAsUser: 1001
+          seccompProfile: {{type: RuntimeDefault}}
+        env:
+        - {{name: POSTGRESQL_PORT_NUMBER, value: "5432"}}
+        - {{name: POSTGRESQL_VOLUME_DIR, value: /bitnami/postgresql}}
+        - {{name: PGDATA, value: /bitnami/postgresql/data}}
+        - name: POSTGRES_PASSWORD
+          valueFrom: {{secretKeyRef: {{name: pg, key: postgres-password}}}}
+        - {{name: POSTGRESQL_SHARED_PRELOAD_LIBRARIES, value: pgaudit}}
+        ports: [{{name: tcp-postgresql, containerPort: 5432}}]
+        readinessProbe:
+          periodSeconds: 1
+          exec: {{command: [/bin/sh, -c, -e, 'exec pg_isready -U "postgres" -h 127.0.0.1 -p 5432']}}
+        volumeMounts:
+        - {{name: empty-dir, mountPath: /tmp, subPath: tmp-dir}}
+        - {{name: empty-dir, mountPath: /opt/bitnami/postgresql/conf, subPath: app-conf-dir}}
+        - {{name: empty-dir, mountPath: /opt/bitnami/postgresql/tmp, subPath: app-tmp-dir}}
+        - {{name: data, mountPath: /bitnami/postgresql}}
+      volumes:
+      - {{name: empty-dir, emptyDir: {{}}}}
+  volumeClaimTemplates:
+  - metadata: {{name: data}}
+    spec:
+      accessModes: [ReadWriteOnce]
+      storageClassName: real-shared
+      resources: {{requests: {{storage: 1Gi}}}}
+"#,
+        volume = volume.display()
+    )
+}
+
+/// `kubectl port-forward` to loopback: (process, local port).
+fn port_forward(kube: &KubeTestbed, namespace: &str, target: &str, port: u16) -> (Child, u16) {
+    let mut child = kube
+        .kubectl()
+        .args(["port-forward", "-n", namespace, target])
+        .arg(format!(":{port}"))
+        .args(["--address", "127.0.0.1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    // Keep reading: kubectl prints a line per connection.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let local = line
+        .strip_prefix("Forwarding from 127.0.0.1:")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected port-forward output: {line}"));
+    (child, local)
+}
+
+/// A real session through a port-forward to the pod: psql's output for `sql`.
+fn psql(kube: &KubeTestbed, psql: &Path, sql: &str) -> Result<String, String> {
+    let (mut forward, port) = port_forward(kube, "realpg", "pod/pg-0", 5432);
+    let out = Command::new(psql)
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .arg(format!(
+            "host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=5"
+        ))
+        .env("PGPASSWORD", PASSWORD)
+        .output()
+        .map_err(|e| e.to_string());
+    let _ = forward.kill();
+    let _ = forward.wait();
+    let out = out?;
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+/// (uid, node) of pg-0 once it is Running and ready.
+fn pg_ready(kube: &KubeTestbed, not_uid: &str) -> (String, String) {
+    eventually("pg-0 Running and ready", Duration::from_secs(90), || {
+        let out = kube.kubectl_output(&[
+            "get",
+            "pod",
+            "pg-0",
+            "-n",
+            "realpg",
+            "-o",
+            "jsonpath={.metadata.uid} {.status.phase} {.status.containerStatuses[0].ready} {.spec.nodeName}",
+        ])?;
+        match out.split(' ').collect::<Vec<_>>()[..] {
+            [uid, "Running", "true", node] if uid != not_uid => {
+                Ok((uid.to_owned(), node.to_owned()))
+            }
+            _ => Err(out),
+        }
+    })
+}
+
+#[test]
+fn postgres_keeps_its_rows_across_a_pod_delete_and_a_drain_to_the_other_node() {
+    let _serial = serial();
+    let bed = Bed::start();
+    let kube = bed.kube();
+    let psql_bin = bed.postgres.as_ref().unwrap().bin_dir().join("psql");
+
+    let volume = kube.dir().join("nodes/shared/realpg-data");
+    std::fs::create_dir_all(&volume).unwrap();
+    std::os::unix::fs::chown(&volume, Some(1001), Some(1001)).unwrap();
+    apply(kube, &postgres_manifests(&volume));
+    let clock = Instant::now();
+    let (uid, node) = pg_ready(kube, "");
+    eprintln!("pg-0 ready on {node} in {:?}", clock.elapsed());
+    eprintln!(
+        "memory of the nodes with PostgreSQL: {} MiB",
+        nodes_memory(kube)
+    );
+    assert!(node.starts_with("k3s-real-"), "{node}");
+    // The Bitnami layout, made by a real initdb in the container, on the host folder.
+    for sub in ["pg_wal", "base", "global"] {
+        assert!(volume.join("data").join(sub).is_dir(), "no PGDATA/{sub}");
+    }
+    let row = format!("row-{}", rand_suffix());
+    let out = psql(
+        kube,
+        &psql_bin,
+        &format!(
+            "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('{row}'); SELECT version();"
+        ),
+    )
+    .unwrap();
+    assert!(out.contains("PostgreSQL 15."), "{out}");
+
+    // Delete the pod: the StatefulSet controller makes a new one (new UID), on the same claim.
+    kubectl(
+        kube,
+        &["delete", "pod", "pg-0", "-n", "realpg", "--wait=false"],
+    );
+    let clock = Instant::now();
+    let (uid2, node2) = pg_ready(kube, &uid);
+    eprintln!("pg-0 back ({uid2}) on {node2} in {:?}", clock.elapsed());
+    let claim = kubectl(
+        kube,
+        &[
+            "get",
+            "pod",
+            "pg-0",
+            "-n",
+            "realpg",
+            "-o",
+            "jsonpath={.spec.volumes[?(@.name==\"data\")].persistentVolumeClaim.claimName}",
+        ],
+    );
+    assert_eq!(claim, "data-pg-0");
+    let read = eventually("the row after the delete", Duration::from_secs(30), || {
+        psql(kube, &psql_bin, "SELECT v FROM kept")
+    });
+    assert_eq!(read, row);
+
+    // Cordon and evict (drain): the pod comes up on the other real node, with its data.
+    let clock = Instant::now();
+    kubectl(
+        kube,
+        &[
+            "drain",
+            &node2,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=90s",
+        ],
+    );
+    let (uid3, node3) = pg_ready(kube, &uid2);
+    eprintln!("pg-0 moved ({uid3}) to {node3} in {:?}", clock.elapsed());
+    assert_ne!(node3, node2);
+    assert!(node3.starts_with("k3s-real-"), "{node3}");
+    let read = eventually("the row after the drain", Duration::from_secs(30), || {
+        psql(kube, &psql_bin, "SELECT v FROM kept")
+    });
+    assert_eq!(read, row);
+
+    // Pod networking across the nodes: a pod on the drained node (uncordoned) reaches
+    // PostgreSQL's pod IP on the other node over the CNI bridges.
+    kubectl(kube, &["uncordon", &node2]);
+    apply(
+        kube,
+        &PROBE.replace(
+            "kubernetes.io/hostname: k3s-real-01",
+            &format!("kubernetes.io/hostname: {node2}"),
+        ),
+    );
+    let pg_ip = kubectl(
+        kube,
+        &[
+            "get",
+            "pod",
+            "pg-0",
+            "-n",
+            "realpg",
+            "-o",
+            "jsonpath={.status.podIP}",
+        ],
+    );
+    let connect = format!("exec 3<>/dev/tcp/{pg_ip}/5432 && echo connected");
+    let out = eventually(
+        "a connection from the other node's pod",
+        Duration::from_secs(60),
+        || {
+            let out = run(
+                kube,
+                &[
+                    "exec", "probe", "-n", "default", "--", "bash", "-c", &connect,
+                ],
+            );
+            match out.status.success() {
+                true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+                false => Err(format!("{out:?}")),
+            }
+        },
+    );
+    assert_eq!(out.trim(), "connected");
+
+    bed.finish();
+}
+
+/// Not a test on its own: `killed_testbed_leaves_no_node_behind` runs this in a child process,
+/// which it then kills.
+#[test]
+#[ignore = "helper process for killed_testbed_leaves_no_node_behind"]
+fn helper_start_real_nodes_and_wait_to_be_killed() {
+    if std::env::var_os("ATTEST_REAL_NODES_HELPER").is_none() {
+        return;
+    }
+    let bed = Bed::start();
+    let kube = bed.kube();
+    apply(kube, PROBE);
+    eventually("the probe pod Running", Duration::from_secs(60), || {
+        let out = kube.kubectl_output(&[
+            "get",
+            "pod",
+            "probe",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.status.phase}",
+        ])?;
+        match out.as_str() {
+            "Running" => Ok(()),
+            _ => Err(out),
+        }
+    });
+    println!("TESTBED {} {}", kube.dir().display(), kube.name());
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+#[test]
+fn killed_testbed_leaves_no_node_behind() {
+    let _serial = serial();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_start_real_nodes_and_wait_to_be_killed",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("ATTEST_REAL_NODES_HELPER", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut found = None;
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.trim().strip_prefix("TESTBED ") {
+            let (dir, name) = rest.split_once(' ').unwrap();
+            found = Some((std::path::PathBuf::from(dir), name.to_owned()));
+            break;
+        }
+        line.clear();
+    }
+    let (dir, name) = found.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("the helper did not start a testbed")
+    });
+    // The container's processes, found through the node's cgroup.
+    let procs = Command::new("find")
+        .arg(format!("/sys/fs/cgroup/pids/attest-{name}-1"))
+        .args(["-name", "cgroup.procs", "-exec", "cat", "{}", "+"])
+        .output()
+        .unwrap();
+    let containers: Vec<String> = String::from_utf8_lossy(&procs.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(!containers.is_empty(), "no container process found");
+    assert!(!kube::processes_in(&dir).is_empty(), "the nodes run");
+    // SIGKILL: no destructor, no signal handler runs in the helper.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    eventually(
+        "the watchdog deleting the testbed and its nodes",
+        Duration::from_secs(60),
+        || {
+            let left = kube::processes_in(&dir);
+            match left.is_empty() && !dir.exists() {
+                true => Ok(()),
+                false => Err(format!("{left:?}, folder exists: {}", dir.exists())),
+            }
+        },
+    );
+    let alive: Vec<&String> = containers
+        .iter()
+        .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
+        .collect();
+    assert!(alive.is_empty(), "container processes left: {alive:?}");
+    assert_clean(&dir, &name);
+}
+
+#[test]
+fn node_addresses_in_use_fail_the_start_clearly_and_leave_nothing() {
+    let _serial = serial();
+    let bin_dir = kube::bin_dir().unwrap_or_else(|e| panic!("{e}"));
+    let images = nodes::images_dir().unwrap_or_else(|e| panic!("{e}"));
+    // Someone else holds a node address in this namespace.
+    let ip = |args: &[&str]| {
+        let out = Command::new("ip").args(args).output().unwrap();
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+    };
+    ip(&["addr", "add", "100.64.0.9/32", "dev", "lo"]);
+    let target = PostgresTarget {
+        host: "127.0.0.1".into(),
+        port: 1,
+        superuser_password: PASSWORD.into(),
+        paperless_password: "p".into(),
+        bin_dir: None,
+    };
+    let mut options = KubeOptions::new(bin_dir, target);
+    options.real_nodes = Some(images);
+    let clock = Instant::now();
+    let result = KubeTestbed::start(options);
+    ip(&["addr", "del", "100.64.0.9/32", "dev", "lo"]);
+    let error = result.err().expect("the start fails");
+    eprintln!("failed in {:?}: {error}", clock.elapsed());
+    assert!(
+        error.contains("100.64.0.") && error.contains("in use"),
+        "{error}"
+    );
+    // Checked before anything starts.
+    assert!(
+        clock.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        clock.elapsed()
+    );
+    // The failed start cleaned up after itself (the testbed was dropped inside `start`).
+    let left: Vec<String> = std::fs::read_dir("/sys/fs/cgroup/pids")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("attest-attest-"))
+        .collect();
+    assert!(left.is_empty(), "cgroups left: {left:?}");
+    let procs: Vec<String> = kube::processes_in(Path::new("/tmp"))
+        .into_iter()
+        .filter(|p| p.contains("attest-kube-"))
+        .collect();
+    assert!(procs.is_empty(), "processes left: {procs:?}");
+}
