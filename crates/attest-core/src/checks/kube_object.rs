@@ -148,8 +148,35 @@ pub fn api_verdict(error: &KubeError) -> Verdict {
     verdict.hint(error.hint())
 }
 
+/// What a `kube` check hands to later checks with `register: NAME`, when it selected exactly
+/// one object: its name, namespace and UID, the volume a claim is bound to
+/// (`spec.volumeName`), and the node a pod runs on (`spec.nodeName`); empty when the object
+/// has no such field.
+const OBJECT_FACTS: [(&str, &[&str]); 5] = [
+    ("name", &["metadata", "name"]),
+    ("namespace", &["metadata", "namespace"]),
+    ("uid", &["metadata", "uid"]),
+    ("volume", &["spec", "volumeName"]),
+    ("node", &["spec", "nodeName"]),
+];
+
+fn with_facts(mut verdict: Verdict, object: &Value) -> Verdict {
+    for (key, path) in OBJECT_FACTS {
+        let value = path.iter().fold(object, |v, step| &v[*step]);
+        verdict = verdict.export(key, value.as_str().unwrap_or_default());
+    }
+    verdict
+}
+
 impl Kind for KubeObjectCheck {
-    const DESCRIPTION: &'static str = "Kubernetes objects of any kind (CRDs through discovery): a partial object, field assertions, a count, or absence.";
+    const DESCRIPTION: &'static str = "Kubernetes objects of any kind (CRDs through discovery): a partial object, field assertions, a count, or absence; `register` exports the one selected object's name, namespace, uid, volume and node.";
+    const EXPORTS: &'static [(&'static str, bool)] = &[
+        ("name", false),
+        ("namespace", false),
+        ("uid", false),
+        ("volume", false),
+        ("node", false),
+    ];
     fn target(&self) -> String {
         Selection {
             api_version: self.api_version.clone(),
@@ -256,7 +283,12 @@ impl Kind for KubeObjectCheck {
             if !checked.is_empty() {
                 summary.push_str(&format!(": {}", checked.join(", ")));
             }
-            return Verdict::pass(summary).measure("objects", objects.len() as f64);
+            let verdict = Verdict::pass(summary).measure("objects", objects.len() as f64);
+            // Facts of one object only: of several, which one a later check means is unknown.
+            return match objects.as_slice() {
+                [only] => with_facts(verdict, only),
+                _ => verdict,
+            };
         };
         let first = &first_mismatches[0];
         let mut summary = format!("{first_header}: {} is {}", first.path, first.found);
@@ -291,6 +323,30 @@ impl Kind for KubeObjectCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn register_exports_one_objects_facts() {
+        let claim = serde_json::json!({
+            "metadata": {"name": "data-0", "namespace": "data", "uid": "u-1"},
+            "spec": {"volumeName": "pvc-523f"},
+        });
+        let verdict = with_facts(Verdict::pass("ok"), &claim);
+        let exported: Vec<(&str, &str)> = verdict
+            .exports
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        assert_eq!(
+            exported,
+            [
+                ("name", "data-0"),
+                ("namespace", "data"),
+                ("uid", "u-1"),
+                ("volume", "pvc-523f"),
+                ("node", ""),
+            ]
+        );
+    }
 
     #[test]
     fn counts_accept_a_bare_number_or_a_comparison() {
