@@ -1009,9 +1009,7 @@ fn scan_references(
                 // unknown names against as many known ones would take minutes.
                 let suggestion = (problems.len() < SUGGESTED_PROBLEMS)
                     .then(|| {
-                        let mut known: Vec<&str> = vars.keys().map(String::as_str).collect();
-                        known.sort_unstable();
-                        node_de::did_you_mean(&reference.name, known)
+                        node_de::did_you_mean(&reference.name, vars.keys().map(String::as_str))
                             .map(|s| format!(" (did you mean `{s}`?)"))
                     })
                     .flatten()

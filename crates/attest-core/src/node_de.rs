@@ -236,7 +236,8 @@ fn unexpected(unexp: &de::Unexpected) -> String {
     }
 }
 
-/// The closest candidate, when it is close enough to be a likely typo.
+/// The closest candidate, when it is close enough to be a likely typo; of equally close ones,
+/// the first in alphabetical order.
 pub fn did_you_mean<'c>(
     word: &str,
     candidates: impl IntoIterator<Item = &'c str>,
@@ -255,7 +256,8 @@ pub fn did_you_mean<'c>(
             )
         })
         .filter(|(d, c)| *d <= allowed(c))
-        .min_by_key(|(d, _)| *d)
+        // Ties go to the first in alphabetical order, so the candidates need no sorting.
+        .min_by(|(d1, c1), (d2, c2)| d1.cmp(d2).then_with(|| c1.cmp(c2)))
         .map(|(_, c)| c)
 }
 
