@@ -152,6 +152,14 @@ fn every_roll_up_state_in_every_report() {
     ] {
         assert!(notes.stdout.contains(line), "{line}\n--- notes\n{}", notes.stdout);
     }
+    // The run's id (what `attest cleanup` finds its leftovers by) is in the environment note.
+    let run_id = out.json()["run_id"].as_str().unwrap().to_owned();
+    assert!(!run_id.is_empty());
+    assert!(
+        notes.stdout.contains(&format!("run `{run_id}` ")),
+        "{}",
+        notes.stdout
+    );
 }
 
 #[test]

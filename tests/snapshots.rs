@@ -54,6 +54,7 @@ fn settings() -> insta::Settings {
         (r"(?m)^\| host \| .* \|$", "| host | [HOST] |"),
         (r#""host": "[^"]*""#, r#""host": "[HOST]""#),
         (r"finished in [0-9.]+s", "finished in [T]"),
+        (r"\d{8}T\d{6}-[a-z0-9]{6}", "[RUN-ID]"),
     ] {
         settings.add_filter(pattern, replacement);
     }

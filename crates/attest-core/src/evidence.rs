@@ -18,6 +18,9 @@ use crate::rollup::{CheckRef, CheckState, CriterionRow, State, StoryRollup};
 #[derive(Debug, Clone, Deserialize)]
 pub struct Report {
     pub attest_version: String,
+    /// Missing in reports written before attest recorded it.
+    #[serde(default)]
+    pub run_id: Option<String>,
     pub started_at: String,
     pub finished_at: String,
     pub target: String,
@@ -314,8 +317,12 @@ fn environment(report: &Report) -> String {
         parts.push(format!("run from host `{host}`{os}"));
     }
     parts.push(format!("attest {}", report.attest_version));
+    let id = match report.run_id.as_deref().filter(|id| !id.is_empty()) {
+        Some(id) => format!("`{id}` "),
+        None => String::new(),
+    };
     parts.push(format!(
-        "run {} to {}",
+        "run {id}{} to {}",
         report.started_at, report.finished_at
     ));
     format!("**Environment**: {}", parts.join("; "))

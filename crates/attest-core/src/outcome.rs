@@ -261,6 +261,8 @@ impl Environment {
 #[derive(Debug, Clone)]
 pub struct RunRecord {
     pub attest_version: &'static str,
+    /// The id this run marks what it creates with (`attest cleanup` finds it by this id).
+    pub run_id: String,
     /// What was checked: `sandbox`, or the label given with `--target`.
     pub target: String,
     pub started_at: SystemTime,

@@ -318,6 +318,7 @@ pub fn run(
     let mut record = empty_record(&config, started_at);
     record.interrupted = config.stop.interruption();
     record.suites = suites;
+    record.run_id = run_id.to_string();
     record.not_selected = not_selected;
     record.finished_at = SystemTime::now();
     let state = record.final_state();
@@ -347,6 +348,7 @@ fn empty_record(config: &RunConfig, started_at: SystemTime) -> RunRecord {
     }
     RunRecord {
         attest_version: env!("CARGO_PKG_VERSION"),
+        run_id: String::new(),
         target: config.target.clone(),
         started_at,
         finished_at: SystemTime::now(),

@@ -11,6 +11,8 @@ use crate::outcome::{
 #[derive(Serialize)]
 struct JsonReport<'a> {
     attest_version: &'a str,
+    /// The id on everything the run created (`attest cleanup` finds leftovers by it).
+    run_id: &'a str,
     started_at: String,
     finished_at: String,
     target: &'a str,
@@ -106,6 +108,7 @@ pub fn render(record: &RunRecord) -> String {
         .collect();
     let report = JsonReport {
         attest_version: record.attest_version,
+        run_id: &record.run_id,
         started_at: timestamp(record.started_at),
         finished_at: timestamp(record.finished_at),
         target: &record.target,

@@ -292,6 +292,7 @@ fn environment(record: &RunRecord, out: &mut String) {
     out.push_str("## Environment\n\n| | |\n|---|---|\n");
     let mut rows = vec![
         ("attest".to_owned(), record.attest_version.to_owned()),
+        ("run id".to_owned(), record.run_id.clone()),
         ("target".to_owned(), record.target.clone()),
         ("started".to_owned(), timestamp(record.started_at)),
         ("finished".to_owned(), timestamp(record.finished_at)),
