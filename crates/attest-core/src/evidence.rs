@@ -515,31 +515,9 @@ pub fn write_into(document: &str, notes: &str) -> Result<(String, Written), Writ
         "\n"
     };
     let lines: Vec<&str> = document.lines().collect();
-    let mut in_fence = false;
-    let mut section: Option<(usize, usize)> = None; // (heading index, level)
-    let mut end = lines.len();
-    for (index, line) in lines.iter().enumerate() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
-            in_fence = !in_fence;
-            continue;
-        }
-        if in_fence {
-            continue;
-        }
-        let level = line.chars().take_while(|c| *c == '#').count();
-        if level == 0 || !line[level..].starts_with(' ') {
-            continue;
-        }
-        match section {
-            None if crate::story::is_notes_heading(line[level..].trim()) => {
-                section = Some((index, level))
-            }
-            Some((_, section_level)) if level <= section_level && end == lines.len() => end = index,
-            _ => {}
-        }
-    }
-    let Some((heading, _)) = section else {
+    let Some(crate::story::Section { heading, end }) =
+        crate::story::find_section(&lines, crate::story::is_notes_heading)
+    else {
         return Err(WriteError::NoSection);
     };
     let begins: Vec<usize> = (0..lines.len()).filter(|&i| is_begin(lines[i])).collect();

@@ -69,6 +69,51 @@ fn heading(line: &str) -> Option<(usize, &str)> {
     Some((level, rest.trim().trim_end_matches('#').trim()))
 }
 
+/// The headings of a Markdown document outside fenced code: (line index, level, text).
+pub fn headings<'a>(lines: &'a [&'a str]) -> impl Iterator<Item = (usize, usize, &'a str)> + 'a {
+    let mut in_fence = false;
+    lines.iter().enumerate().filter_map(move |(index, line)| {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            in_fence = !in_fence;
+            return None;
+        }
+        if in_fence {
+            return None;
+        }
+        heading(line).map(|(level, text)| (index, level, text))
+    })
+}
+
+/// A section of a Markdown document, by line index: its heading, and where it ends (the next
+/// heading of its level or higher, or the end of the document).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Section {
+    pub heading: usize,
+    pub end: usize,
+}
+
+/// The first section whose heading text `is_title` accepts.
+pub fn find_section(lines: &[&str], is_title: impl Fn(&str) -> bool) -> Option<Section> {
+    let mut found: Option<(usize, usize)> = None;
+    for (index, level, text) in headings(lines) {
+        match found {
+            None if is_title(text) => found = Some((index, level)),
+            Some((heading, section_level)) if level <= section_level => {
+                return Some(Section {
+                    heading,
+                    end: index,
+                })
+            }
+            _ => {}
+        }
+    }
+    found.map(|(heading, _)| Section {
+        heading,
+        end: lines.len(),
+    })
+}
+
 /// Whether a heading's text names the acceptance criteria section.
 fn is_criteria_heading(text: &str) -> bool {
     text.eq_ignore_ascii_case("acceptance criteria")
@@ -84,48 +129,19 @@ pub fn is_notes_heading(text: &str) -> bool {
 pub fn parse(text: &str) -> Result<StoryDoc, StoryError> {
     let mut doc = StoryDoc::default();
     let lines: Vec<&str> = text.lines().collect();
-    let mut section: Option<(usize, usize)> = None; // (level, first line index after heading)
-    let mut in_fence = false;
-    for (index, line) in lines.iter().enumerate() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
-            in_fence = !in_fence;
-            continue;
-        }
-        if in_fence {
-            continue;
-        }
-        let Some((level, title)) = heading(line) else {
-            continue;
-        };
+    for (_, level, title) in headings(&lines) {
         if level == 1 && doc.title.is_none() {
             doc.title = Some(title.to_owned());
         }
         if is_notes_heading(title) {
             doc.has_completion_notes = true;
         }
-        if is_criteria_heading(title) && section.is_none() {
-            section = Some((level, index + 1));
-        }
     }
-    let Some((level, start)) = section else {
+    let Some(section) = find_section(&lines, is_criteria_heading) else {
         return Ok(doc);
     };
     doc.has_criteria_section = true;
-    // The section ends at the next heading of its level or higher.
-    let mut end = lines.len();
-    let mut in_fence = false;
-    for (index, line) in lines.iter().enumerate().skip(start) {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
-            in_fence = !in_fence;
-            continue;
-        }
-        if !in_fence && heading(line).is_some_and(|(l, _)| l <= level) {
-            end = index;
-            break;
-        }
-    }
+    let (start, end) = (section.heading + 1, section.end);
     let body = &lines[start..end];
     let numbered = body.iter().any(|l| numbered_item().is_match(l));
     // (line index, number as written) of each item's first line, then its lines.
