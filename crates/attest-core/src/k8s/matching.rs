@@ -386,9 +386,12 @@ pub enum FieldAssertion {
     Compare {
         path: FieldPath,
         op: Op,
+        /// The operand as written.
         value: String,
         /// For `=~`: the operand, compiled.
         regex: Option<Regex>,
+        /// When the operand is another field of the same object (`== .spec.replicas`).
+        other: Option<FieldPath>,
     },
     /// `age(PATH) OP DURATION`: how long ago a timestamp was.
     Age {
@@ -444,10 +447,8 @@ impl FieldAssertion {
             ));
         };
         let left = text[..at].trim();
-        let value = text[at + symbol.len() + 2..]
-            .trim()
-            .trim_matches('"')
-            .to_owned();
+        let written = text[at + symbol.len() + 2..].trim();
+        let value = written.trim_matches('"').to_owned();
         if let Some(inner) = left.strip_prefix("age(").and_then(|s| s.strip_suffix(')')) {
             if op == Op::Matches {
                 return Err(format!(
@@ -469,11 +470,22 @@ impl FieldAssertion {
             }
             _ => None,
         };
+        // `.spec.replicas`, unquoted: another field of the same object (a rollout is done when
+        // `status.updatedReplicas == .spec.replicas`). A regex is never a field.
+        let other = match written.strip_prefix('.') {
+            Some(path)
+                if op != Op::Matches && path.starts_with(|c: char| c.is_ascii_alphabetic()) =>
+            {
+                Some(FieldPath::parse(path).map_err(|e| format!("`{text}`: {e}"))?)
+            }
+            _ => None,
+        };
         Ok(FieldAssertion::Compare {
             path: FieldPath::parse(left)?,
             op,
             value,
             regex,
+            other,
         })
     }
 
@@ -521,8 +533,30 @@ impl FieldAssertion {
                 op,
                 value,
                 regex,
+                other,
             } => {
-                let expected = format!("{} {}", op.symbol(), shown.show_text(&path.steps, value));
+                // The operand: as written, or the other field's value (shown next to its path).
+                let (value, expected) = match other {
+                    None => (
+                        value.clone(),
+                        format!("{} {}", op.symbol(), shown.show_text(&path.steps, value)),
+                    ),
+                    Some(other) => match other.lookup(object) {
+                        Some(operand) => (
+                            scalar_text(operand),
+                            format!(
+                                "{} .{other} ({})",
+                                op.symbol(),
+                                shown.show(&other.steps, operand)
+                            ),
+                        ),
+                        None => {
+                            let expected = format!("{} .{other} (absent)", op.symbol());
+                            return miss(path, expected, "nothing to compare with".into());
+                        }
+                    },
+                };
+                let value = &value;
                 let Some(found) = path.lookup(object) else {
                     return miss(path, expected, "nothing (absent)".into());
                 };
@@ -618,6 +652,30 @@ mod tests {
             &mut out,
         );
         assert_eq!(out[0].path, "status.conditions[0]");
+    }
+
+    #[test]
+    fn an_operand_can_be_another_field_of_the_same_object() {
+        let now = SystemTime::now();
+        let rolling = json!({
+            "kind": "StatefulSet",
+            "metadata": {"generation": 4},
+            "spec": {"replicas": 3},
+            "status": {"observedGeneration": 4, "updatedReplicas": 2, "readyReplicas": 3},
+        });
+        let judge = |text: &str| FieldAssertion::parse(text).unwrap().judge(&rolling, now);
+        assert!(judge("status.observedGeneration == .metadata.generation").is_ok());
+        assert!(judge("status.readyReplicas == .spec.replicas").is_ok());
+        assert!(judge("status.updatedReplicas < .spec.replicas").is_ok());
+        let mismatch = judge("status.updatedReplicas == .spec.replicas").unwrap_err();
+        assert_eq!(mismatch.expected, "== .spec.replicas (3)");
+        assert_eq!(mismatch.found, "2");
+        let mismatch = judge("status.readyReplicas == .spec.missing").unwrap_err();
+        assert_eq!(mismatch.expected, "== .spec.missing (absent)");
+        // Quoted, it is text; after =~, a regex; a bad path is a load error.
+        assert!(judge(r#"status.readyReplicas != ".spec.replicas""#).is_ok());
+        assert!(judge("status.readyReplicas =~ .").is_ok());
+        assert!(FieldAssertion::parse("status.readyReplicas == .spec[").is_err());
     }
 
     #[test]
