@@ -322,13 +322,6 @@ impl Sandbox {
                 testbed.startup_time().as_secs_f64(),
                 kubectl.display()
             ));
-            if testbed.nodes().is_some() {
-                text.push_str(&format!(
-                    "    real nodes {} (kubelet + containerd); data/postgres-postgresql-0 runs on one, its data in {}\n",
-                    kube::nodes::NODE_NAMES.join(", "),
-                    testbed.postgres_volume().display()
-                ));
-            }
         }
         match self.write_vars_file() {
             Ok(path) => {

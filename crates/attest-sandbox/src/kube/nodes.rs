@@ -141,7 +141,7 @@ pub fn unavailable(bin_dir: &Path, images: &Path) -> Option<String> {
 /// (`unshare --net`) has only `lo`. (Comparing with PID 1's namespace does not work where PID
 /// 1 belongs to a container manager: seen on our machines, where the host's shell is not in
 /// PID 1's namespace and that link is unreadable from a new one.)
-pub fn host_namespace() -> bool {
+fn host_namespace() -> bool {
     match Command::new("ip").args(["-o", "link"]).output() {
         Ok(out) if out.status.success() => foreign_links(&String::from_utf8_lossy(&out.stdout)),
         _ => true,
