@@ -122,6 +122,10 @@ pub struct RunArgs {
     /// skipped with this reason.
     #[arg(skip)]
     pub kube_unavailable: Option<String>,
+    /// Checks this environment cannot verify (`suite::check`, why): the sandbox's stand-ins
+    /// for what they do not meet; skipped with the reason.
+    #[arg(skip)]
+    pub unverifiable: Vec<(String, String)>,
     /// Most `sql` sessions open at once to one PostgreSQL server (fewer when the server has
     /// less than twice that many free connection slots).
     #[arg(long, value_name = "N", default_value_t = attest_core::pg::DEFAULT_POOL_SIZE,
@@ -185,6 +189,10 @@ pub struct SandboxArgs {
     /// Do not start the local Kubernetes testbed (nor build its binaries).
     #[arg(long, global = true)]
     pub no_kubernetes: bool,
+    /// Keep the testbed's nodes simulated (kwok): no kubelet or containerd; the stories'
+    /// PostgreSQL pod is then a stand-in for the host's throwaway PostgreSQL.
+    #[arg(long, global = true)]
+    pub no_real_nodes: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -500,6 +508,7 @@ pub fn run_suites(
         stop: stop.clone(),
         progress,
         require_all: args.require_all,
+        unverifiable: Arc::new(args.unverifiable.clone()),
     };
     let result = runner::run(suites, config, redactor, runtime);
     match result.state {

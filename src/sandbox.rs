@@ -78,7 +78,23 @@ pub fn main(
                 "attest: starting the local Kubernetes testbed ({})",
                 bin_dir.display()
             );
-            match runtime.block_on(sandbox.start_kubernetes(bin_dir)) {
+            let real_nodes = match real_nodes(&args, &bin_dir) {
+                Ok(images) => {
+                    eprintln!(
+                        "attest: with real nodes {} (kubelet + containerd): the stories' PostgreSQL (data/postgres-postgresql) runs on one for real",
+                        kube::nodes::NODE_NAMES.join(", ")
+                    );
+                    Some(images)
+                }
+                Err(why) => {
+                    eprintln!(
+                        "attest: real nodes skipped ({why}): kwok's simulated nodes only; the stories' PostgreSQL pod is a stand-in whose exec and port-forward reach the host's throwaway PostgreSQL"
+                    );
+                    None
+                }
+            };
+            let with_real_nodes = real_nodes.is_some();
+            match runtime.block_on(sandbox.start_kubernetes(bin_dir, real_nodes)) {
                 Ok(()) => {
                     let testbed = sandbox.kube.as_ref().expect("just started");
                     eprintln!(
@@ -89,7 +105,14 @@ pub fn main(
                 }
                 Err(message) => {
                     error_line(&format!("the Kubernetes testbed did not start: {message}"));
-                    eprintln!("attest: (run without it: attest sandbox --no-kubernetes)");
+                    match with_real_nodes {
+                        true => eprintln!(
+                            "attest: (run with simulated nodes only: attest sandbox --no-real-nodes; without the testbed: --no-kubernetes)"
+                        ),
+                        false => {
+                            eprintln!("attest: (run without it: attest sandbox --no-kubernetes)")
+                        }
+                    }
                     stop(sandbox, runtime);
                     return exit::USAGE;
                 }
@@ -141,6 +164,13 @@ pub fn main(
             }
             run.kube_unavailable = kube_skipped
                 .map(|reason| format!("no Kubernetes testbed in this sandbox: {reason}"));
+            if on_testbed && sandbox.postgres_on_real_node() {
+                // The claim is bound to a host folder there: the API would show it is not NFS.
+                run.unverifiable.push((
+                    "story-5.2::volume-is-nfs".to_owned(),
+                    "the sandbox's PostgreSQL runs on real nodes whose claim is bound to a host folder (hostPath) both nodes mount, not NFS: this kernel has no NFS client or server".to_owned(),
+                ));
+            }
             let mut set = sandbox.variables();
             // With the testbed, Paperless's password is read from its Secret, as from a real
             // cluster (story 10.2's `kubernetes_secret`); without it, it is handed over.
@@ -191,6 +221,28 @@ fn stop(mut sandbox: Sandbox, runtime: &tokio::runtime::Runtime) -> bool {
     runtime.block_on(sandbox.postgres.stop());
     drop(sandbox.workspace);
     kube.is_ok()
+}
+
+/// Whether the testbed gets real nodes here: their images' folder, or why not (one line).
+fn real_nodes(args: &SandboxArgs, bin_dir: &std::path::Path) -> Result<PathBuf, String> {
+    use kube::nodes;
+    if args.no_real_nodes {
+        return Err("--no-real-nodes".to_owned());
+    }
+    if args.action.is_some() {
+        // Even in a namespace of its own, the `attest run` line it prints could not carry what
+        // the sandbox knows (story 5.2's volume is a host folder there, not NFS), so that
+        // check would fail instead of saying it cannot be verified.
+        return Err(
+            "`attest sandbox up` stays in the host's network namespace, so other shells reach its stand-ins, and real nodes never run there: their links, routes and iptables chains would be the host's"
+                .to_owned(),
+        );
+    }
+    let images = nodes::images_dir()?;
+    match nodes::unavailable(bin_dir, &images) {
+        Some(why) => Err(why),
+        None => Ok(images),
+    }
 }
 
 enum Kubernetes {

@@ -30,6 +30,15 @@ fn sandbox_runs_the_bundled_suites_and_passes_every_kind() {
             "{stderr}"
         ),
     }
+    // Real nodes where they can run (root, the images, containerd; scripts/test provides them
+    // all), else one line saying why not.
+    let real_nodes = kubernetes && stderr.contains("attest: with real nodes k3s-real-01");
+    if kubernetes && !real_nodes {
+        assert!(stderr.contains("attest: real nodes skipped ("), "{stderr}");
+    }
+    if std::env::var_os("ATTEST_EXPECT_REAL_NODES").is_some() {
+        assert!(real_nodes, "{stderr}");
+    }
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(reports.path().join("report.json")).unwrap())
@@ -47,11 +56,12 @@ fn sandbox_runs_the_bundled_suites_and_passes_every_kind() {
         "pg-provision",
         "pg-crud",
         "pg-isolation",
-        "pg-sentinel",
         "pg-backup",
         "pg-ready",
     ];
-    let kube_kinds = ["kube", "pod-exec", "pod-logs", "pod-env"];
+    // pg-sentinel: story 5.2 reaches its PostgreSQL through a port-forward to the chart's
+    // Service, so it needs the testbed too.
+    let kube_kinds = ["kube", "pod-exec", "pod-logs", "pod-env", "pg-sentinel"];
     let kinds: Vec<&str> = match kubernetes {
         true => kinds.iter().chain(kube_kinds.iter()).copied().collect(),
         false => kinds.to_vec(),
@@ -66,13 +76,22 @@ fn sandbox_runs_the_bundled_suites_and_passes_every_kind() {
     }
     for result in results {
         let kube = kube_kinds.contains(&result["kind"].as_str().unwrap());
-        if kube && !kubernetes {
+        let message = result["message"].as_str().unwrap_or_default();
+        // Kubernetes kinds, and checks reaching PostgreSQL through a port-forward (story 5.2).
+        if !kubernetes && (kube || message.contains("needs the Kubernetes API")) {
             // Without the testbed they are skipped, saying why, never failed or passed.
             assert_eq!(result["status"], "skipped", "{result:#}");
-            assert!(result["message"]
-                .as_str()
-                .unwrap()
-                .contains("no Kubernetes testbed"));
+            assert!(message.contains("no Kubernetes testbed"), "{result:#}");
+            continue;
+        }
+        if real_nodes && result["suite"] == "story-5.2" && result["check"] == "volume-is-nfs" {
+            // The real pod's claim is a host folder: the NFS criterion is not verified, and
+            // the reason says why.
+            assert_eq!(result["status"], "skipped", "{result:#}");
+            assert!(
+                message.contains("not verifiable here") && message.contains("hostPath"),
+                "{result:#}"
+            );
             continue;
         }
         assert_eq!(result["status"], "passed", "{result:#}");
@@ -279,4 +298,150 @@ fn a_subcommand_written_after_options_is_refused_with_a_hint() {
         "{stderr}"
     );
     assert!(!stderr.contains("test result"), "nothing ran: {stderr}");
+}
+
+/// Without the real nodes' images (here: an empty images cache), the sandbox runs on kwok's
+/// nodes, saying why in one line and how to build them; nothing else changes.
+#[test]
+fn sandbox_without_node_images_runs_on_kwok_nodes_and_says_why() {
+    if std::env::var_os("ATTEST_KUBE_BIN").is_none() {
+        return; // Needs the testbed's binaries; see the first test.
+    }
+    let reports = tempfile::tempdir().unwrap();
+    let images = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_attest"))
+        .args(["sandbox", "story-5.2::", "--report-dir"])
+        .arg(reports.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("ATTEST_NODE_IMAGES_CACHE", images.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("attest: real nodes skipped ("))
+        .unwrap_or_else(|| panic!("no notice in:\n{stderr}"));
+    // Not root, no containerd, or (as root with them) the missing images: each names its fix.
+    assert!(
+        line.contains("scripts/node-images") || line.contains("need root") || line.contains("PATH"),
+        "{line}"
+    );
+    assert!(line.contains("kwok's simulated nodes only"), "{line}");
+    assert!(!stderr.contains("with real nodes"), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.path().join("report.json")).unwrap())
+            .unwrap();
+    for result in json["results"].as_array().unwrap() {
+        assert_eq!(result["status"], "passed", "{result:#}");
+    }
+}
+
+/// SIGTERM while the sandbox runs with real nodes: it stops, and no container, shim, kubelet,
+/// containerd, mount, cgroup or folder of its testbed is left.
+#[test]
+fn sigterm_of_a_sandbox_with_real_nodes_leaves_nothing_behind() {
+    use std::io::BufRead;
+    if std::env::var_os("ATTEST_KUBE_BIN").is_none() {
+        return; // Needs the testbed's binaries; see the first test.
+    }
+    let reports = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_attest"))
+        .args(["sandbox", "--report-dir"])
+        .arg(reports.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (mut line, mut seen, mut kubeconfig) = (String::new(), String::new(), None);
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if let Some((_, path)) = line.trim().split_once("; kubeconfig ") {
+            kubeconfig = Some(std::path::PathBuf::from(path));
+            break;
+        }
+        line.clear();
+    }
+    let Some(kubeconfig) = kubeconfig else {
+        let _ = child.kill();
+        panic!("the testbed did not start:\n{seen}");
+    };
+    if !seen.contains("attest: with real nodes") {
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!("no real nodes here, nothing to check:\n{seen}");
+        return;
+    }
+    // <tmp>/attest-kube-XXXX/work/clusters/<name>/kubeconfig.yaml
+    let cluster = kubeconfig.parent().unwrap();
+    let name = cluster.file_name().unwrap().to_string_lossy().into_owned();
+    let dir = cluster.ancestors().nth(3).unwrap().to_path_buf();
+    let cgroups: Vec<std::path::PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .flat_map(|c| {
+            let name = &name;
+            (1..=2).map(move |i| c.path().join(format!("attest-{name}-{i}")))
+        })
+        .collect();
+    let containers: Vec<String> = cgroups
+        .iter()
+        .filter(|c| c.starts_with("/sys/fs/cgroup/pids"))
+        .flat_map(|c| {
+            let out = Command::new("find")
+                .arg(c)
+                .args(["-name", "cgroup.procs", "-exec", "cat", "{}", "+"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!containers.is_empty(), "no container runs:\n{seen}");
+    let ours = |needle: &str| -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(needle))
+            .collect()
+    };
+    assert!(
+        !ours(&dir.display().to_string()).is_empty(),
+        "the testbed runs"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        matches!(status.code(), Some(143) | Some(0)),
+        "{status:?}\n{seen}{rest}"
+    );
+    let left = ours(&dir.display().to_string());
+    assert!(left.is_empty(), "processes left: {left:?}");
+    let alive: Vec<&String> = containers
+        .iter()
+        .filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .collect();
+    assert!(alive.is_empty(), "container processes left: {alive:?}");
+    for cgroup in &cgroups {
+        assert!(!cgroup.exists(), "{} is left", cgroup.display());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&dir.display().to_string()),
+        "mounts left:\n{mounts}"
+    );
+    assert!(!dir.exists(), "{} is left", dir.display());
 }

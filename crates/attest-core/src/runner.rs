@@ -52,6 +52,10 @@ pub struct RunConfig {
     pub progress: bool,
     /// `--require-all`: a selected check that was skipped fails the run ([`FinalState::Incomplete`]).
     pub require_all: bool,
+    /// Checks this environment cannot verify (`suite::check`, why): skipped with that reason,
+    /// never run. The sandbox names criteria its stand-ins do not meet (an NFS volume where
+    /// the volume is a host folder), so they are reported as not verified, not passed.
+    pub unverifiable: Arc<Vec<(String, String)>>,
 }
 
 pub struct RunResult {
@@ -287,6 +291,7 @@ pub fn run(
                     services: config.services.for_context(suite.kube_context.as_deref()),
                     progress: progress.clone(),
                     denials,
+                    unverifiable: config.unverifiable.clone(),
                 },
             ));
             (suite, selected, handle)
@@ -412,6 +417,8 @@ struct SuiteEnv {
     redactor: Redactor,
     services: Services,
     progress: Progress,
+    /// See [`RunConfig::unverifiable`].
+    unverifiable: Arc<Vec<(String, String)>>,
 }
 
 async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteRecord {
@@ -443,6 +450,13 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
                 format!("ignored: {reason} (run with --include-ignored)"),
                 SkipCause::Ignored,
             ))
+        } else if let Some((_, why)) = env
+            .unverifiable
+            .iter()
+            .find(|(id, _)| *id == format!("{}::{}", suite.id, check.decl.id))
+        {
+            let why = format!("not verifiable here: {why}");
+            Some((why.clone(), SkipCause::Unavailable(redactor.redact(&why))))
         } else if let Some(reason) = env
             .services
             .kube
@@ -1078,6 +1092,7 @@ mod tests {
             services: Services::default(),
             progress: Progress::new(false),
             denials: Vec::new(),
+            unverifiable: Arc::default(),
         };
         let record = run_suite(Arc::new(suite), slots, env).await;
         let statuses: Vec<_> = record.outcomes.iter().map(|o| o.status).collect();

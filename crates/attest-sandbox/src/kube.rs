@@ -183,20 +183,38 @@ impl KubeTestbed {
         let deadline = clock + options.timeout;
         testbed.prepare(&options, now)?;
         testbed.create_cluster(deadline)?;
-        testbed.apply_fixtures(&options, now, deadline)?;
-        testbed.wait_ready(deadline)?;
-        if let Some(images) = &options.real_nodes {
-            let cluster = nodes::Cluster {
-                dir: &testbed.path,
-                name: &testbed.name,
-                bin_dir: &testbed.bin_dir,
-                kubeconfig: &testbed.kubeconfig,
-                images,
-                pki: &testbed.pki(),
-            };
-            let started = nodes::Nodes::start(&cluster, |a| testbed.kubectl_output(a), deadline)?;
-            testbed.nodes = Some(started);
+        match &options.real_nodes {
+            None => testbed.apply_fixtures(&options, now, deadline)?,
+            // The nodes start while the fixtures are applied: the stories' PostgreSQL goes to
+            // them ([`render::postgres_on_real_nodes`]) and is scheduled once they are Ready.
+            Some(images) => {
+                let pki = testbed.pki();
+                let cluster = nodes::Cluster {
+                    dir: &testbed.path,
+                    name: &testbed.name,
+                    bin_dir: &testbed.bin_dir,
+                    kubeconfig: &testbed.kubeconfig,
+                    images,
+                    pki: &pki,
+                };
+                let bed = &testbed;
+                let (started, applied) = std::thread::scope(|scope| {
+                    let nodes = scope.spawn(|| {
+                        nodes::Nodes::start(&cluster, |a| bed.kubectl_output(a), deadline)
+                    });
+                    let applied = bed.apply_fixtures(&options, now, deadline);
+                    let started = nodes
+                        .join()
+                        .unwrap_or_else(|_| Err("starting the real nodes panicked".into()));
+                    (started, applied)
+                });
+                // Kept first, so that a failed apply still stops them (teardown).
+                let started = started?;
+                testbed.nodes = Some(started);
+                applied?;
+            }
         }
+        testbed.wait_ready(deadline)?;
         testbed.startup = clock.elapsed();
         Ok(testbed)
     }
@@ -323,6 +341,47 @@ impl KubeTestbed {
         )
         .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
         Ok(config)
+    }
+
+    /// The host folder the stories' PostgreSQL keeps its data in when it runs on the real
+    /// nodes (its PersistentVolume's hostPath).
+    pub fn postgres_volume(&self) -> PathBuf {
+        self.path.join("volumes").join(render::POSTGRES_CLAIM)
+    }
+
+    /// Rewrites the manifests of the stories' PostgreSQL (02-storage.yaml, 10-postgres-bitnami.yaml)
+    /// for the real nodes ([`render::postgres_on_real_nodes`]) and makes its volume: a folder
+    /// owned by the image's uid 1001, as the chart's fsGroup would make it on NFS.
+    fn postgres_on_real_nodes(&self, manifests: &Path) -> Result<(), String> {
+        let volume = self.postgres_volume();
+        fs::create_dir_all(&volume)
+            .map_err(|e| format!("cannot create {}: {e}", volume.display()))?;
+        std::os::unix::fs::chown(&volume, Some(1001), Some(1001))
+            .map_err(|e| format!("cannot give {} to uid 1001: {e}", volume.display()))?;
+        set_mode(&volume, 0o700)?;
+        let mut changed = 0;
+        for name in ["02-storage.yaml", "10-postgres-bitnami.yaml"] {
+            let path = manifests.join(name);
+            let file = path.display().to_string();
+            let json =
+                self.kubectl_output(&["create", "--dry-run=client", "-o", "json", "-f", &file])?;
+            // One JSON document per object, one after the other: made a List.
+            let items = serde_json::Deserializer::from_str(&json)
+                .into_iter::<Value>()
+                .collect::<Result<Vec<Value>, _>>()
+                .map_err(|e| format!("kubectl printed JSON we cannot read: {e}"))?;
+            let mut list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+            changed += render::postgres_on_real_nodes(&mut list, nodes::TAINT, &volume);
+            // JSON is YAML: the file keeps its name and its place in the apply order.
+            write_private(&path, &list.to_string())?;
+        }
+        match changed {
+            2 => Ok(()),
+            n => Err(format!(
+                "fixtures/kubernetes: expected the StatefulSet data/postgres-postgresql and the PersistentVolume of its claim {}, changed {n} objects",
+                render::POSTGRES_CLAIM
+            )),
+        }
     }
 
     /// The real nodes, if the testbed has them.
@@ -551,6 +610,9 @@ impl KubeTestbed {
             &manifests.join("05-secrets.yaml"),
             &secrets(&options.postgres),
         )?;
+        if options.real_nodes.is_some() {
+            self.postgres_on_real_nodes(&manifests)?;
+        }
         let dir = manifests.display().to_string();
         self.kubectl_output(&["apply", "--server-side", "-f", &dir])?;
 

@@ -74,7 +74,14 @@ impl Sandbox {
     /// Starts the Kubernetes testbed in front of this sandbox's PostgreSQL (its Secrets hold
     /// the generated superuser and paperless_user passwords; port-forward to the Paperless
     /// pods reaches the Paperless stand-in).
-    pub async fn start_kubernetes(&mut self, bin_dir: std::path::PathBuf) -> Result<(), String> {
+    ///
+    /// With `real_nodes` (the images folder, see [`kube::nodes`]), two real nodes start too and
+    /// the stories' PostgreSQL StatefulSet runs on them for real, its data in a host folder.
+    pub async fn start_kubernetes(
+        &mut self,
+        bin_dir: std::path::PathBuf,
+        real_nodes: Option<std::path::PathBuf>,
+    ) -> Result<(), String> {
         let target = kube::PostgresTarget {
             host: self.postgres.host().to_owned(),
             port: self.postgres.port(),
@@ -84,6 +91,11 @@ impl Sandbox {
         };
         let mut options = kube::KubeOptions::new(bin_dir, target);
         options.paperless_http_port = Some(self.paperless.addr.port());
+        if real_nodes.is_some() {
+            // Two kubelets, two containerds and PostgreSQL's first initdb, on 2 cores.
+            options.timeout = std::time::Duration::from_secs(180);
+        }
+        options.real_nodes = real_nodes;
         let started = tokio::task::spawn_blocking(move || kube::KubeTestbed::start(options)).await;
         let testbed =
             started.map_err(|e| format!("the Kubernetes testbed start panicked: {e}"))??;
@@ -133,6 +145,12 @@ impl Sandbox {
     /// The admin context of the testbed's kubeconfig, when the testbed runs.
     pub fn kube_context(&self) -> Option<String> {
         self.kube.as_ref().map(|t| t.context())
+    }
+
+    /// Whether the stories' PostgreSQL pod runs for real, on the testbed's real nodes (else
+    /// kwok stands it in with the throwaway PostgreSQL behind exec and port-forward).
+    pub fn postgres_on_real_node(&self) -> bool {
+        self.kube.as_ref().is_some_and(|t| t.nodes().is_some())
     }
 
     /// Whether the Kubernetes testbed runs (its Secrets hold some of the passwords).

@@ -177,6 +177,75 @@ fn set_folder_modes(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The claim of the stories' PostgreSQL StatefulSet (`data/postgres-postgresql`).
+pub const POSTGRES_CLAIM: &str = "data-postgres-postgresql-0";
+
+/// With real nodes: moves the stories' PostgreSQL onto them, in the JSON of its manifests
+/// (`kubectl create --dry-run=client -o json`, one object or a List). The StatefulSet gets a
+/// `type: real` node selector and a toleration of the real nodes' taint, and its readiness
+/// probe runs every second (the chart's 5 s delay and 10 s period would add up to 15 s to
+/// each start); the PersistentVolume reserved for its claim gets a host folder both real
+/// nodes mount (`volume`) instead of its NFS source, which nothing here could mount (these
+/// kernels have no NFS), saying so in an annotation. Returns how many objects it changed.
+pub fn postgres_on_real_nodes(
+    manifests: &mut serde_json::Value,
+    taint: &str,
+    volume: &Path,
+) -> usize {
+    use serde_json::json;
+    let items: Vec<&mut serde_json::Value> = match manifests["kind"].as_str() {
+        Some("List") => manifests["items"]
+            .as_array_mut()
+            .map(|items| items.iter_mut().collect())
+            .unwrap_or_default(),
+        _ => vec![manifests],
+    };
+    let mut changed = 0;
+    for item in items {
+        let name = item["metadata"]["name"].as_str().unwrap_or_default();
+        let namespace = item["metadata"]["namespace"].as_str().unwrap_or_default();
+        match item["kind"].as_str().unwrap_or_default() {
+            "StatefulSet" if namespace == "data" && name == "postgres-postgresql" => {
+                let spec = &mut item["spec"]["template"]["spec"];
+                spec["nodeSelector"] = json!({"type": "real"});
+                let toleration =
+                    json!({"key": taint, "operator": "Exists", "effect": "NoSchedule"});
+                match spec["tolerations"].as_array_mut() {
+                    Some(list) => list.push(toleration),
+                    None => spec["tolerations"] = json!([toleration]),
+                }
+                for container in spec["containers"].as_array_mut().into_iter().flatten() {
+                    let probe = &mut container["readinessProbe"];
+                    if probe.is_object() {
+                        probe["initialDelaySeconds"] = json!(0);
+                        probe["periodSeconds"] = json!(1);
+                    }
+                }
+                item["metadata"]["annotations"]["attest.dev/testbed"] = json!(
+                    "runs on the testbed's real nodes (nodeSelector type=real, toleration of attest.dev/real-node); readiness probed every 1s, not the chart's 10s"
+                );
+                changed += 1;
+            }
+            "PersistentVolume" if item["spec"]["claimRef"]["name"] == POSTGRES_CLAIM => {
+                let spec = item["spec"].as_object_mut().expect("a PV has a spec");
+                let nfs = spec.remove("nfs").unwrap_or_default();
+                spec.insert(
+                    "hostPath".into(),
+                    json!({"path": volume.display().to_string(), "type": "Directory"}),
+                );
+                item["metadata"]["annotations"]["attest.dev/testbed"] = json!(format!(
+                    "a host folder both real nodes mount, standing in for the NFS share {}:{} of the story: this kernel has no NFS client or server, so this volume is not NFS",
+                    nfs["server"].as_str().unwrap_or("?"),
+                    nfs["path"].as_str().unwrap_or("?")
+                ));
+                changed += 1;
+            }
+            _ => {}
+        }
+    }
+    changed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +299,34 @@ mod tests {
         assert_eq!(mode(&data), 0o700);
         assert_eq!(mode(&dir.path().join("p/app/src")), 0o755);
         assert!(pod_tree("../escape/", dir.path()).is_err());
+    }
+
+    #[test]
+    fn postgres_moves_to_the_real_nodes_on_a_host_folder_and_says_so() {
+        let mut list = serde_json::json!({"kind": "List", "items": [
+            {"kind": "StatefulSet", "metadata": {"name": "postgres-postgresql", "namespace": "data"},
+             "spec": {"template": {"spec": {"containers": [
+                 {"name": "postgresql", "readinessProbe": {"initialDelaySeconds": 5, "periodSeconds": 10}}]}}}},
+            {"kind": "PersistentVolume", "metadata": {"name": "pv1"},
+             "spec": {"claimRef": {"name": "data-postgres-postgresql-0"},
+                      "nfs": {"server": "nfs.homelab.invalid", "path": "/volume1/x"}}},
+            {"kind": "PersistentVolume", "metadata": {"name": "pv2"},
+             "spec": {"claimRef": {"name": "other"}, "nfs": {"server": "s", "path": "/p"}}}
+        ]});
+        let changed = postgres_on_real_nodes(&mut list, "attest.dev/real-node", Path::new("/v"));
+        assert_eq!(changed, 2);
+        let sts = &list["items"][0];
+        let spec = &sts["spec"]["template"]["spec"];
+        assert_eq!(spec["nodeSelector"]["type"], "real");
+        assert_eq!(spec["tolerations"][0]["key"], "attest.dev/real-node");
+        assert_eq!(spec["containers"][0]["readinessProbe"]["periodSeconds"], 1);
+        let pv = &list["items"][1];
+        assert!(pv["spec"]["nfs"].is_null());
+        assert_eq!(pv["spec"]["hostPath"]["path"], "/v");
+        let note = pv["metadata"]["annotations"]["attest.dev/testbed"]
+            .as_str()
+            .unwrap();
+        assert!(note.contains("nfs.homelab.invalid:/volume1/x") && note.contains("not NFS"));
+        assert_eq!(list["items"][2]["spec"]["nfs"]["server"], "s");
     }
 }
