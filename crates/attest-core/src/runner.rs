@@ -265,6 +265,7 @@ pub fn run(
     let ticker = config
         .progress
         .then(|| runtime.spawn(progress.clone().tick(config.stop.cancel.clone())));
+    let exclusive = Exclusive::default();
     let running: Vec<_> = suites
         .into_iter()
         .zip(plans)
@@ -287,6 +288,7 @@ pub fn run(
                     services: config.services.for_context(suite.kube_context.as_deref()),
                     progress: progress.clone(),
                     denials,
+                    exclusive: exclusive.clone(),
                 },
             ));
             (suite, selected, handle)
@@ -412,6 +414,24 @@ struct SuiteEnv {
     redactor: Redactor,
     services: Services,
     progress: Progress,
+    /// Destructive checks run alone: see [`Exclusive`].
+    exclusive: Exclusive,
+}
+
+/// Destructive checks run alone. Every check holds a shared turn while it runs; a destructive
+/// check takes the exclusive turn, so it starts once the other suites' running checks have
+/// finished, and the other suites' next checks wait. Its suite keeps the turn until the suite
+/// has ended and torn down: the checks after a disruption verify it (the sentinel is intact,
+/// the pod is back), and a check of another suite must neither disturb that verification nor
+/// be disturbed by the disruption (a drain evicts every pod on the node, not only the suite's).
+/// A run without destructive checks never waits: shared turns do not exclude each other.
+type Exclusive = Arc<tokio::sync::RwLock<()>>;
+
+/// The turn a suite holds: none between checks, shared for one check, or exclusive from its
+/// first destructive check to its end.
+enum Turn {
+    Shared(#[allow(dead_code)] tokio::sync::OwnedRwLockReadGuard<()>),
+    Exclusive(#[allow(dead_code)] tokio::sync::OwnedRwLockWriteGuard<()>),
 }
 
 async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteRecord {
@@ -423,6 +443,7 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
     let mut outcomes = Vec::new();
     let cancel = &env.stop.cancel;
     let redactor = &env.redactor;
+    let mut exclusive_turn: Option<Turn> = None;
 
     for (index, (check, slot)) in suite.checks.iter().zip(slots).enumerate() {
         let sender = match slot {
@@ -499,6 +520,31 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
                 outcome
             }
             (None, None) => {
+                // Wait for this check's turn (interruptible); the deadline starts after it.
+                let turn = match &exclusive_turn {
+                    Some(_) => None,
+                    None => {
+                        let lock = env.exclusive.clone();
+                        let take = async {
+                            if check.safety == Safety::Destructive {
+                                Turn::Exclusive(lock.write_owned().await)
+                            } else {
+                                Turn::Shared(lock.read_owned().await)
+                            }
+                        };
+                        tokio::select! {
+                            turn = take => Some(turn),
+                            _ = cancel.cancelled() => None,
+                        }
+                    }
+                };
+                let turn = match turn {
+                    Some(Turn::Exclusive(guard)) => {
+                        exclusive_turn = Some(Turn::Exclusive(guard));
+                        None
+                    }
+                    other => other,
+                };
                 let ctx = CheckContext {
                     run_id: env.run_id.clone(),
                     suite_id: suite.id.clone(),
@@ -528,6 +574,7 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
                     ),
                 };
                 drop(watch);
+                drop(turn);
                 register_exports(check, &verdict, &vars, redactor);
                 finished(
                     &suite,
@@ -547,6 +594,7 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
     }
 
     let teardown_failures = run_teardown(&teardown, &env.stop, redactor).await;
+    drop(exclusive_turn);
     suite_record(
         &suite,
         started_at,
@@ -628,7 +676,27 @@ fn preflight(
                 .iter()
                 .map(|permissions| {
                     let (_, denied) = denied?;
-                    permissions.iter().find_map(|p| denied.get(p).cloned())
+                    let mut missing: Vec<Denial> = Vec::new();
+                    for permission in permissions {
+                        if let Some(denial) = denied.get(permission) {
+                            if !missing.contains(denial) {
+                                missing.push(denial.clone());
+                            }
+                        }
+                    }
+                    // Every permission the check lacks, named at once (a Role grants them together).
+                    (!missing.is_empty()).then(|| Denial {
+                        missing: missing
+                            .iter()
+                            .map(|d| d.missing.clone())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        rule: missing
+                            .iter()
+                            .map(|d| d.rule.clone())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    })
                 })
                 .collect()
         })

@@ -187,7 +187,7 @@ impl Kind for NodeDrainCheck {
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let access = ctx.services.kube.clone();
-        let until = pod_delete::wait_until(ctx);
+        let until = pod_delete::wait_until(ctx, Duration::from_secs(3));
         let api = |e: &crate::k8s::KubeError| super::kube_object::api_verdict(e);
 
         // 1. What moves, and from where.
@@ -383,7 +383,7 @@ impl Kind for NodeDrainCheck {
                 format!("node {node_name} was cordoned before the run and stays cordoned"),
             );
         }
-        match dis::uncordon(&access, &node_name, Some(&marker), Duration::from_secs(20)).await {
+        match dis::uncordon(&access, &node_name, Some(&marker), ctx.remaining()).await {
             Ok(_) => with_note(verdict, format!("node {node_name} uncordoned")),
             Err(e) => with_note(
                 verdict,

@@ -29,11 +29,13 @@ pub struct PodDeleteCheck {
 /// How often the replacement is looked for.
 pub(crate) const POLL: Duration = Duration::from_millis(500);
 
-/// When a disruptive check stops waiting: a little before the runner's timeout, so the verdict
-/// is its own (with the last observation), never the runner's bare "did not finish".
-pub(crate) fn wait_until(ctx: &CheckContext) -> Instant {
+/// When a disruptive check stops waiting: before the runner's timeout, keeping a fifth of the
+/// time (at most `reserve`) for what follows (reading the claims, the budgets, the uncordon),
+/// so the verdict is its own, with the last observation, never the runner's bare "did not
+/// finish".
+pub(crate) fn wait_until(ctx: &CheckContext, reserve: Duration) -> Instant {
     let left = ctx.remaining();
-    let margin = (left / 10).min(Duration::from_secs(2));
+    let margin = (left / 5).min(reserve);
     Instant::now() + left.saturating_sub(margin)
 }
 
@@ -291,7 +293,7 @@ impl Kind for PodDeleteCheck {
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let access = &ctx.services.kube;
-        let until = wait_until(ctx);
+        let until = wait_until(ctx, Duration::from_secs(2));
         let before = match record(access, &self.pod, ctx.remaining()).await {
             Ok(before) => before,
             Err(verdict) => return verdict,

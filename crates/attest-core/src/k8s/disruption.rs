@@ -533,7 +533,7 @@ pub async fn evict(
     grace_period: Option<u32>,
     limit: Duration,
 ) -> Result<Eviction, KubeError> {
-    let client = access.client(limit).await?;
+    let client = access.unretried_client(limit).await?;
     let api = pods_api(client, &facts.namespace);
     let params = EvictParams {
         delete_options: Some(DeleteParams {
