@@ -1146,6 +1146,7 @@ mod tests {
             services: Services::default(),
             progress: Progress::new(false),
             denials: Vec::new(),
+            exclusive: Exclusive::default(),
         };
         let record = run_suite(Arc::new(suite), slots, env).await;
         let statuses: Vec<_> = record.outcomes.iter().map(|o| o.status).collect();
@@ -1160,6 +1161,99 @@ mod tests {
         assert!(
             undone.load(std::sync::atomic::Ordering::SeqCst),
             "teardown ran"
+        );
+    }
+
+    /// Sleeps, and records when it ran.
+    #[derive(Debug)]
+    struct Sleeps(
+        &'static str,
+        Arc<Mutex<Vec<(&'static str, Instant, Instant)>>>,
+    );
+    impl crate::checks::Kind for Sleeps {
+        const DESCRIPTION: &'static str = "sleeps";
+        async fn observe(&self, _ctx: &CheckContext) -> Verdict {
+            let start = Instant::now();
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            self.1.lock().unwrap().push((self.0, start, Instant::now()));
+            Verdict::pass("slept")
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_destructive_check_and_the_rest_of_its_suite_run_while_other_suites_wait() {
+        let log: Arc<Mutex<Vec<(&'static str, Instant, Instant)>>> = Arc::default();
+        let suite = |id: &str, checks: Vec<SuiteCheck>| Suite {
+            id: id.into(),
+            title: id.into(),
+            story: None,
+            story_file: None,
+            criteria: Vec::new(),
+            description: None,
+            requirements: Default::default(),
+            path: "t.yaml".into(),
+            warnings: Vec::new(),
+            kube_context: None,
+            checks,
+        };
+        let mut drain = check("drain", Box::new(Sleeps("drain", log.clone())));
+        drain.safety = Safety::Destructive;
+        let disrupting = suite(
+            "a",
+            vec![
+                check("write", Box::new(Sleeps("write", log.clone()))),
+                drain,
+                check("verify", Box::new(Sleeps("verify", log.clone()))),
+            ],
+        );
+        let others = suite(
+            "b",
+            (0..6)
+                .map(|_| check("other", Box::new(Sleeps("other", log.clone()))))
+                .collect(),
+        );
+        let exclusive = Exclusive::default();
+        let env = || SuiteEnv {
+            run_id: "r".into(),
+            allow: Safety::Destructive,
+            stop: Arc::new(StopSignals::unwired()),
+            redactor: Redactor::default(),
+            services: Services::default(),
+            progress: Progress::new(false),
+            denials: Vec::new(),
+            exclusive: exclusive.clone(),
+        };
+        let slots = |n: usize| (0..n).map(|_| Slot::Run(None)).collect::<Vec<_>>();
+        let a = tokio::spawn(run_suite(Arc::new(disrupting), slots(3), env()));
+        let b = tokio::spawn(run_suite(Arc::new(others), slots(6), env()));
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert!(a
+            .outcomes
+            .iter()
+            .chain(&b.outcomes)
+            .all(|o| o.status == Status::Passed));
+        let log = log.lock().unwrap();
+        let (alone_from, alone_to) = (
+            log.iter().find(|e| e.0 == "drain").unwrap().1,
+            log.iter().find(|e| e.0 == "verify").unwrap().2,
+        );
+        for (name, start, end) in log.iter().filter(|e| e.0 == "other") {
+            assert!(
+                *end <= alone_from || *start >= alone_to,
+                "`{name}` overlapped the drain or its verification"
+            );
+        }
+        // Without a destructive check the suites do run side by side.
+        let overlapped = log
+            .iter()
+            .filter(|e| e.0 == "other")
+            .any(|(_, start, end)| {
+                let write = log.iter().find(|e| e.0 == "write").unwrap();
+                *start < write.2 && *end > write.1
+            });
+        assert!(
+            overlapped,
+            "read-only checks of two suites ran one after the other"
         );
     }
 
