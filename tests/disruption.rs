@@ -221,7 +221,26 @@ fn attest(kubeconfig: &Path, suite: &str) -> Attest {
 }
 
 fn run(kubeconfig: &Path, suite: &str) -> Output {
-    attest(kubeconfig, suite).run()
+    let out = attest(kubeconfig, suite).run();
+    // API requests of the whole run (preflight and discovery included), for the record.
+    let checks: Vec<String> = out.json()["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["check"].as_str().unwrap_or(""),
+                r["status"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    eprintln!(
+        "API requests: {} for [{}]",
+        requests(&out),
+        checks.join(", ")
+    );
+    out
 }
 
 fn drain_suite(timeout: &str) -> String {
@@ -343,7 +362,6 @@ checks:
       grace_period: 0
 "#,
     );
-    eprintln!("pod-delete run: {}\n{}", requests(&out), out.stderr);
     out.assert_passed(&["delete", "registered"]);
     let result = out.expect(
         "delete",
@@ -374,7 +392,6 @@ checks:
 
     // node-drain: the pod moves to the other node, with its claim; the node is uncordoned.
     let out = run(&config, &drain_suite("60s"));
-    eprintln!("drain run: {}\n{}", requests(&out), out.stderr);
     let result = out.expect(
         "drain",
         "passed",
