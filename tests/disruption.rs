@@ -390,7 +390,42 @@ checks:
         "(Cluster paperless-ngx-db); last: no new pod of Cluster paperless-ngx-db",
     );
 
-    // node-drain: the pod moves to the other node, with its claim; the node is uncordoned.
+    // node-drain: the pod moves to the other node, with its claim; the node is uncordoned;
+    // every other pod it evicted is named.
+    apply(
+        &kube,
+        &format!(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: side, namespace: dis}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: side}}}}
+  template:
+    metadata: {{labels: {{app: side}}}}
+    spec:
+      nodeSelector: {{kubernetes.io/hostname: {node1}}}
+      containers: [{{name: c, image: busybox}}]
+"#
+        ),
+    );
+    eventually("the side pod Running", Duration::from_secs(30), || {
+        (kubectl(
+            &kube,
+            &[
+                "get",
+                "pods",
+                "-n",
+                "dis",
+                "-l",
+                "app=side",
+                "-o",
+                "jsonpath={.items[*].status.phase}",
+            ],
+        ) == "Running")
+            .then_some(())
+    });
     let out = run(&config, &drain_suite("60s"));
     let result = out.expect(
         "drain",
@@ -413,8 +448,16 @@ checks:
             .contains(&format!("drain of {node1}: evicts dis/pg-0")),
         "{result:#}"
     );
+    assert!(
+        result["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("also evicted from {node1}: dis/side-")),
+        "{result:#}"
+    );
     assert!(!unschedulable(&kube, &node1));
     assert_eq!(mark(&kube, &node1), "");
+    kubectl(&kube, &["delete", "deployment", "side", "-n", "dis"]);
 
     // A node cordoned before the run is drained, and stays cordoned.
     kubectl(&kube, &["cordon", &node2]);

@@ -375,6 +375,27 @@ impl Kind for NodeDrainCheck {
             .await;
         let verdict = verdict.measure("evicted_pods", plan.evict.len() as f64);
         let verdict = evidence.append(verdict);
+        // The other pods the drain moved belong in the row itself, not only in its details.
+        let selected = before.as_ref().map(|b| b.facts.place());
+        let others: Vec<&String> = evidence
+            .evicting
+            .iter()
+            .filter(|p| Some(*p) != selected.as_ref())
+            .collect();
+        let verdict = match others.is_empty() {
+            true => verdict,
+            false => with_note(
+                verdict,
+                format!(
+                    "also evicted from {node_name}: {}",
+                    others
+                        .iter()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        };
 
         // 4. Uncordon now (the teardown covers the paths that never get here).
         if was_cordoned {
