@@ -211,7 +211,12 @@ pub(crate) async fn judge_replacement(
         dis::describe_claims(&claims)
     );
     let mut verdict = if mismatches.is_empty() {
-        Verdict::pass(format!("{evidence} (same volumes)"))
+        let same = if claims.is_empty() {
+            "; nothing on a claim outlives a pod here"
+        } else {
+            " (same volumes)"
+        };
+        Verdict::pass(format!("{evidence}{same}"))
     } else {
         let mut verdict = Verdict::fail(format!(
             "{evidence}: the replacement does not use the same storage"
