@@ -350,6 +350,12 @@ checks:
       namespace: dis
       name: "${pg_name}"
       fieldSelector: "spec.nodeName=${pg_node}"
+  - id: delete-registered
+    title: the pod a registered name names is deleted again
+    timeout: 60s
+    pod-delete:
+      pod: {namespace: dis, name: "${pg_name}"}
+      grace_period: 0
   - id: bare
     title: a pod without a controller
     pod-delete:
@@ -362,7 +368,7 @@ checks:
       grace_period: 0
 "#,
     );
-    out.assert_passed(&["delete", "registered"]);
+    out.assert_passed(&["delete", "registered", "delete-registered"]);
     let result = out.expect(
         "delete",
         "passed",
@@ -379,7 +385,18 @@ checks:
     );
     let (uid1, node1) = ready_pod(&kube, "pg-0", "");
     assert_ne!(uid1, uid0);
-    assert!(message.contains(&format!("uid {uid1}")), "{message}");
+    let again = out.result("delete-registered");
+    let again = again["message"].as_str().unwrap();
+    assert!(again.contains(&format!("(uid {uid1})")), "{again}");
+    let between = message
+        .split("replacement pod dis/pg-0 (uid ")
+        .nth(1)
+        .unwrap();
+    let between = &between[..between.find(')').unwrap()];
+    assert!(
+        again.starts_with(&format!("deleted pod dis/pg-0 (uid {between} ")),
+        "{again}"
+    );
     out.expect("bare", "failed", "refused: pod dis/bare");
     out.expect("bare", "failed", "has no controller (no owner at all)");
     kubectl(&kube, &["get", "pod", "bare", "-n", "dis"]);

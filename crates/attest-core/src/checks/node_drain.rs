@@ -192,15 +192,24 @@ impl Kind for NodeDrainCheck {
 
         // 1. What moves, and from where.
         let before = match &self.pod {
-            Some(pod) => match pod_delete::record(&access, pod, ctx.remaining()).await {
-                Ok(before) => Some(before),
-                Err(verdict) => return verdict,
-            },
+            Some(pod) => {
+                let pod = match pod_delete::expanded(pod, ctx) {
+                    Ok(pod) => pod,
+                    Err(e) => return Verdict::error(e),
+                };
+                match pod_delete::record(&access, &pod, ctx.remaining()).await {
+                    Ok(before) => Some(before),
+                    Err(verdict) => return verdict,
+                }
+            }
             None => None,
         };
         let node_name = match (&before, &self.node) {
             (Some(before), _) => before.facts.node.clone(),
-            (None, Some(node)) => ctx.expand(node).unwrap_or_else(|_| node.clone()),
+            (None, Some(node)) => match ctx.expand(node) {
+                Ok(node) => node,
+                Err(e) => return Verdict::error(e),
+            },
             (None, None) => return Verdict::error("no pod or node to drain"),
         };
         if node_name.is_empty() {

@@ -60,6 +60,19 @@ pub(crate) struct Before {
     pub claims: Vec<Claim>,
 }
 
+/// The pod reference with values registered by earlier checks filled in (`${pg_name}`).
+pub(crate) fn expanded(pod: &PodRef, ctx: &CheckContext) -> Result<PodRef, String> {
+    let expand = |text: &str| ctx.expand(text);
+    Ok(PodRef {
+        namespace: expand(&pod.namespace)?,
+        pick: match &pod.pick {
+            PodPick::Name(name) => PodPick::Name(expand(name)?),
+            PodPick::Selector(selector) => PodPick::Selector(expand(selector)?),
+        },
+        container: pod.container.clone(),
+    })
+}
+
 /// Selects the pod and records it; a verdict instead when it cannot be disrupted safely (no
 /// controller, a controller that is gone, already terminating).
 pub(crate) async fn record(
@@ -299,7 +312,11 @@ impl Kind for PodDeleteCheck {
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let access = &ctx.services.kube;
         let until = wait_until(ctx, Duration::from_secs(2));
-        let before = match record(access, &self.pod, ctx.remaining()).await {
+        let pod = match expanded(&self.pod, ctx) {
+            Ok(pod) => pod,
+            Err(e) => return Verdict::error(e),
+        };
+        let before = match record(access, &pod, ctx.remaining()).await {
             Ok(before) => before,
             Err(verdict) => return verdict,
         };
