@@ -631,6 +631,61 @@ mod tests {
     }
 
     #[test]
+    fn the_permissions_are_complete_for_generated_rbac() {
+        let check: NodeDrainCheck = serde_json::from_value(serde_json::json!({
+            "pod": {"namespace": "data", "name": "pg-0"}, "delete_emptydir_data": true
+        }))
+        .unwrap();
+        let written: Vec<String> = Kind::permissions(&check)
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {}/{}{} {}",
+                    p.verb,
+                    p.api_version,
+                    p.kind,
+                    p.subresource
+                        .as_deref()
+                        .map(|s| format!("/{s}"))
+                        .unwrap_or_default(),
+                    p.namespace.as_deref().unwrap_or("*")
+                )
+            })
+            .collect();
+        assert_eq!(
+            written,
+            [
+                "list v1/Pod data",
+                "get v1/Pod data",
+                "get v1/PersistentVolumeClaim data",
+                "get v1/PersistentVolume *",
+                "get apps/v1/StatefulSet data",
+                "get apps/v1/ReplicaSet data",
+                "get apps/v1/Deployment data",
+                "get apps/v1/DaemonSet data",
+                "get batch/v1/Job data",
+                "get v1/Node *",
+                "list v1/Node *",
+                "patch v1/Node *",
+                "list v1/Pod *",
+                "create v1/Pod/eviction *",
+                "list policy/v1/PodDisruptionBudget *",
+            ]
+        );
+        let delete: super::super::pod_delete::PodDeleteCheck = serde_json::from_value(
+            serde_json::json!({"pod": {"namespace": "data", "selector": "app=pg"}}),
+        )
+        .unwrap();
+        let verbs: Vec<String> = Kind::permissions(&delete)
+            .iter()
+            .map(|p| format!("{} {}", p.verb, p.kind))
+            .collect();
+        assert_eq!(verbs.first().map(String::as_str), Some("list Pod"));
+        assert_eq!(verbs.last().map(String::as_str), Some("delete Pod"));
+        assert!(!verbs.contains(&"get Pod".to_owned()), "{verbs:?}");
+    }
+
+    #[test]
     fn the_plan_follows_kubectl_drains_filters() {
         let owned = |kind: &str| serde_json::json!([{"apiVersion": "apps/v1", "kind": kind, "name": "o", "uid": "o1", "controller": true}]);
         let pods = vec![
