@@ -1,5 +1,7 @@
 //! `attest cleanup`: finds (and with `--drop` removes) what runs that could not clean up left
-//! on a PostgreSQL server: every object attest creates carries a marker comment.
+//! on a PostgreSQL server (every object attest creates carries a marker comment) and, with
+//! `--kubeconfig` or `--context`, on a cluster: nodes a killed drain left cordoned (they carry
+//! attest's annotation).
 
 use clap::Args;
 
@@ -38,12 +40,103 @@ pub struct CleanupArgs {
     pub sslmode: Option<String>,
     #[arg(long, value_name = "FILE")]
     pub sslrootcert: Option<std::path::PathBuf>,
+    /// A kubeconfig: also look for nodes a killed `node-drain` left cordoned (attest's
+    /// annotation `attest.dev/cordoned-by`), and with --drop uncordon them.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// A context of the kubeconfig (default: its current one); implies the cluster look.
+    #[arg(long)]
+    pub context: Option<String>,
     /// Drop what was found (default: only list it).
     #[arg(long)]
     pub drop: bool,
 }
 
+impl CleanupArgs {
+    /// Whether PostgreSQL is meant: any connection field or PG* variable, or no cluster asked.
+    fn postgres_meant(&self) -> bool {
+        let cluster = self.kubeconfig.is_some() || self.context.is_some();
+        let fields = self.uri.is_some()
+            || self.host.is_some()
+            || self.port.is_some()
+            || self.user.is_some()
+            || self.dbname.is_some()
+            || self.password_env.is_some()
+            || self.password_file.is_some();
+        let env = ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some());
+        !cluster || fields || env
+    }
+}
+
+/// Nodes left cordoned by attest: listed, and with `drop` uncordoned.
+fn cluster(args: &CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
+    use attest_core::k8s::disruption;
+    use attest_core::k8s::{KubeAccess, KubeOptions};
+    let access = KubeAccess::new(KubeOptions {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+        suite_default: false,
+    });
+    let limit = std::time::Duration::from_secs(20);
+    runtime.block_on(async {
+        let marked = match disruption::marked_nodes(&access, limit).await {
+            Ok(marked) => marked,
+            Err(e) => {
+                error_line(&format!("{e} (hint: {})", e.hint()));
+                return exit::CHECK_FAILED;
+            }
+        };
+        let where_ = access
+            .cluster()
+            .map(|c| format!("context {} ({})", c.context, c.server))
+            .unwrap_or_else(|| "the cluster".into());
+        if marked.is_empty() {
+            say(&format!("attest cleanup: no node left cordoned by attest on {where_}"));
+            return exit::SUCCESS;
+        }
+        for (node, mark, cordoned) in &marked {
+            let state = if *cordoned { "cordoned" } else { "schedulable" };
+            println!("node {node} ({state}; {mark})");
+        }
+        if !args.drop {
+            say(&format!(
+                "attest cleanup: {} node(s) marked by attest; run again with --drop to uncordon them",
+                marked.len()
+            ));
+            return exit::CHECK_FAILED;
+        }
+        let mut failed = 0;
+        for (node, _, _) in &marked {
+            match disruption::uncordon(&access, node, None, limit).await {
+                Ok(true) => say(&format!("uncordoned node {node}")),
+                Ok(false) => say(&format!("node {node}: no longer marked; left alone")),
+                Err(e) => {
+                    failed += 1;
+                    error_line(&format!("node {node}: {e}"));
+                }
+            }
+        }
+        if failed == 0 {
+            exit::SUCCESS
+        } else {
+            exit::CHECK_FAILED
+        }
+    })
+}
+
 pub fn main(args: CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
+    let cluster_code =
+        (args.kubeconfig.is_some() || args.context.is_some()).then(|| cluster(&args, runtime));
+    if !args.postgres_meant() {
+        return cluster_code.unwrap_or(exit::SUCCESS);
+    }
+    let pg_code = postgres(args, runtime);
+    cluster_code.map_or(pg_code, |code| code.max(pg_code))
+}
+
+fn postgres(args: CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
     let sslmode = match args.sslmode.as_deref().map(SslMode::parse).transpose() {
         Ok(mode) => mode,
         Err(e) => {

@@ -158,6 +158,11 @@ pub fn main(
             // Every suite's checks, whatever context it names, go to the testbed (unless
             // another cluster is given).
             let on_testbed = run.kubeconfig.is_none() && sandbox.has_kubernetes();
+            // So is its testbed: destructive checks (pod-delete, node-drain) run there. With
+            // another cluster (`--kubeconfig`), they still need --allow-destructive.
+            if on_testbed {
+                run.allow_destructive = true;
+            }
             if run.kubeconfig.is_none() {
                 run.kubeconfig = sandbox.kubeconfig();
                 run.context = run.context.or_else(|| sandbox.kube_context());

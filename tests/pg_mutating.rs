@@ -262,7 +262,11 @@ async fn sentinel_verify_fails_when_the_data_is_gone() {
         .run_async()
         .await;
     out.assert_code(1);
-    out.expect("verify", "failed", "42P01");
+    out.expect(
+        "verify",
+        "failed",
+        "is gone: the data did not survive (its table attest_sentinel does not exist",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

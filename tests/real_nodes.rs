@@ -633,6 +633,174 @@ fn postgres_keeps_its_rows_across_a_pod_delete_and_a_drain_to_the_other_node() {
     bed.finish();
 }
 
+/// Story 5.2's disruptions done by attest itself on the real nodes: `pod-delete` and
+/// `node-drain` between a sentinel's write and its verify, with a real PostgreSQL restarted in a
+/// new container on the same volume; and the same PostgreSQL with its data on an `emptyDir`,
+/// whose verify fails because the sentinel is gone.
+#[test]
+fn attest_deletes_and_drains_postgres_on_real_nodes_and_the_sentinel_survives_only_on_its_volume() {
+    let _serial = serial();
+    let bed = Bed::start();
+    let kube = bed.kube();
+    let volume = kube.dir().join("nodes/shared/realpg-data");
+    std::fs::create_dir_all(&volume).unwrap();
+    std::os::unix::fs::chown(&volume, Some(1001), Some(1001)).unwrap();
+    let manifests = postgres_manifests(&volume);
+    // The same PostgreSQL with its data on an emptyDir: a new container starts from scratch.
+    let sts = &manifests[manifests.find("apiVersion: apps/v1").unwrap()..];
+    let ephemeral = sts[..sts.find("  volumeClaimTemplates:").unwrap()]
+        .replace("name: pg, namespace", "name: eph, namespace")
+        .replace("serviceName: pg", "serviceName: eph")
+        .replace("app: pg", "app: eph")
+        .replace(
+            "      - {name: empty-dir, emptyDir: {}}\n",
+            "      - {name: empty-dir, emptyDir: {}}\n      - {name: data, emptyDir: {}}\n",
+        );
+    let services = "---\napiVersion: v1\nkind: Service\nmetadata: {name: pg, namespace: realpg}\nspec: {selector: {app: pg}, ports: [{port: 5432, targetPort: 5432}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: eph, namespace: realpg}\nspec: {selector: {app: eph}, ports: [{port: 5432, targetPort: 5432}]}\n";
+    apply(kube, &format!("{manifests}---\n{ephemeral}{services}"));
+    let (uid, node) = pg_ready(kube, "");
+    eprintln!("pg-0 ready on {node}");
+    let suite = r#"id: real
+title: disruptions on real nodes
+variables:
+  pw: {secret: true, env: REAL_PG_PASSWORD}
+checks:
+  - id: write
+    title: a sentinel on the claim's volume
+    register: before
+    timeout: 90s
+    retry: {interval: 2s}
+    pg-sentinel:
+      connection: &pg {host: pg.realpg.svc.cluster.local, port: 5432, user: postgres, password: "${pw}", dbname: postgres, sslmode: disable, via: {port-forward: {namespace: realpg, service: pg}}}
+      action: write
+  - id: eph-write
+    title: a sentinel on an emptyDir
+    register: eph
+    timeout: 90s
+    retry: {interval: 2s}
+    pg-sentinel:
+      connection: &eph {host: eph.realpg.svc.cluster.local, port: 5432, user: postgres, password: "${pw}", dbname: postgres, sslmode: disable, via: {port-forward: {namespace: realpg, service: eph}}}
+      action: write
+  - id: eph-delete
+    title: the emptyDir PostgreSQL's pod is deleted and comes back
+    needs: [eph-write]
+    timeout: 120s
+    pod-delete: {pod: {namespace: realpg, name: eph-0}}
+  - id: eph-gone
+    title: its sentinel did not survive
+    needs: [eph-delete]
+    timeout: 40s
+    retry: {interval: 2s}
+    pg-sentinel: {connection: *eph, action: verify, token: "${eph_token}"}
+  - id: delete
+    title: the PostgreSQL pod is deleted and comes back on its claim
+    needs: [write]
+    register: deleted
+    timeout: 120s
+    pod-delete: {pod: {namespace: realpg, name: pg-0}}
+  - id: intact-after-delete
+    title: the sentinel survived the delete
+    needs: [delete]
+    timeout: 90s
+    retry: {interval: 2s}
+    pg-sentinel: {connection: *pg, action: verify, token: "${before_token}"}
+  - id: drain
+    title: its node is drained; it comes back on the other node
+    needs: [intact-after-delete]
+    register: drained
+    timeout: 180s
+    node-drain: {pod: {namespace: realpg, name: pg-0}, delete_emptydir_data: true}
+  - id: intact-after-drain
+    title: the sentinel survived the drain
+    needs: [drain]
+    timeout: 90s
+    retry: {interval: 2s}
+    pg-sentinel: {connection: *pg, action: verify, token: "${before_token}"}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("real.yaml"), suite).unwrap();
+    let clock = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_attest"))
+        .args(["run", "--allow-destructive", "--kubeconfig"])
+        .arg(kube.kubeconfig())
+        .arg("real.yaml")
+        .current_dir(dir.path())
+        .env("REAL_PG_PASSWORD", PASSWORD)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    eprintln!("the suite took {:?}", clock.elapsed());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report = std::fs::read_to_string(dir.path().join("reports/report.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let result = |id: &str| -> (String, String) {
+        let r = json["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["check"] == id)
+            .unwrap_or_else(|| panic!("no {id}: {report}"));
+        (
+            r["status"].as_str().unwrap().to_owned(),
+            r["message"].as_str().unwrap().to_owned(),
+        )
+    };
+    for id in [
+        "write",
+        "eph-write",
+        "eph-delete",
+        "delete",
+        "intact-after-delete",
+        "drain",
+        "intact-after-drain",
+    ] {
+        let (status, message) = result(id);
+        eprintln!("{id}: {status}: {message}");
+        assert_eq!(status, "passed", "{id}: {message}\n{stderr}");
+    }
+    let (status, message) = result("eph-gone");
+    assert_eq!(status, "failed", "{message}");
+    assert!(
+        message.contains("is gone: the data did not survive"),
+        "{message}"
+    );
+    let (_, deleted) = result("delete");
+    assert!(
+        deleted.contains(&format!("deleted pod realpg/pg-0 (uid {uid} on {node})")),
+        "{deleted}"
+    );
+    assert!(
+        deleted.contains("claims: data-pg-0 → realpg-data (same volumes)"),
+        "{deleted}"
+    );
+    let (_, drained) = result("drain");
+    let (uid3, node3) = pg_ready(kube, "");
+    assert!(
+        drained.contains(&format!("Ready on {node3} (was ")),
+        "{drained}"
+    );
+    assert!(drained.contains("uncordoned"), "{drained}");
+    assert_ne!(uid3, uid);
+    let cordoned = kubectl(
+        kube,
+        &[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={.items[*].spec.unschedulable}",
+        ],
+    );
+    assert!(
+        !cordoned.contains("true"),
+        "a node stayed cordoned: {cordoned}"
+    );
+    eprintln!(
+        "API requests: {}",
+        json["environment"]["kubernetes API requests"]
+    );
+    bed.finish();
+}
+
 /// Not a test on its own: `killed_testbed_leaves_no_node_behind` runs this in a child process,
 /// which it then kills.
 #[test]

@@ -269,6 +269,7 @@ pub fn run(
     let ticker = config
         .progress
         .then(|| runtime.spawn(progress.clone().tick(config.stop.cancel.clone())));
+    let exclusive = Exclusive::default();
     let running: Vec<_> = suites
         .into_iter()
         .zip(plans)
@@ -292,6 +293,7 @@ pub fn run(
                     progress: progress.clone(),
                     denials,
                     unverifiable: config.unverifiable.clone(),
+                    exclusive: exclusive.clone(),
                 },
             ));
             (suite, selected, handle)
@@ -419,6 +421,24 @@ struct SuiteEnv {
     progress: Progress,
     /// See [`RunConfig::unverifiable`].
     unverifiable: Arc<Vec<(String, String)>>,
+    /// Destructive checks run alone: see [`Exclusive`].
+    exclusive: Exclusive,
+}
+
+/// Destructive checks run alone. Every check holds a shared turn while it runs; a destructive
+/// check takes the exclusive turn, so it starts once the other suites' running checks have
+/// finished, and the other suites' next checks wait. Its suite keeps the turn until the suite
+/// has ended and torn down: the checks after a disruption verify it (the sentinel is intact,
+/// the pod is back), and a check of another suite must neither disturb that verification nor
+/// be disturbed by the disruption (a drain evicts every pod on the node, not only the suite's).
+/// A run without destructive checks never waits: shared turns do not exclude each other.
+type Exclusive = Arc<tokio::sync::RwLock<()>>;
+
+/// The turn a suite holds: none between checks, shared for one check, or exclusive from its
+/// first destructive check to its end.
+enum Turn {
+    Shared(#[allow(dead_code)] tokio::sync::OwnedRwLockReadGuard<()>),
+    Exclusive(#[allow(dead_code)] tokio::sync::OwnedRwLockWriteGuard<()>),
 }
 
 async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteRecord {
@@ -430,6 +450,7 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
     let mut outcomes = Vec::new();
     let cancel = &env.stop.cancel;
     let redactor = &env.redactor;
+    let mut exclusive_turn: Option<Turn> = None;
 
     for (index, (check, slot)) in suite.checks.iter().zip(slots).enumerate() {
         let sender = match slot {
@@ -513,6 +534,31 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
                 outcome
             }
             (None, None) => {
+                // Wait for this check's turn (interruptible); the deadline starts after it.
+                let turn = match &exclusive_turn {
+                    Some(_) => None,
+                    None => {
+                        let lock = env.exclusive.clone();
+                        let take = async {
+                            if check.safety == Safety::Destructive {
+                                Turn::Exclusive(lock.write_owned().await)
+                            } else {
+                                Turn::Shared(lock.read_owned().await)
+                            }
+                        };
+                        tokio::select! {
+                            turn = take => Some(turn),
+                            _ = cancel.cancelled() => None,
+                        }
+                    }
+                };
+                let turn = match turn {
+                    Some(Turn::Exclusive(guard)) => {
+                        exclusive_turn = Some(Turn::Exclusive(guard));
+                        None
+                    }
+                    other => other,
+                };
                 let ctx = CheckContext {
                     run_id: env.run_id.clone(),
                     suite_id: suite.id.clone(),
@@ -542,6 +588,7 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
                     ),
                 };
                 drop(watch);
+                drop(turn);
                 register_exports(check, &verdict, &vars, redactor);
                 finished(
                     &suite,
@@ -561,6 +608,7 @@ async fn run_suite(suite: Arc<Suite>, slots: Vec<Slot>, env: SuiteEnv) -> SuiteR
     }
 
     let teardown_failures = run_teardown(&teardown, &env.stop, redactor).await;
+    drop(exclusive_turn);
     suite_record(
         &suite,
         started_at,
@@ -642,7 +690,27 @@ fn preflight(
                 .iter()
                 .map(|permissions| {
                     let (_, denied) = denied?;
-                    permissions.iter().find_map(|p| denied.get(p).cloned())
+                    let mut missing: Vec<Denial> = Vec::new();
+                    for permission in permissions {
+                        if let Some(denial) = denied.get(permission) {
+                            if !missing.contains(denial) {
+                                missing.push(denial.clone());
+                            }
+                        }
+                    }
+                    // Every permission the check lacks, named at once (a Role grants them together).
+                    (!missing.is_empty()).then(|| Denial {
+                        missing: missing
+                            .iter()
+                            .map(|d| d.missing.clone())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        rule: missing
+                            .iter()
+                            .map(|d| d.rule.clone())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    })
                 })
                 .collect()
         })
@@ -1093,6 +1161,7 @@ mod tests {
             progress: Progress::new(false),
             denials: Vec::new(),
             unverifiable: Arc::default(),
+            exclusive: Exclusive::default(),
         };
         let record = run_suite(Arc::new(suite), slots, env).await;
         let statuses: Vec<_> = record.outcomes.iter().map(|o| o.status).collect();
@@ -1107,6 +1176,99 @@ mod tests {
         assert!(
             undone.load(std::sync::atomic::Ordering::SeqCst),
             "teardown ran"
+        );
+    }
+
+    /// Sleeps, and records when it ran.
+    #[derive(Debug)]
+    struct Sleeps(
+        &'static str,
+        Arc<Mutex<Vec<(&'static str, Instant, Instant)>>>,
+    );
+    impl crate::checks::Kind for Sleeps {
+        const DESCRIPTION: &'static str = "sleeps";
+        async fn observe(&self, _ctx: &CheckContext) -> Verdict {
+            let start = Instant::now();
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            self.1.lock().unwrap().push((self.0, start, Instant::now()));
+            Verdict::pass("slept")
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_destructive_check_and_the_rest_of_its_suite_run_while_other_suites_wait() {
+        let log: Arc<Mutex<Vec<(&'static str, Instant, Instant)>>> = Arc::default();
+        let suite = |id: &str, checks: Vec<SuiteCheck>| Suite {
+            id: id.into(),
+            title: id.into(),
+            story: None,
+            story_file: None,
+            criteria: Vec::new(),
+            description: None,
+            requirements: Default::default(),
+            path: "t.yaml".into(),
+            warnings: Vec::new(),
+            kube_context: None,
+            checks,
+        };
+        let mut drain = check("drain", Box::new(Sleeps("drain", log.clone())));
+        drain.safety = Safety::Destructive;
+        let disrupting = suite(
+            "a",
+            vec![
+                check("write", Box::new(Sleeps("write", log.clone()))),
+                drain,
+                check("verify", Box::new(Sleeps("verify", log.clone()))),
+            ],
+        );
+        let others = suite(
+            "b",
+            (0..6)
+                .map(|_| check("other", Box::new(Sleeps("other", log.clone()))))
+                .collect(),
+        );
+        let exclusive = Exclusive::default();
+        let env = || SuiteEnv {
+            run_id: "r".into(),
+            allow: Safety::Destructive,
+            stop: Arc::new(StopSignals::unwired()),
+            redactor: Redactor::default(),
+            services: Services::default(),
+            progress: Progress::new(false),
+            denials: Vec::new(),
+            exclusive: exclusive.clone(),
+        };
+        let slots = |n: usize| (0..n).map(|_| Slot::Run(None)).collect::<Vec<_>>();
+        let a = tokio::spawn(run_suite(Arc::new(disrupting), slots(3), env()));
+        let b = tokio::spawn(run_suite(Arc::new(others), slots(6), env()));
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert!(a
+            .outcomes
+            .iter()
+            .chain(&b.outcomes)
+            .all(|o| o.status == Status::Passed));
+        let log = log.lock().unwrap();
+        let (alone_from, alone_to) = (
+            log.iter().find(|e| e.0 == "drain").unwrap().1,
+            log.iter().find(|e| e.0 == "verify").unwrap().2,
+        );
+        for (name, start, end) in log.iter().filter(|e| e.0 == "other") {
+            assert!(
+                *end <= alone_from || *start >= alone_to,
+                "`{name}` overlapped the drain or its verification"
+            );
+        }
+        // Without a destructive check the suites do run side by side.
+        let overlapped = log
+            .iter()
+            .filter(|e| e.0 == "other")
+            .any(|(_, start, end)| {
+                let write = log.iter().find(|e| e.0 == "write").unwrap();
+                *start < write.2 && *end > write.1
+            });
+        assert!(
+            overlapped,
+            "read-only checks of two suites ran one after the other"
         );
     }
 

@@ -18,12 +18,14 @@ pub mod dns;
 pub mod file;
 pub mod http;
 pub mod kube_object;
+pub mod node_drain;
 pub mod pg_backup;
 pub mod pg_crud;
 pub mod pg_isolation;
 pub mod pg_provision;
 pub mod pg_ready;
 pub mod pg_sentinel;
+pub mod pod_delete;
 pub mod pod_env;
 pub mod pod_exec;
 pub mod pod_logs;
@@ -224,6 +226,8 @@ kinds! {
     "pod-exec" => pod_exec::PodExecCheck,
     "pod-logs" => pod_logs::PodLogsCheck,
     "pod-env" => pod_env::PodEnvCheck,
+    "pod-delete" => pod_delete::PodDeleteCheck,
+    "node-drain" => node_drain::NodeDrainCheck,
 }
 
 /// The registered name matching a key, if the key names a kind.

@@ -139,8 +139,18 @@ impl Kind for PgSentinelCheck {
                         .expected("the sentinel row")
                         .found("no row")
                         .hint("check that the pod mounts the same PVC (`kubectl describe pod`), and its storage class"),
-                    Err(e) => Verdict::fail(format!("cannot read the sentinel: {}", server_error(&e)))
-                        .hint("a missing table (42P01) means the whole database was replaced"),
+                    // No sentinel table at all: the server started from an empty data
+                    // directory (a volume that did not follow the pod, an emptyDir).
+                    Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+                        Verdict::fail(format!(
+                            "sentinel `{}` is gone: the data did not survive (its table {TABLE} does not exist: the server started from an empty data directory)",
+                            self.name
+                        ))
+                        .expected("the sentinel row")
+                        .found(format!("no table {TABLE}"))
+                        .hint("the data directory was replaced: check that the pod mounts the same PVC (`kubectl describe pod`), not an emptyDir")
+                    }
+                    Err(e) => Verdict::fail(format!("cannot read the sentinel: {}", server_error(&e))),
                 }
             }
         }

@@ -41,6 +41,9 @@ pub struct KubeAccess {
     client: OnceCell<Result<(kube::Client, ClusterInfo), KubeError>>,
     kinds: tokio::sync::Mutex<HashMap<(String, String), (ApiResource, ApiCapabilities)>>,
     requests: AtomicU64,
+    /// The same client without kube's retry of 429/503/504: for evictions, whose 429 (a
+    /// PodDisruptionBudget) the check itself must see, retry and report.
+    unretried: std::sync::OnceLock<kube::Client>,
     /// Objects fetched in the last moments, so checks on one object within one attempt
     /// window share a request (never across attempts of a polling check: see [`SHARE_FOR`]).
     recent: Mutex<HashMap<String, (std::time::Instant, Vec<serde_json::Value>)>>,
@@ -99,6 +102,7 @@ impl KubeAccess {
             client: OnceCell::new(),
             kinds: Default::default(),
             requests: AtomicU64::new(0),
+            unretried: std::sync::OnceLock::new(),
             recent: Mutex::default(),
             unavailable: None,
         }
@@ -171,6 +175,12 @@ impl KubeAccess {
             .as_ref()
             .map(|(c, _)| c.clone())
             .map_err(Clone::clone)
+    }
+
+    /// The client without kube's own retries (see `unretried`), created on first use.
+    pub async fn unretried_client(&self, limit: Duration) -> Result<kube::Client, KubeError> {
+        let client = self.client(limit).await?;
+        Ok(self.unretried.get().cloned().unwrap_or(client))
     }
 
     async fn create(&self) -> Result<(kube::Client, ClusterInfo), KubeError> {
@@ -260,6 +270,10 @@ impl KubeAccess {
             reason: e.to_string(),
         };
         let server = config.cluster_url.to_string();
+        let mut plain = config.clone();
+        plain.default_retry = false;
+        let unretried = kube::Client::try_from(plain).map_err(|e| config_error(&e))?;
+        let _ = self.unretried.set(unretried);
         let client = kube::Client::try_from(config).map_err(|e| config_error(&e))?;
         self.requests.fetch_add(1, Ordering::Relaxed);
         let version =

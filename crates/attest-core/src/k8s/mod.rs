@@ -2,6 +2,7 @@
 //! judging objects ([`matching`], [`quantity`]). Checks judge; this layer observes.
 
 pub mod access;
+pub mod disruption;
 pub mod error;
 pub mod matching;
 pub mod pods;

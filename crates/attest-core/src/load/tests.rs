@@ -290,7 +290,12 @@ fn a_vars_file_name_no_suite_uses_is_a_warning_naming_the_near_name() {
         ..VarSources::default()
     };
     for purpose in [Purpose::Run, Purpose::Inspect] {
-        let loaded = load_suites(&[suite.clone()], &sources, &Redactor::default(), purpose);
+        let loaded = load_suites(
+            std::slice::from_ref(&suite),
+            &sources,
+            &Redactor::default(),
+            purpose,
+        );
         let suites = loaded
             .suites
             .expect("an unused vars-file name stops nothing");
