@@ -1179,12 +1179,12 @@ mod tests {
         );
     }
 
+    /// Which check ran, from when to when.
+    type RunLog = Arc<Mutex<Vec<(&'static str, Instant, Instant)>>>;
+
     /// Sleeps, and records when it ran.
     #[derive(Debug)]
-    struct Sleeps(
-        &'static str,
-        Arc<Mutex<Vec<(&'static str, Instant, Instant)>>>,
-    );
+    struct Sleeps(&'static str, RunLog);
     impl crate::checks::Kind for Sleeps {
         const DESCRIPTION: &'static str = "sleeps";
         async fn observe(&self, _ctx: &CheckContext) -> Verdict {
@@ -1197,7 +1197,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_destructive_check_and_the_rest_of_its_suite_run_while_other_suites_wait() {
-        let log: Arc<Mutex<Vec<(&'static str, Instant, Instant)>>> = Arc::default();
+        let log: RunLog = Arc::default();
         let suite = |id: &str, checks: Vec<SuiteCheck>| Suite {
             id: id.into(),
             title: id.into(),
@@ -1236,6 +1236,7 @@ mod tests {
             services: Services::default(),
             progress: Progress::new(false),
             denials: Vec::new(),
+            unverifiable: Arc::default(),
             exclusive: exclusive.clone(),
         };
         let slots = |n: usize| (0..n).map(|_| Slot::Run(None)).collect::<Vec<_>>();
