@@ -14,7 +14,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, Preconditions};
 
-use super::pods::{PodPick, PodRef};
+use super::pods::{PodError, PodPick, PodRef};
 use super::{KubeAccess, KubeError, Selection};
 use crate::checks::Permission;
 
@@ -191,56 +191,27 @@ pub async fn select_pod(
     pod: &PodRef,
     limit: Duration,
 ) -> Result<Pod, SelectError> {
-    let client = access.client(limit).await?;
-    let api = pods_api(client, &pod.namespace);
-    match &pod.pick {
-        PodPick::Name(name) => {
-            let what = format!("reading pod {}/{name}", pod.namespace);
-            access
-                .call(limit, &what, api.get_opt(name))
-                .await?
-                .ok_or_else(|| {
-                    SelectError::None(format!("no pod {name} in namespace {}", pod.namespace))
-                })
-        }
-        PodPick::Selector(selector) => {
-            let what = format!("listing pods {selector} in {}", pod.namespace);
-            let list = access
-                .call(
-                    limit,
-                    &what,
-                    api.list(&ListParams::default().labels(selector)),
-                )
-                .await?;
-            let total = list.items.len();
-            let mut running: Vec<Pod> = list
-                .items
-                .into_iter()
-                .filter(|p| {
-                    let facts = PodFacts::of(p);
-                    facts.phase == "Running" && !facts.deleting
-                })
-                .collect();
-            running.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-            match running.len() {
-                0 => Err(SelectError::None(format!(
-                    "no running pod matches {selector} in namespace {} ({total} pod(s) match, none running)",
-                    pod.namespace
-                ))),
-                1 => Ok(running.remove(0)),
-                _ => Err(SelectError::Several(format!(
-                    "{} running pods match {selector} in namespace {}: {}; a disruption needs exactly one",
-                    running.len(),
-                    pod.namespace,
-                    running
-                        .iter()
-                        .filter_map(|p| p.metadata.name.clone())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))),
-            }
-        }
+    let mut pods = pod.matching(access, limit).await.map_err(|e| match e {
+        PodError::Api(e) => SelectError::Api(e),
+        PodError::NoPod(why) => SelectError::None(why),
+    })?;
+    if pods.len() == 1 {
+        return Ok(pods.remove(0));
     }
+    let names: Vec<String> = pods
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    let selector = match &pod.pick {
+        PodPick::Selector(selector) => selector.as_str(),
+        PodPick::Name(name) => name.as_str(),
+    };
+    Err(SelectError::Several(format!(
+        "{} running pods match {selector} in namespace {}: {}; a disruption needs exactly one",
+        names.len(),
+        pod.namespace,
+        names.join(", ")
+    )))
 }
 
 /// Why no single pod was selected.

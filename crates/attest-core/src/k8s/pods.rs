@@ -102,13 +102,24 @@ impl PodRef {
         access: &KubeAccess,
         limit: Duration,
     ) -> Result<Vec<String>, PodError> {
+        let pods = self.matching(access, limit).await?;
+        Ok(pods.into_iter().filter_map(|p| p.metadata.name).collect())
+    }
+
+    /// The pods meant: the named one (whatever its phase), or the running pods the selector
+    /// matches, sorted by name; never none.
+    pub async fn matching(
+        &self,
+        access: &KubeAccess,
+        limit: Duration,
+    ) -> Result<Vec<Pod>, PodError> {
         let client = access.client(limit).await?;
         let api: Api<Pod> = Api::namespaced(client, &self.namespace);
         match &self.pick {
             PodPick::Name(name) => {
                 let what = format!("reading pod {}/{name}", self.namespace);
                 match access.call(limit, &what, api.get_opt(name)).await? {
-                    Some(_) => Ok(vec![name.clone()]),
+                    Some(pod) => Ok(vec![pod]),
                     None => Err(PodError::NoPod(format!(
                         "no pod {name} in namespace {}",
                         self.namespace
@@ -124,21 +135,20 @@ impl PodRef {
                         api.list(&ListParams::default().labels(selector)),
                     )
                     .await?;
-                let mut running: Vec<String> = list
+                let total = list.items.len();
+                let mut running: Vec<Pod> = list
                     .items
-                    .iter()
+                    .into_iter()
                     .filter(|p| {
                         p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
                             && p.metadata.deletion_timestamp.is_none()
                     })
-                    .filter_map(|p| p.metadata.name.clone())
                     .collect();
-                running.sort();
+                running.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
                 if running.is_empty() {
                     Err(PodError::NoPod(format!(
-                        "no running pod matches {selector} in namespace {} ({} pod(s) match, none running)",
-                        self.namespace,
-                        list.items.len()
+                        "no running pod matches {selector} in namespace {} ({total} pod(s) match, none running)",
+                        self.namespace
                     )))
                 } else {
                     Ok(running)
