@@ -1131,12 +1131,10 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_panicking_check_is_an_error_and_the_rest_of_its_suite_still_runs_and_tears_down() {
-        let undone = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let suite = Suite {
-            id: "s".into(),
-            title: "s".into(),
+    fn test_suite(id: &str, checks: Vec<SuiteCheck>) -> Suite {
+        Suite {
+            id: id.into(),
+            title: id.into(),
             story: None,
             story_file: None,
             criteria: Vec::new(),
@@ -1145,24 +1143,37 @@ mod tests {
             path: "t.yaml".into(),
             warnings: Vec::new(),
             kube_context: None,
-            checks: vec![
-                check("creates", Box::new(Creates(undone.clone()))),
-                check("panics", Box::new(Panics)),
-                check("after", Box::new(Creates(Arc::default()))),
-            ],
-        };
-        let slots = (0..3).map(|_| Slot::Run(None)).collect();
-        let env = SuiteEnv {
+            checks,
+        }
+    }
+
+    fn test_env(allow: Safety, exclusive: Exclusive) -> SuiteEnv {
+        SuiteEnv {
             run_id: "r".into(),
-            allow: Safety::ReadOnly,
+            allow,
             stop: Arc::new(StopSignals::unwired()),
             redactor: Redactor::default(),
             services: Services::default(),
             progress: Progress::new(false),
             denials: Vec::new(),
             unverifiable: Arc::default(),
-            exclusive: Exclusive::default(),
-        };
+            exclusive,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_check_is_an_error_and_the_rest_of_its_suite_still_runs_and_tears_down() {
+        let undone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let suite = test_suite(
+            "s",
+            vec![
+                check("creates", Box::new(Creates(undone.clone()))),
+                check("panics", Box::new(Panics)),
+                check("after", Box::new(Creates(Arc::default()))),
+            ],
+        );
+        let slots = (0..3).map(|_| Slot::Run(None)).collect();
+        let env = test_env(Safety::ReadOnly, Exclusive::default());
         let record = run_suite(Arc::new(suite), slots, env).await;
         let statuses: Vec<_> = record.outcomes.iter().map(|o| o.status).collect();
         assert_eq!(statuses, [Status::Passed, Status::Error, Status::Passed]);
@@ -1198,22 +1209,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_destructive_check_and_the_rest_of_its_suite_run_while_other_suites_wait() {
         let log: RunLog = Arc::default();
-        let suite = |id: &str, checks: Vec<SuiteCheck>| Suite {
-            id: id.into(),
-            title: id.into(),
-            story: None,
-            story_file: None,
-            criteria: Vec::new(),
-            description: None,
-            requirements: Default::default(),
-            path: "t.yaml".into(),
-            warnings: Vec::new(),
-            kube_context: None,
-            checks,
-        };
         let mut drain = check("drain", Box::new(Sleeps("drain", log.clone())));
         drain.safety = Safety::Destructive;
-        let disrupting = suite(
+        let disrupting = test_suite(
             "a",
             vec![
                 check("write", Box::new(Sleeps("write", log.clone()))),
@@ -1221,24 +1219,14 @@ mod tests {
                 check("verify", Box::new(Sleeps("verify", log.clone()))),
             ],
         );
-        let others = suite(
+        let others = test_suite(
             "b",
             (0..6)
                 .map(|_| check("other", Box::new(Sleeps("other", log.clone()))))
                 .collect(),
         );
         let exclusive = Exclusive::default();
-        let env = || SuiteEnv {
-            run_id: "r".into(),
-            allow: Safety::Destructive,
-            stop: Arc::new(StopSignals::unwired()),
-            redactor: Redactor::default(),
-            services: Services::default(),
-            progress: Progress::new(false),
-            denials: Vec::new(),
-            unverifiable: Arc::default(),
-            exclusive: exclusive.clone(),
-        };
+        let env = || test_env(Safety::Destructive, exclusive.clone());
         let slots = |n: usize| (0..n).map(|_| Slot::Run(None)).collect::<Vec<_>>();
         let a = tokio::spawn(run_suite(Arc::new(disrupting), slots(3), env()));
         let b = tokio::spawn(run_suite(Arc::new(others), slots(6), env()));
