@@ -12,7 +12,7 @@ use super::{millis, FieldProblem, Kind, Permission, Verdict};
 use crate::context::CheckContext;
 use crate::k8s::disruption::{self as dis, Claim, PodFacts, SelectError};
 use crate::k8s::pods::{PodPick, PodRef};
-use crate::k8s::KubeAccess;
+use crate::k8s::{KubeAccess, KubeError};
 use crate::suite::{format_duration, Safety};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -28,6 +28,21 @@ pub struct PodDeleteCheck {
 
 /// How often the replacement is looked for.
 pub(crate) const POLL: Duration = Duration::from_millis(500);
+
+/// How many times a pod replaced between its read and its delete is read again.
+const MAX_REREADS: usize = 3;
+
+/// Says in the evidence which pods were replaced by someone else before attest's delete.
+fn note_replaced(mut verdict: Verdict, uids: &[String]) -> Verdict {
+    if !uids.is_empty() {
+        verdict.summary.push_str(&format!(
+            "; before the delete, the pod read was replaced by another actor {} time(s) (uid {}), so the pod there then was deleted",
+            uids.len(),
+            uids.join(", ")
+        ));
+    }
+    verdict
+}
 
 /// When a disruptive check stops waiting: before the runner's timeout, keeping a fifth of the
 /// time (at most `reserve`) for what follows (reading the claims, the budgets, the uncordon),
@@ -316,19 +331,30 @@ impl Kind for PodDeleteCheck {
             Ok(pod) => pod,
             Err(e) => return Verdict::error(e),
         };
-        let before = match record(access, &pod, ctx.remaining()).await {
-            Ok(before) => before,
-            Err(verdict) => return verdict,
+        // The delete names the UID just read. A 409 means the pod was replaced between that
+        // read and the delete (its controller, or another actor): read again and delete the
+        // pod that is there now, a few times at most, and say so in the evidence.
+        let mut replaced_meanwhile = Vec::new();
+        let before = loop {
+            let before = match record(access, &pod, ctx.remaining()).await {
+                Ok(before) => before,
+                Err(verdict) => return verdict,
+            };
+            match dis::delete_pod(access, &before.facts, self.grace_period, ctx.remaining()).await
+            {
+                Ok(()) => break before,
+                Err(KubeError::Conflict { .. })
+                    if replaced_meanwhile.len() < MAX_REREADS && !ctx.remaining().is_zero() =>
+                {
+                    replaced_meanwhile.push(before.facts.uid.clone());
+                }
+                Err(e) => return super::kube_object::api_verdict(&e),
+            }
         };
-        if let Err(e) =
-            dis::delete_pod(access, &before.facts, self.grace_period, ctx.remaining()).await
-        {
-            return super::kube_object::api_verdict(&e);
-        }
         let deleted_at = Instant::now();
         match dis::wait_replacement(access, &before.facts, None, until, POLL).await {
             Ok(after) => {
-                judge_replacement(
+                let verdict = judge_replacement(
                     access,
                     &before,
                     &after,
@@ -336,9 +362,13 @@ impl Kind for PodDeleteCheck {
                     deleted_at.elapsed(),
                     ctx.remaining(),
                 )
-                .await
+                .await;
+                note_replaced(verdict, &replaced_meanwhile)
             }
-            Err(last) => no_replacement(&before, deleted_at.elapsed(), &last),
+            Err(last) => note_replaced(
+                no_replacement(&before, deleted_at.elapsed(), &last),
+                &replaced_meanwhile,
+            ),
         }
     }
 }
