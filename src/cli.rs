@@ -281,7 +281,7 @@ pub fn main() -> ExitCode {
         }
     };
     // From here on SIGINT, SIGTERM and SIGHUP stop a run cleanly instead of killing it.
-    let stop = StopSignals::install(&runtime);
+    let stop = StopSignals::install(&runtime, say);
     let code = match cli.command {
         Command::Schema => {
             let schema = attest_core::schema::suite_schema();
@@ -463,7 +463,7 @@ pub fn run_suites(
             SECRET_READ_TIMEOUT,
             stop.cancel.clone(),
         )))),
-        unselected: Default::default(),
+        selection: None,
     };
     // Listing runs nothing, so variables need no values (as libtest's `--list`).
     let purpose = if args.libtest.list {
@@ -472,8 +472,12 @@ pub fn run_suites(
         Purpose::Run
     };
     let libtest = libtest_arguments(&args.libtest, filter);
+    // The plan's name filters, asked by the loader too: a suite none of whose checks is
+    // selected has no Secret read, and every suite is loaded once.
     let sources = VarSources {
-        unselected: unselected_suites(&files, &sources, &libtest),
+        selection: Some(load::Selects(Arc::new(runner::Selection::new(
+            libtest.clone(),
+        )))),
         ..sources
     };
     let loaded = load::load_suites(&files, &sources, &redactor, purpose);
@@ -506,6 +510,7 @@ pub fn run_suites(
             ..Services::with_clusters(clusters)
         },
         stop: stop.clone(),
+        observers: runner::Observers::default().with(Arc::new(Notices(redactor.clone()))),
         progress,
         require_all: args.require_all,
         unverifiable: Arc::new(args.unverifiable.clone()),
@@ -550,6 +555,18 @@ pub fn run_suites(
     code
 }
 
+/// Prints the run's notices on stderr as they come (redacted: a notice may quote a server's
+/// error).
+struct Notices(Redactor);
+
+impl runner::Observer for Notices {
+    fn on(&self, event: &runner::RunEvent) {
+        if let runner::RunEvent::Notice(text) = event {
+            say(&self.0.redact(text));
+        }
+    }
+}
+
 /// The run's last line: what passed and, never hidden, what was not verified and why.
 fn verdict_line(record: &attest_core::outcome::RunRecord, require_all: bool) {
     let line = record.verdict_line();
@@ -590,31 +607,6 @@ fn report_load_errors(errors: &[load::LoadError], redactor: &Redactor) {
         errors.len(),
         files.len()
     ));
-}
-
-/// Suite files a name filter leaves no check of, found by a quick load that reads nothing
-/// from a cluster: their Secret variables need not be read.
-fn unselected_suites(
-    files: &[PathBuf],
-    sources: &VarSources,
-    libtest: &Arguments,
-) -> std::collections::HashSet<PathBuf> {
-    if libtest.filter.is_none() && libtest.skip.is_empty() && !libtest.ignored {
-        return Default::default();
-    }
-    let quick = VarSources {
-        external: None,
-        ..sources.clone()
-    };
-    match load::load_all_for(files, &quick, &Redactor::default(), Purpose::Inspect) {
-        Ok(suites) => suites
-            .iter()
-            .filter(|suite| !runner::selects_any(libtest, suite))
-            .map(|suite| suite.path.clone())
-            .collect(),
-        // The real load reports them.
-        Err(_) => Default::default(),
-    }
 }
 
 /// How long reading one Secret a variable comes from may take, connecting included.

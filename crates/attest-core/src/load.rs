@@ -88,9 +88,26 @@ pub struct VarSources {
     pub provided: Vec<(String, String)>,
     /// Where `kubernetes_secret:` variables are read (none: they have no value).
     pub external: Option<External>,
-    /// Suite files none of whose checks will run (a name filter left none): their Secrets
-    /// are not read.
-    pub unselected: HashSet<PathBuf>,
+    /// Which checks the run selects (its name filters), decided from each suite's ids before
+    /// its variables are resolved: a suite none of whose checks is selected has no Secret
+    /// read. `None`: every check is selected.
+    pub selection: Option<Selects>,
+}
+
+/// Whether a run selects a check, by suite id, check id, kind and whether it is marked `ignore`
+/// (the plan's selection, seen from the loader).
+pub trait SelectsChecks: Send + Sync {
+    fn selects(&self, suite_id: &str, check_id: &str, kind: &str, ignored: bool) -> bool;
+}
+
+/// A [`SelectsChecks`], in [`VarSources`].
+#[derive(Clone)]
+pub struct Selects(pub Arc<dyn SelectsChecks>);
+
+impl fmt::Debug for Selects {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("Selects(..)")
+    }
 }
 
 /// Values the loader cannot read by itself, asked only when running and only for variables
@@ -139,7 +156,7 @@ impl fmt::Debug for External {
 struct Given<'a> {
     overrides: &'a HashMap<String, Override>,
     external: Option<&'a dyn ExternalValues>,
-    unselected: &'a HashSet<PathBuf>,
+    selection: Option<&'a dyn SelectsChecks>,
     redactor: &'a Redactor,
     purpose: Purpose,
 }
@@ -152,6 +169,30 @@ pub enum Purpose {
     /// Listing or linting (`--list`, `attest check`): nothing runs, so variables may be
     /// unset; everything else is checked as for a run.
     Inspect,
+}
+
+/// Whether any check of a suite (its parsed file) is selected: only then are its Secrets read.
+fn selects_any(selection: Option<&dyn SelectsChecks>, root: &Node, checks: &[Rc<Node>]) -> bool {
+    let Some(selection) = selection else {
+        return true;
+    };
+    let suite_id = root
+        .get("id")
+        .and_then(|id| id.scalar())
+        .map_or("", |(id, _)| id);
+    checks.iter().any(|check| {
+        let check_id = check
+            .get("id")
+            .and_then(|id| id.scalar())
+            .map_or("", |(id, _)| id);
+        let kind = check
+            .entries()
+            .unwrap_or_default()
+            .iter()
+            .find_map(|e| checks::kind_name(&e.key))
+            .unwrap_or("");
+        selection.selects(suite_id, check_id, kind, check.get("ignore").is_some())
+    })
 }
 
 /// Most problems shown per file; the rest are counted.
@@ -294,7 +335,7 @@ pub fn load_suites(
     let given = Given {
         overrides: &overrides,
         external: sources.external.as_ref().map(|e| &*e.0),
-        unselected: &sources.unselected,
+        selection: sources.selection.as_ref().map(|s| &*s.0),
         redactor,
         purpose,
     };
@@ -564,7 +605,7 @@ pub fn load_bytes(
     let given = Given {
         overrides: &overrides,
         external: sources.external.as_ref().map(|e| &*e.0),
-        unselected: &sources.unselected,
+        selection: sources.selection.as_ref().map(|s| &*s.0),
         redactor: &redactor,
         purpose,
     };
@@ -716,7 +757,7 @@ fn load_suite_bytes(
         &registered,
         given,
         root.get("kubernetes").map(|n| &**n),
-        !given.unselected.contains(path),
+        selects_any(given.selection, &root, check_nodes),
         &mut problems,
     );
     names.extend(declared.iter().map(|d| d.name.clone()));

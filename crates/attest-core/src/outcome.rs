@@ -116,6 +116,34 @@ impl std::fmt::Display for Mismatch {
 }
 
 impl Outcome {
+    /// An outcome with nothing but its names and status, for tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(suite: &str, check: &str, status: Status) -> Outcome {
+        Outcome {
+            suite: suite.into(),
+            check: check.into(),
+            title: check.into(),
+            kind: "test",
+            status,
+            requirements: Vec::new(),
+            story: None,
+            acceptance: Vec::new(),
+            target: String::new(),
+            location: String::new(),
+            duration: Duration::ZERO,
+            attempts: 1,
+            message: String::new(),
+            expected: None,
+            found: None,
+            hint: None,
+            subject: None,
+            mismatches: Vec::new(),
+            measurements: BTreeMap::new(),
+            skip: None,
+            via: None,
+        }
+    }
+
     /// The mismatch list the way Chainsaw shows it: a header naming the object, one bullet
     /// per field; one such block per object when several differ. Empty when there are none.
     pub fn mismatch_block(&self) -> String {
@@ -417,31 +445,13 @@ mod tests {
             subject: subject.map(str::to_owned),
         };
         let outcome = Outcome {
-            suite: "s".into(),
-            check: "c".into(),
-            title: "t".into(),
-            kind: "kube",
-            status: Status::Failed,
-            requirements: Vec::new(),
-            story: None,
-            acceptance: Vec::new(),
-            target: String::new(),
-            location: String::new(),
-            duration: Duration::ZERO,
-            attempts: 1,
-            message: String::new(),
-            expected: None,
-            found: None,
-            hint: None,
             subject: Some("v1/Node a".into()),
             mismatches: vec![
                 mismatch(Some("v1/Node a"), "status.phase"),
                 mismatch(Some("v1/Node a"), "spec.x"),
                 mismatch(Some("v1/Node b"), "status.phase"),
             ],
-            measurements: BTreeMap::new(),
-            skip: None,
-            via: None,
+            ..Outcome::for_tests("s", "c", Status::Failed)
         };
         assert_eq!(
             outcome.mismatch_block(),

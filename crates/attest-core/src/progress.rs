@@ -13,13 +13,13 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, FormatSetting, Trial};
 use tokio_util::sync::CancellationToken;
 
+use crate::runner::{CheckKey, Observer, RunEvent};
 use crate::suite::format_duration;
 
 /// A check is mentioned once it has run this long, then again at this interval.
@@ -31,16 +31,16 @@ const CLEAR_LINE: &str = "\r\x1b[K";
 /// is gone (a closed stdout), and progress stops waiting for it.
 const BETWEEN_CHECKS: Duration = Duration::from_secs(1);
 
+/// A consumer of the run's events ([`Observer`]): checks start, make attempts and finish.
 #[derive(Clone)]
 pub struct Progress {
     enabled: bool,
     state: Arc<Mutex<State>>,
-    next_id: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
 struct State {
-    running: BTreeMap<u64, Running>,
+    running: BTreeMap<CheckKey, Running>,
     console: Console,
 }
 
@@ -102,12 +102,6 @@ struct Running {
     told: Option<Instant>,
 }
 
-/// One running check; dropping it takes the check off the list.
-pub struct Watch {
-    id: u64,
-    progress: Progress,
-}
-
 /// The console waits for one check, its line open; dropping it says the console is about to
 /// write the result.
 pub struct ConsoleWait {
@@ -119,29 +113,6 @@ impl Progress {
         Progress {
             enabled,
             state: Arc::default(),
-            next_id: Arc::default(),
-        }
-    }
-
-    pub fn start(&self, name: String, timeout: Duration) -> Watch {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        if self.enabled {
-            let now = Instant::now();
-            self.lock().running.insert(
-                id,
-                Running {
-                    name,
-                    started: now,
-                    deadline: now + timeout,
-                    attempts: 0,
-                    last: None,
-                    told: None,
-                },
-            );
-        }
-        Watch {
-            id,
-            progress: self.clone(),
         }
     }
 
@@ -271,19 +242,42 @@ impl Running {
     }
 }
 
-impl Watch {
-    /// Records a completed attempt (its summary already redacted).
-    pub fn observed(&self, attempts: u32, summary: &str) {
-        if let Some(check) = self.progress.lock().running.get_mut(&self.id) {
-            check.attempts = attempts;
-            check.last = Some(summary.to_owned());
+impl Observer for Progress {
+    fn on(&self, event: &RunEvent) {
+        if !self.enabled {
+            return;
         }
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        self.progress.lock().running.remove(&self.id);
+        match event {
+            RunEvent::CheckStarted { key, name, timeout } => {
+                let now = Instant::now();
+                self.lock().running.insert(
+                    *key,
+                    Running {
+                        name: (*name).to_owned(),
+                        started: now,
+                        deadline: now + *timeout,
+                        attempts: 0,
+                        last: None,
+                        told: None,
+                    },
+                );
+            }
+            // The summary is already redacted.
+            RunEvent::Attempt {
+                key,
+                attempts,
+                summary,
+            } => {
+                if let Some(check) = self.lock().running.get_mut(key) {
+                    check.attempts = *attempts;
+                    check.last = Some((*summary).to_owned());
+                }
+            }
+            RunEvent::CheckFinished { key, .. } => {
+                self.lock().running.remove(key);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -320,17 +314,37 @@ mod tests {
         }
     }
 
-    fn running_check(progress: &Progress) -> Watch {
-        let watch = progress.start("story-5.2::pvc-bound".into(), Duration::from_secs(60));
-        watch.observed(3, "status.phase is Pending");
-        watch
+    /// Check `n` starts, as the runner tells it.
+    fn start(progress: &Progress, n: usize, name: &str, timeout: Duration) -> CheckKey {
+        let key = CheckKey { suite: 0, check: n };
+        progress.on(&RunEvent::CheckStarted { key, name, timeout });
+        key
+    }
+
+    /// Check `key` ends, as the runner tells it.
+    fn finish(progress: &Progress, key: CheckKey) {
+        let outcome = crate::outcome::Outcome::for_tests("t", "c", crate::outcome::Status::Passed);
+        progress.on(&RunEvent::CheckFinished {
+            key,
+            outcome: &outcome,
+        });
+    }
+
+    fn running_check(progress: &Progress) -> CheckKey {
+        let key = start(progress, 0, "story-5.2::pvc-bound", Duration::from_secs(60));
+        progress.on(&RunEvent::Attempt {
+            key,
+            attempts: 3,
+            summary: "status.phase is Pending",
+        });
+        key
     }
 
     #[test]
     fn long_running_checks_get_a_line_with_attempts_last_observation_and_time_left() {
         let progress = Progress::new(true);
         let now = Instant::now();
-        let watch = running_check(&progress);
+        let key = running_check(&progress);
         started_at(&progress, now);
         assert_eq!(progress.due(now), None, "quiet for the first seconds");
         let text = progress.due(now + Duration::from_secs(3)).unwrap();
@@ -344,7 +358,7 @@ mod tests {
             None,
             "not again at once"
         );
-        drop(watch);
+        finish(&progress, key);
         assert_eq!(progress.due(now + Duration::from_secs(30)), None);
     }
 
@@ -352,7 +366,7 @@ mod tests {
     fn a_check_about_to_time_out_is_said_to_be_timing_out_not_zero_ms_away() {
         let progress = Progress::new(true);
         let now = Instant::now();
-        let _watch = progress.start("t::slow".into(), Duration::from_secs(10));
+        start(&progress, 0, "t::slow", Duration::from_secs(10));
         started_at(&progress, now);
         let after = |ms| {
             progress
@@ -376,8 +390,8 @@ mod tests {
         let now = Instant::now();
         let layout = Layout { kind: 14, name: 22 };
         progress.lock().console = Console::Between { since: now, layout };
-        let _watch = running_check(&progress);
-        let other = progress.start("story-5.3::backup".into(), Duration::from_secs(1));
+        running_check(&progress);
+        let other = start(&progress, 1, "story-5.3::backup", Duration::from_secs(1));
         started_at(&progress, now);
         let waiting = progress.console_waits_for("kube-object", "story-5.2::pvc-bound");
         let text = progress.due(now + Duration::from_secs(3)).unwrap();
@@ -390,7 +404,8 @@ mod tests {
                  3.0 s, timing out\n{open}"
             )
         );
-        drop((waiting, other));
+        drop(waiting);
+        finish(&progress, other);
         // Between two checks the console's line is not known: the lines wait.
         let soon = Instant::now() + Duration::from_millis(100);
         started_at(&progress, now - Duration::from_secs(9));
@@ -415,7 +430,7 @@ mod tests {
         let now = Instant::now();
         let layout = Layout { kind: 0, name: 10 };
         progress.lock().console = Console::Between { since: now, layout };
-        let _watch = running_check(&progress);
+        running_check(&progress);
         started_at(&progress, now);
         let text = progress.due(now + BETWEEN_CHECKS + QUIET_FOR).unwrap();
         assert!(text.starts_with("    … "), "{text:?}");

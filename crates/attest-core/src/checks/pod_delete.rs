@@ -340,8 +340,7 @@ impl Kind for PodDeleteCheck {
                 Ok(before) => before,
                 Err(verdict) => return verdict,
             };
-            match dis::delete_pod(access, &before.facts, self.grace_period, ctx.remaining()).await
-            {
+            match dis::delete_pod(access, &before.facts, self.grace_period, ctx.remaining()).await {
                 Ok(()) => break before,
                 Err(KubeError::Conflict { .. })
                     if replaced_meanwhile.len() < MAX_REREADS && !ctx.remaining().is_zero() =>

@@ -256,12 +256,20 @@ fn a_secret_reference_cannot_use_a_registered_value() {
     );
 }
 
+/// A name filter that matches no check.
+struct NoneSelected;
+impl SelectsChecks for NoneSelected {
+    fn selects(&self, _suite: &str, _check: &str, _kind: &str, _ignored: bool) -> bool {
+        false
+    }
+}
+
 #[test]
 fn suites_no_selected_check_is_in_read_no_secret() {
     let answers = table(Vec::new());
     let sources = VarSources {
         external: Some(External(answers.clone())),
-        unselected: [PathBuf::from("s.yaml")].into(),
+        selection: Some(Selects(Arc::new(NoneSelected))),
         ..VarSources::default()
     };
     let suite = load_from(SUITE, &sources, Purpose::Run).unwrap();
