@@ -161,8 +161,11 @@ fn postgres(args: CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
     let ctx = CheckContext::standalone(redactor.clone());
     let admin = match runtime.block_on(spec.resolve(&ctx)) {
         Ok(target) => target,
-        Err(e) => {
-            error_line(&redactor.redact(&e));
+        Err(fault) => {
+            error_line(&redactor.redact(&fault.message));
+            if let Some(hint) = &fault.hint {
+                error_line(&format!("hint: {}", redactor.redact(hint)));
+            }
             return exit::USAGE;
         }
     };

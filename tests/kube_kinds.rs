@@ -317,10 +317,15 @@ fn every_kubernetes_kind_passes_and_fails_for_the_right_reason() {
         .parse()
         .unwrap();
     assert!(requests > 10 && requests < 120, "{requests} API requests");
-    out.expect(
+    let missing_key = out.expect(
         "secret-without-key",
         "error",
         "Secret data/postgres-postgresql has no key `admin-password` (its keys: postgres-password)",
+    );
+    // The hint travels with the error up to the report.
+    assert_eq!(
+        missing_key["hint"],
+        "`kubectl get secret postgres-postgresql -n data -o jsonpath='{.data}'` shows its keys (not their values)"
     );
     // Secrets never show: the Secrets' real passwords are nowhere.
     assert!(!out.all_output().contains(PAPERLESS_PASSWORD));

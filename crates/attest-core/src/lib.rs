@@ -8,6 +8,7 @@ pub mod cleanup;
 pub mod context;
 pub mod evidence;
 pub mod exit;
+pub mod fault;
 pub mod interpolate;
 pub mod k8s;
 pub mod load;

@@ -167,7 +167,7 @@ impl ConnectionSpec {
         needed
     }
 
-    pub async fn resolve(&self, ctx: &CheckContext) -> Result<Target, String> {
+    pub async fn resolve(&self, ctx: &CheckContext) -> Result<Target, crate::fault::Fault> {
         let from_secret = match &self.password_secret {
             Some(secret) => {
                 let secret = SecretRef {
@@ -978,9 +978,9 @@ mod tests {
             ..ConnectionSpec::default()
         };
         let error = futures::executor::block_on(spec.resolve(&ctx)).unwrap_err();
-        assert!(error.contains("%40"), "{error}");
+        assert!(error.message.contains("%40"), "{error}");
         assert!(
-            !error.contains("TAILSECRET") && !error.contains("p@ss"),
+            !error.message.contains("TAILSECRET") && !error.message.contains("p@ss"),
             "{error}"
         );
     }
@@ -1025,6 +1025,7 @@ mod tests {
         };
         assert!(futures::executor::block_on(spec.resolve(&ctx))
             .unwrap_err()
+            .message
             .contains("sslrootcert"));
     }
 

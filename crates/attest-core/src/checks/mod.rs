@@ -347,7 +347,7 @@ pub async fn open_session(
     spec: &crate::pg::ConnectionSpec,
     ctx: &CheckContext,
 ) -> Result<(crate::pg::Target, crate::pg::Session), Verdict> {
-    let target = spec.resolve(ctx).await.map_err(Verdict::error)?.tagged();
+    let target = spec.resolve(ctx).await.map_err(Verdict::from)?.tagged();
     match crate::pg::connect(ctx.services.network.as_ref(), &target).await {
         Ok(session) => Ok((target, session)),
         Err(e) => Err(cannot_connect(&target, &e)),

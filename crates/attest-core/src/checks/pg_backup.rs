@@ -180,7 +180,7 @@ impl Kind for PgBackupCheck {
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let mut source = match self.connection.resolve(ctx).await {
             Ok(target) => target.tagged(),
-            Err(e) => return Verdict::error(e),
+            Err(fault) => return fault.into(),
         };
         if let Some(database) = &self.database {
             match ctx.expand(database) {

@@ -82,7 +82,7 @@ impl Kind for PgIsolationCheck {
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let target = match self.connection.resolve(ctx).await {
             Ok(target) => target.tagged(),
-            Err(e) => return Verdict::error(e),
+            Err(fault) => return fault.into(),
         };
         let role = target.user.clone();
         let mut probes = Vec::new();

@@ -224,7 +224,7 @@ impl Kind for PgProvisionCheck {
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let admin = match self.connection.resolve(ctx).await {
             Ok(target) => target.tagged(),
-            Err(e) => return Verdict::error(e),
+            Err(fault) => return fault.into(),
         };
         let (database, role) = if self.unique {
             (unique_name(&self.database), unique_name(&self.role))

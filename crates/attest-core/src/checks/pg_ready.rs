@@ -57,7 +57,7 @@ impl Kind for PgReadyCheck {
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let mut target = match self.connection.resolve(ctx).await {
             Ok(target) => target,
-            Err(e) => return Verdict::error(e),
+            Err(fault) => return fault.into(),
         };
         // Without a password the client gives up before the server says anything; a dummy one
         // makes the server answer (with 28P01), which is all pg_isready wants to know.

@@ -94,7 +94,7 @@ impl Kind for PostgresCheck {
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let target = match self.connection.resolve(ctx).await {
             Ok(target) => target,
-            Err(e) => return Verdict::error(e),
+            Err(fault) => return fault.into(),
         };
         let who = target.describe();
         let result = connect(ctx.services.network.as_ref(), &target).await;

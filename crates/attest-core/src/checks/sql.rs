@@ -59,7 +59,7 @@ impl Kind for SqlCheck {
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let target = match self.connection.resolve(ctx).await {
             Ok(target) => target,
-            Err(e) => return Verdict::error(e),
+            Err(fault) => return fault.into(),
         };
         let query = match ctx.expand(&self.query) {
             Ok(query) => query,

@@ -1,6 +1,7 @@
 //! Values kept in Kubernetes Secrets: a connection's password, a variable's value. Decoded here
 //! and never shown: whoever reads one registers it with the redactor before using it.
 
+use crate::fault::Fault;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -90,13 +91,18 @@ pub async fn value(
     access: &KubeAccess,
     secret: &SecretRef,
     limit: Duration,
-) -> Result<String, String> {
+) -> Result<String, Fault> {
     let data = fetch(access, &secret.namespace, &secret.name, limit)
         .await
-        .map_err(|e| format!("{e} (hint: {})", e.hint()))?;
+        .map_err(|e| Fault::from(&e))?;
     data.as_ref()
         .and_then(|d| d.get(&secret.key).cloned())
-        .ok_or_else(|| why_missing(secret, data.as_ref()))
+        .ok_or_else(|| {
+            Fault::new(why_missing(secret, data.as_ref())).hint(format!(
+                "`kubectl get secret {} -n {} -o jsonpath='{{.data}}'` shows its keys (not their values)",
+                secret.name, secret.namespace
+            ))
+        })
 }
 
 /// Where a fetched Secret is kept: the context it was read through, its namespace and name.
