@@ -17,7 +17,7 @@ use attest_core::load::{self, External, Purpose, VarSources};
 use attest_core::redact::Redactor;
 use attest_core::report;
 use attest_core::runner::{self, FinalState, RunConfig, StopSignals};
-use attest_core::suite::Safety;
+use attest_core::safety::Safety;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -6,6 +6,7 @@
 pub mod checks;
 pub mod cleanup;
 pub mod context;
+pub mod duration;
 pub mod evidence;
 pub mod exit;
 pub mod fault;
@@ -23,6 +24,7 @@ pub mod redact;
 pub mod report;
 pub mod rollup;
 pub mod runner;
+pub mod safety;
 pub mod schema;
 pub mod story;
 pub mod suite;

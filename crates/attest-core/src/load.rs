@@ -17,7 +17,8 @@ use crate::checks;
 use crate::interpolate;
 use crate::node_de::{self, from_node, DeError, Scope, VarState, VarValue};
 use crate::redact::Redactor;
-use crate::suite::{self, CheckDecl, Safety, VariableDecl};
+use crate::safety::Safety;
+use crate::suite::{self, CheckDecl, VariableDecl};
 use crate::yaml::{self, Node, Pos, Style, Value};
 
 /// A suite ready to plan: checks in order, with their place in the file.

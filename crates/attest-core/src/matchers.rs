@@ -8,8 +8,8 @@ use regex::Regex;
 use schemars::JsonSchema;
 use serde::{de, Deserialize, Deserializer};
 
+use crate::duration::parse_duration;
 use crate::redact::Redactor;
-use crate::suite::parse_duration;
 
 /// A pattern written in a suite: `text` matches as a substring, `/re/` as a regular expression.
 #[derive(Clone, JsonSchema)]

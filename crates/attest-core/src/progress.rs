@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use libtest_mimic::{Arguments, FormatSetting, Trial};
 use tokio_util::sync::CancellationToken;
 
+use crate::duration::format_duration;
 use crate::runner::{CheckKey, Observer, RunEvent};
-use crate::suite::format_duration;
 
 /// A check is mentioned once it has run this long, then again at this interval.
 const QUIET_FOR: Duration = Duration::from_secs(2);

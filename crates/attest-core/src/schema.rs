@@ -10,7 +10,9 @@ use schemars::{json_schema, Schema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
 use crate::checks;
-use crate::suite::{HumanDuration, Retry, Safety, SuiteFile};
+use crate::duration::HumanDuration;
+use crate::safety::Safety;
+use crate::suite::{Retry, SuiteFile};
 
 const COMMON_DESCRIPTIONS: &[(&str, &str)] = &[
     (

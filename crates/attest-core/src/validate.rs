@@ -3,9 +3,9 @@
 //! words "expected …, found …".
 
 use crate::checks::FieldProblem;
+use crate::duration::HumanDuration;
 use crate::matchers::Pattern;
 use crate::pg::ConnectionSpec;
-use crate::suite::HumanDuration;
 
 /// Values that stand for something known only at run time (`${app_password}`) are not judged.
 pub fn is_deferred(text: &str) -> bool {

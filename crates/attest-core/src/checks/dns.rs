@@ -15,7 +15,7 @@ use serde::{de, Deserialize, Deserializer};
 
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
-use crate::suite::{format_duration, HumanDuration};
+use crate::duration::{format_duration, HumanDuration};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -12,10 +12,10 @@ use serde::{Deserialize, Deserializer};
 
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
+use crate::duration::format_duration;
 use crate::matchers::{check_patterns, clip, Pattern, ShowMatch};
 use crate::net::{endpoint, Endpoint, LoopbackBridge, Route, Via};
 use crate::redact::{Redactor, MASK};
-use crate::suite::format_duration;
 use crate::url_safety;
 
 #[derive(Debug, Deserialize, JsonSchema)]

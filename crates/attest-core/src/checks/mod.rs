@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 
 use crate::context::CheckContext;
 use crate::outcome::{Mismatch, Status};
-use crate::suite::Safety;
+use crate::safety::Safety;
 
 pub mod command;
 pub mod dns;

@@ -17,10 +17,11 @@ use serde::Deserialize;
 use super::pod_delete::{self, Before};
 use super::{FieldProblem, Kind, Permission, Verdict};
 use crate::context::CheckContext;
+use crate::duration::format_duration;
 use crate::k8s::disruption::{self as dis, Eviction, PodFacts};
 use crate::k8s::pods::PodRef;
 use crate::k8s::KubeAccess;
-use crate::suite::{format_duration, Safety};
+use crate::safety::Safety;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -11,12 +11,13 @@ use tokio_postgres::Client;
 
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
+use crate::duration::format_duration;
 use crate::net::{endpoint, Endpoint};
 use crate::pg::{
     connect, drop_database, find_program, ident, literal, quote_parts, quote_qualified,
     server_error, unique_name, ConnectionSpec, SslMode, Target,
 };
-use crate::suite::{format_duration, Safety};
+use crate::safety::Safety;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -10,10 +10,11 @@ use serde::Deserialize;
 
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
+use crate::duration::format_duration;
 use crate::pg::{
     ident, literal, server_error, sqlstate, teardown_session, unique_name, ConnectionSpec,
 };
-use crate::suite::{format_duration, Safety};
+use crate::safety::Safety;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -11,7 +11,7 @@ use crate::pg::{
     connect, ident, quote_qualified, server_error, sqlstate, teardown_session, unique_name,
     ConnectError, ConnectionSpec,
 };
-use crate::suite::Safety;
+use crate::safety::Safety;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -9,12 +9,13 @@ use serde::Deserialize;
 
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
+use crate::duration::format_duration;
 use crate::net::Network;
 use crate::pg::{
     connect, drop_database, ident, literal, server_error, sqlstate, teardown_session, unique_name,
     ConnectionSpec, Target,
 };
-use crate::suite::{format_duration, Safety};
+use crate::safety::Safety;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

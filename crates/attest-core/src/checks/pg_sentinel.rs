@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{Kind, Verdict};
 use crate::context::CheckContext;
 use crate::pg::{literal, server_error, teardown_session, ConnectionSpec};
-use crate::suite::Safety;
+use crate::safety::Safety;
 
 const TABLE: &str = "attest_sentinel";
 

@@ -10,10 +10,11 @@ use serde::Deserialize;
 
 use super::{millis, FieldProblem, Kind, Permission, Verdict};
 use crate::context::CheckContext;
+use crate::duration::format_duration;
 use crate::k8s::disruption::{self as dis, Claim, PodFacts, SelectError};
 use crate::k8s::pods::{PodPick, PodRef};
 use crate::k8s::{KubeAccess, KubeError};
-use crate::suite::{format_duration, Safety};
+use crate::safety::Safety;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -10,9 +10,9 @@ use serde::Deserialize;
 use super::pod_exec::pod_verdict;
 use super::{FieldProblem, Kind, Permission, Verdict};
 use crate::context::CheckContext;
+use crate::duration::HumanDuration;
 use crate::k8s::pods::PodRef;
 use crate::matchers::{clip, Pattern};
-use crate::suite::HumanDuration;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

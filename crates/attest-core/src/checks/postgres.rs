@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
+use crate::duration::{format_duration, HumanDuration};
 use crate::pg::{connect, scalar, ConnectError, ConnectionSpec, Target};
-use crate::suite::{format_duration, HumanDuration};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -11,8 +11,8 @@ use serde::{de, Deserialize, Deserializer};
 
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
+use crate::duration::{format_duration, parse_duration, HumanDuration};
 use crate::net::{NetError, Route, Via};
-use crate::suite::{format_duration, parse_duration, HumanDuration};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -456,7 +456,7 @@ impl FieldAssertion {
                 ));
             }
             let limit =
-                crate::suite::parse_duration(&value).map_err(|e| format!("`{text}`: {e}"))?;
+                crate::duration::parse_duration(&value).map_err(|e| format!("`{text}`: {e}"))?;
             return Ok(FieldAssertion::Age {
                 path: FieldPath::parse(inner)?,
                 op,

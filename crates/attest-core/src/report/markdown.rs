@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::duration::format_duration;
 use crate::outcome::{timestamp, FinalState, Outcome, RunRecord, Status};
-use crate::suite::format_duration;
 
 pub fn render(record: &RunRecord) -> String {
     let mut out = String::new();

@@ -8,10 +8,10 @@ use futures::FutureExt;
 use super::{StopSignals, HURRIED_TEARDOWN, TEARDOWN_TIMEOUT};
 use crate::checks::Verdict;
 use crate::context::{CheckContext, RuntimeVars, TeardownStack};
+use crate::duration::format_duration;
 use crate::load::SuiteCheck;
 use crate::outcome::Status;
 use crate::redact::Redactor;
-use crate::suite::format_duration;
 
 /// Runs the registered undo steps, last first, each bounded; a second signal shortens them.
 pub(super) async fn run_teardown(

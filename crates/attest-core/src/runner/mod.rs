@@ -39,7 +39,7 @@ pub use crate::outcome::FinalState;
 use crate::outcome::{Environment, Interruption, Outcome, RunRecord, SkipCause, Status};
 use crate::progress::Progress;
 use crate::redact::Redactor;
-use crate::suite::Safety;
+use crate::safety::Safety;
 
 /// How long one teardown step may take before it is reported as failed (a DROP DATABASE WITH
 /// (FORCE) of a large copy takes seconds; a server that does not answer must not hold the run).

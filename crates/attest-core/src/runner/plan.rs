@@ -8,7 +8,7 @@ use libtest_mimic::{Arguments, Trial};
 use crate::checks::Permission;
 use crate::load::{SelectsChecks, Suite, SuiteCheck};
 use crate::redact::Redactor;
-use crate::suite::Safety;
+use crate::safety::Safety;
 
 /// A run's name filters, libtest's (`FILTER`, `--exact`, `--skip`, `--ignored`,
 /// `--include-ignored`), matched against `[kind] suite::check` as `--list` shows it.
