@@ -159,7 +159,7 @@ fn postgres(args: CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
     };
     let redactor = Redactor::default();
     let ctx = CheckContext::standalone(redactor.clone());
-    let admin = match runtime.block_on(spec.resolve(&ctx)) {
+    let admin = match runtime.block_on(attest_core::checks::resolve_connection(&spec, &ctx)) {
         Ok(target) => target,
         Err(fault) => {
             error_line(&redactor.redact(&fault.message));

@@ -11,34 +11,6 @@ use crate::net::{ClusterNetwork, Network};
 use crate::pg::Sessions;
 use crate::redact::Redactor;
 
-/// Marks a variable whose value only exists once an earlier check has run (`register:`).
-/// Load-time interpolation writes this marker; [`CheckContext::expand`] replaces it.
-pub fn runtime_marker(name: &str) -> String {
-    format!("\u{27e6}attest:{name}\u{27e7}")
-}
-
-/// Text for humans: each runtime-variable marker shown as the user wrote it (`${name}`).
-pub fn display_markers(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    let open = "\u{27e6}attest:";
-    while let Some(start) = rest.find(open) {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + open.len()..];
-        match after.find('\u{27e7}') {
-            Some(end) => {
-                out.push_str(&format!("${{{}}}", &after[..end]));
-                rest = &after[end + '\u{27e7}'.len_utf8()..];
-            }
-            None => {
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 /// Values registered by checks during a run, shared by the checks of one suite.
 #[derive(Default)]
 pub struct RuntimeVars {
@@ -234,6 +206,7 @@ impl CheckContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::{display_markers, runtime_marker};
 
     #[test]
     fn expand_replaces_registered_values_and_names_missing_ones() {

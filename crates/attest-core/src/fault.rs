@@ -30,20 +30,3 @@ impl From<String> for Fault {
         Fault::new(message)
     }
 }
-
-impl From<&crate::k8s::KubeError> for Fault {
-    fn from(error: &crate::k8s::KubeError) -> Fault {
-        Fault::new(error.to_string()).hint(error.hint())
-    }
-}
-
-/// A check that could not be evaluated: an `error` verdict, with the hint when there is one.
-impl From<Fault> for crate::checks::Verdict {
-    fn from(fault: Fault) -> crate::checks::Verdict {
-        let verdict = crate::checks::Verdict::error(fault.message);
-        match fault.hint {
-            Some(hint) => verdict.hint(hint),
-            None => verdict,
-        }
-    }
-}

@@ -43,20 +43,7 @@ pub struct Suite {
     pub checks: Vec<SuiteCheck>,
 }
 
-/// One acceptance criterion of a suite's story.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Criterion {
-    /// `AC1`
-    pub id: String,
-    /// One line (the story's Then/And clauses, or the suite's text).
-    pub title: String,
-    /// The whole criterion.
-    pub text: String,
-    /// FR/NFR IDs the criterion names.
-    pub requirements: Vec<String>,
-    /// Why it is checked by hand (`manual:` in the suite).
-    pub manual: Option<String>,
-}
+pub use crate::outcome::Criterion;
 
 #[derive(Debug)]
 pub struct SuiteCheck {
@@ -111,47 +98,7 @@ impl fmt::Debug for Selects {
     }
 }
 
-/// Values the loader cannot read by itself, asked only when running and only for variables
-/// nothing else sets: a variable's `kubernetes_secret`.
-pub trait ExternalValues: Send + Sync {
-    /// The value of a Secret's key, read through `context` (`None`: the run's cluster).
-    fn kubernetes_secret(
-        &self,
-        context: Option<&str>,
-        secret: &crate::k8s::secrets::SecretRef,
-    ) -> Lookup;
-}
-
-/// What an external source says about a value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
-    Found(String),
-    /// Not there (no such Secret, or no such key): the default applies; without one, this
-    /// says why there is no value.
-    Absent(String),
-    /// Could not look.
-    Unavailable(Unavailable),
-}
-
-/// Why a variable has no value in this run. The checks using it are skipped or errors, saying
-/// this; the rest of the run goes on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unavailable {
-    pub message: String,
-    pub hint: Option<String>,
-    /// Skipped (nothing to reach, as without a cluster) rather than an error.
-    pub skip: bool,
-}
-
-/// An [`ExternalValues`] source, in [`VarSources`].
-#[derive(Clone)]
-pub struct External(pub Arc<dyn ExternalValues>);
-
-impl fmt::Debug for External {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("External(..)")
-    }
-}
+pub use crate::external::{External, ExternalValues, Lookup, Unavailable};
 
 /// What every suite of one load shares.
 struct Given<'a> {

@@ -10,6 +10,7 @@ use serde::{de, Deserialize, Deserializer};
 
 use crate::duration::parse_duration;
 use crate::redact::Redactor;
+use crate::text::clip;
 
 /// A pattern written in a suite: `text` matches as a substring, `/re/` as a regular expression.
 #[derive(Clone, JsonSchema)]
@@ -56,7 +57,7 @@ fn between_slashes(text: &str) -> Option<&str> {
 /// Matching is unanchored (`/worker/` finds the word anywhere); anchor with `^` and `$`.
 pub fn parse_regex(text: &str) -> Result<Regex, String> {
     let text = text.trim();
-    if let Some(flags) = crate::validate::literal_looks_like_regex(text) {
+    if let Some(flags) = literal_looks_like_regex(text) {
         return Err(format!(
             "expected `/regex/` with any flags inside (e.g. `/(?i)text/`), found `{text}`: the `{flags}` after the closing `/` is not part of the expression"
         ));
@@ -413,15 +414,17 @@ pub fn parse_interval(text: &str) -> Option<f64> {
     }
     seen.then_some(total)
 }
-
-/// Shortens text for a message, on a character boundary.
-pub fn clip(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        text.to_owned()
-    } else {
-        let cut: String = text.chars().take(max_chars).collect();
-        format!("{cut}…")
-    }
+/// The `x` of `/re/x`: text that looks like a regex with flags after its closing slash, which
+/// attest takes as literal text (flags go inside: `/(?i)re/`).
+pub(crate) fn literal_looks_like_regex(text: &str) -> Option<&str> {
+    let body = text.strip_prefix('/')?;
+    let close = body.rfind('/')?;
+    let flags = &body[close + 1..];
+    // One letter (`/x/q`, `/x/i`) or letters that are all regex flags (`/x/gi`); a path such
+    // as `/var/db` stays literal text.
+    let flag_like = flags.len() == 1 && flags.chars().all(|c| c.is_ascii_alphabetic())
+        || (!flags.is_empty() && flags.len() <= 4 && flags.chars().all(|c| "gimsuxyU".contains(c)));
+    (close > 0 && flag_like).then_some(flags)
 }
 
 #[cfg(test)]

@@ -9,16 +9,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use crate::k8s::portforward::ForwardTarget;
 use crate::k8s::KubeAccess;
-
-/// A byte stream to a target.
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+pub use crate::stream::Stream;
 
 /// Where a check's traffic goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -156,8 +152,8 @@ impl Via {
     }
 
     /// What the port-forward needs to be allowed to do.
-    pub fn permissions(&self) -> Vec<crate::checks::Permission> {
-        use crate::checks::Permission;
+    pub fn permissions(&self) -> Vec<crate::k8s::Permission> {
+        use crate::k8s::Permission;
         let Via::PortForward(spec) = self;
         let ns = Some(spec.namespace.as_str());
         let mut needed =

@@ -9,8 +9,8 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
-use crate::context::runtime_marker;
 use crate::interpolate::{self, ExpandError};
+use crate::text::runtime_marker;
 use crate::yaml::{is_null_text, Entry, Node, Pos, Style, Value};
 
 /// What the loader knows about one variable.
@@ -24,7 +24,7 @@ pub struct VarValue {
     pub origin: String,
     /// Why it has no value in this run (a Secret that could not be read): the checks using it
     /// do not run and say this.
-    pub unavailable: Option<std::sync::Arc<crate::load::Unavailable>>,
+    pub unavailable: Option<std::sync::Arc<crate::external::Unavailable>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,7 +224,7 @@ pub fn unknown_key(field: &str, expected: &[&str]) -> DeError {
 
 fn unexpected(unexp: &de::Unexpected) -> String {
     match unexp {
-        de::Unexpected::Str(s) => format!("`{}`", crate::matchers::clip(s, 80)),
+        de::Unexpected::Str(s) => format!("`{}`", crate::text::clip(s, 80)),
         de::Unexpected::Unsigned(n) => format!("`{n}`"),
         de::Unexpected::Signed(n) => format!("`{n}`"),
         de::Unexpected::Float(n) => format!("`{n}`"),
@@ -354,7 +354,7 @@ impl<'a> NodeDe<'a> {
             .collect();
         format!(
             "`{}` (from {})",
-            crate::matchers::clip(&expanded.text, 80),
+            crate::text::clip(&expanded.text, 80),
             origins.join(", ")
         )
     }

@@ -204,7 +204,7 @@ pub struct SuiteRecord {
     pub story_file: Option<String>,
     /// The story's acceptance criteria (from its document, the suite's `criteria:`, or the
     /// `ACn` its checks cover).
-    pub criteria: Vec<crate::load::Criterion>,
+    pub criteria: Vec<Criterion>,
     /// Every requirement and criterion ID → the ids of the suite's checks covering it,
     /// selected or not (a filtered-out check leaves its criterion not verified, not uncovered).
     pub coverage: BTreeMap<String, Vec<String>>,
@@ -430,6 +430,21 @@ impl RunRecord {
 /// RFC 3339 UTC timestamp, second precision.
 pub fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// One acceptance criterion of a suite's story.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Criterion {
+    /// `AC1`
+    pub id: String,
+    /// One line (the story's Then/And clauses, or the suite's text).
+    pub title: String,
+    /// The whole criterion.
+    pub text: String,
+    /// FR/NFR IDs the criterion names.
+    pub requirements: Vec<String>,
+    /// Why it is checked by hand (`manual:` in the suite).
+    pub manual: Option<String>,
 }
 
 #[cfg(test)]

@@ -21,7 +21,6 @@ use tokio_postgres::config::SslMode as WireSslMode;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, NoTls};
 
-use crate::context::CheckContext;
 pub use crate::k8s::secrets::SecretRef;
 use crate::net::{NetError, Network, Route, Stream, Via};
 use crate::url_safety;
@@ -157,9 +156,8 @@ impl ConnectionSpec {
         }
     }
 
-    /// Resolves runtime variables, the URI and the PG* environment into a [`Target`].
     /// What reaching the server needs from the Kubernetes API (a port-forward, a Secret).
-    pub fn permissions(&self) -> Vec<crate::checks::Permission> {
+    pub fn permissions(&self) -> Vec<crate::k8s::Permission> {
         let mut needed: Vec<_> = self.via.iter().flat_map(Via::permissions).collect();
         if let Some(secret) = &self.password_secret {
             needed.push(secret.permission());
@@ -167,39 +165,22 @@ impl ConnectionSpec {
         needed
     }
 
-    pub async fn resolve(&self, ctx: &CheckContext) -> Result<Target, crate::fault::Fault> {
-        let from_secret = match &self.password_secret {
-            Some(secret) => {
-                let secret = SecretRef {
-                    namespace: ctx.expand(&secret.namespace)?,
-                    name: ctx.expand(&secret.name)?,
-                    key: ctx.expand(&secret.key)?,
-                };
-                let value =
-                    crate::k8s::secrets::value(&ctx.services.kube, &secret, ctx.remaining())
-                        .await?;
-                ctx.redactor.add(&value);
-                Some(value)
-            }
-            None => None,
-        };
-        let mut target = self.resolve_fields(ctx)?;
-        if from_secret.is_some() {
-            target.password = from_secret;
-        }
-        target.via = self.via.clone();
-        Ok(target)
-    }
-
-    fn resolve_fields(&self, ctx: &CheckContext) -> Result<Target, String> {
-        let expand = |v: &Option<String>| v.as_deref().map(|s| ctx.expand(s)).transpose();
+    /// The target its fields give, once `expand` has put in the runtime variables; every
+    /// password it finds is handed to `redactor` before anything can show it. A password
+    /// from a Secret is the caller's: see `checks::resolve_connection`.
+    pub fn resolve_fields(
+        &self,
+        expand: impl Fn(&str) -> Result<String, String>,
+        redactor: &crate::redact::Redactor,
+    ) -> Result<Target, String> {
+        let expand = |v: &Option<String>| v.as_deref().map(&expand).transpose();
         let (uri, uri_sslmode, uri_sslrootcert) = match expand(&self.uri)? {
             Some(uri) => {
                 let (rest, sslmode, sslrootcert) = split_tls_params(&uri);
                 // A password with an unencoded `@`, `/` or `#` misparses (its tail would show as
                 // the host): name the problem, never echo the URI.
                 url_safety::check_user_info(&rest)
-                    .and_then(|()| url_safety::check_secrets_whole(&rest, &ctx.redactor))
+                    .and_then(|()| url_safety::check_secrets_whole(&rest, redactor))
                     .map_err(|e| {
                         format!("connection URI: {}", e.or_instead(URI_PASSWORD_INSTEAD))
                     })?;
@@ -277,7 +258,7 @@ impl ConnectionSpec {
             (password, _) => password,
         };
         if let Some(password) = &password {
-            ctx.redactor.add(password);
+            redactor.add(password);
         }
         let sslmode = match self.sslmode.or(uri_sslmode) {
             Some(mode) => mode,
@@ -969,6 +950,7 @@ pub fn find_program(name: &str) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::CheckContext;
 
     #[test]
     fn a_uri_whose_password_holds_an_at_sign_is_refused_without_echoing_it() {
@@ -977,7 +959,8 @@ mod tests {
             uri: Some("postgresql://app:p@ss-TAILSECRET@db.example:5432/app".into()),
             ..ConnectionSpec::default()
         };
-        let error = futures::executor::block_on(spec.resolve(&ctx)).unwrap_err();
+        let error = futures::executor::block_on(crate::checks::resolve_connection(&spec, &ctx))
+            .unwrap_err();
         assert!(error.message.contains("%40"), "{error}");
         assert!(
             !error.message.contains("TAILSECRET") && !error.message.contains("p@ss"),
@@ -993,7 +976,8 @@ mod tests {
             user: Some("override".into()),
             ..ConnectionSpec::default()
         };
-        let target = futures::executor::block_on(spec.resolve(&ctx)).unwrap();
+        let target =
+            futures::executor::block_on(crate::checks::resolve_connection(&spec, &ctx)).unwrap();
         assert_eq!(target.host, "db.example");
         assert_eq!(target.port, 5433);
         assert_eq!(target.user, "override");
@@ -1010,7 +994,8 @@ mod tests {
             ),
             ..ConnectionSpec::default()
         };
-        let target = futures::executor::block_on(spec.resolve(&ctx)).unwrap();
+        let target =
+            futures::executor::block_on(crate::checks::resolve_connection(&spec, &ctx)).unwrap();
         assert_eq!(target.sslmode, SslMode::VerifyFull);
         assert_eq!(target.sslrootcert, Some(PathBuf::from("/ca.pem")));
     }
@@ -1023,10 +1008,12 @@ mod tests {
             sslmode: Some(SslMode::VerifyFull),
             ..ConnectionSpec::default()
         };
-        assert!(futures::executor::block_on(spec.resolve(&ctx))
-            .unwrap_err()
-            .message
-            .contains("sslrootcert"));
+        assert!(
+            futures::executor::block_on(crate::checks::resolve_connection(&spec, &ctx))
+                .unwrap_err()
+                .message
+                .contains("sslrootcert")
+        );
     }
 
     #[test]

@@ -2,10 +2,28 @@
 //! DNS names, patterns, PostgreSQL connections. Each returns problems naming the field, in the
 //! words "expected …, found …".
 
-use crate::checks::FieldProblem;
 use crate::duration::HumanDuration;
 use crate::matchers::Pattern;
 use crate::pg::ConnectionSpec;
+
+/// A problem with one field of a check, found at load by [`crate::checks::Kind::validate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    /// Path of the field in the kind's map: `port`, `latency.1`, `connection.port`; empty for
+    /// the kind as a whole.
+    pub field: String,
+    /// What was expected and what was found.
+    pub message: String,
+}
+
+impl FieldProblem {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldProblem {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
 
 /// Values that stand for something known only at run time (`${app_password}`) are not judged.
 pub fn is_deferred(text: &str) -> bool {
@@ -105,7 +123,7 @@ pub fn patterns<'p>(
                 return None;
             };
             let path = if indexed { format!("{field}.{i}") } else { field.to_owned() };
-            literal_looks_like_regex(text).map(|flags| {
+            crate::matchers::literal_looks_like_regex(text).map(|flags| {
                 FieldProblem::new(
                     path,
                     format!(
@@ -115,17 +133,6 @@ pub fn patterns<'p>(
             })
         })
         .collect()
-}
-
-pub(crate) fn literal_looks_like_regex(text: &str) -> Option<&str> {
-    let body = text.strip_prefix('/')?;
-    let close = body.rfind('/')?;
-    let flags = &body[close + 1..];
-    // One letter (`/x/q`, `/x/i`) or letters that are all regex flags (`/x/gi`); a path such
-    // as `/var/db` stays literal text.
-    let flag_like = flags.len() == 1 && flags.chars().all(|c| c.is_ascii_alphabetic())
-        || (!flags.is_empty() && flags.len() <= 4 && flags.chars().all(|c| "gimsuxyU".contains(c)));
-    (close > 0 && flag_like).then_some(flags)
 }
 
 /// A PostgreSQL connection: port, host, URI scheme, sslmode needs.

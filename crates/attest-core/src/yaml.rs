@@ -125,7 +125,7 @@ impl Node {
                 if *style == Style::Plain && is_null_text(text) {
                     "nothing (an empty value)".to_owned()
                 } else {
-                    format!("`{}`", crate::matchers::clip(text, 80))
+                    format!("`{}`", crate::text::clip(text, 80))
                 }
             }
             Value::Seq(_) => "a list".to_owned(),

@@ -17,7 +17,8 @@ use group::{ProcessGroup, Stop};
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::duration::format_duration;
-use crate::matchers::{check_patterns, clip, Pattern, ShowMatch};
+use crate::matchers::{check_patterns, Pattern, ShowMatch};
+use crate::text::clip;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -13,9 +13,10 @@ use serde::{Deserialize, Deserializer};
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::duration::format_duration;
-use crate::matchers::{check_patterns, clip, Pattern, ShowMatch};
+use crate::matchers::{check_patterns, Pattern, ShowMatch};
 use crate::net::{endpoint, Endpoint, LoopbackBridge, Route, Via};
 use crate::redact::{Redactor, MASK};
+use crate::text::clip;
 use crate::url_safety;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -490,7 +491,7 @@ mod tests {
         ctx.redactor.add(CUT_PASSWORD);
         let check = check(&format!(
             "url: \"http://app:{}@127.0.0.1:9/\"",
-            crate::context::runtime_marker("pw")
+            crate::text::runtime_marker("pw")
         ));
         assert!(check.validate().is_empty(), "judged at run time only");
         let verdict = check.observe(&ctx).await;

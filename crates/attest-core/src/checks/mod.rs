@@ -99,24 +99,7 @@ pub trait Kind: Send + Sync + fmt::Debug {
     fn observe(&self, ctx: &CheckContext) -> impl Future<Output = Verdict> + Send;
 }
 
-/// A problem with one field of a check, found at load by [`Kind::validate`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldProblem {
-    /// Path of the field in the kind's map: `port`, `latency.1`, `connection.port`; empty for
-    /// the kind as a whole.
-    pub field: String,
-    /// What was expected and what was found.
-    pub message: String,
-}
-
-impl FieldProblem {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldProblem {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use crate::validate::FieldProblem;
 
 impl<K: Kind> Check for K {
     fn target(&self) -> String {
@@ -136,36 +119,7 @@ impl<K: Kind> Check for K {
     }
 }
 
-/// A permission a check needs, in Kubernetes' terms (`create pods/exec in apps`), so a
-/// preflight can ask the API server before anything runs. Named by kind; the preflight finds
-/// the resource's plural name through discovery.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Permission {
-    pub verb: String,
-    /// `v1`, `apps/v1`, `postgresql.cnpg.io/v1`.
-    pub api_version: String,
-    pub kind: String,
-    /// `exec`, `log`, `portforward`.
-    pub subresource: Option<String>,
-    /// Namespace, or `None` for cluster-scoped resources and all namespaces.
-    pub namespace: Option<String>,
-}
-
-impl Permission {
-    pub fn new(verb: &str, api_version: &str, kind: &str, namespace: Option<&str>) -> Permission {
-        Permission {
-            verb: verb.into(),
-            api_version: api_version.into(),
-            kind: kind.into(),
-            subresource: None,
-            namespace: namespace.map(str::to_owned),
-        }
-    }
-    pub fn subresource(mut self, name: &str) -> Permission {
-        self.subresource = Some(name.into());
-        self
-    }
-}
+pub use crate::k8s::Permission;
 
 macro_rules! kinds {
     ($($name:literal => $ty:ty),* $(,)?) => {
@@ -341,13 +295,45 @@ impl Verdict {
     }
 }
 
+/// Resolves a check's connection into a [`crate::pg::Target`]: runtime variables, the URI, the
+/// PG* environment and the password file as libpq reads them, and the password from a Secret
+/// when `password_secret` names one (handed to the redactor before anything can show it).
+pub async fn resolve_connection(
+    spec: &crate::pg::ConnectionSpec,
+    ctx: &CheckContext,
+) -> Result<crate::pg::Target, crate::fault::Fault> {
+    let from_secret = match &spec.password_secret {
+        Some(secret) => {
+            let secret = crate::k8s::secrets::SecretRef {
+                namespace: ctx.expand(&secret.namespace)?,
+                name: ctx.expand(&secret.name)?,
+                key: ctx.expand(&secret.key)?,
+            };
+            let value =
+                crate::k8s::secrets::value(&ctx.services.kube, &secret, ctx.remaining()).await?;
+            ctx.redactor.add(&value);
+            Some(value)
+        }
+        None => None,
+    };
+    let mut target = spec.resolve_fields(|text| ctx.expand(text), &ctx.redactor)?;
+    if from_secret.is_some() {
+        target.password = from_secret;
+    }
+    target.via = spec.via.clone();
+    Ok(target)
+}
+
 /// Resolves a check's connection and opens a fresh session, tagged (see `Target::tagged`) so
 /// its teardown can stop it, or says why it could not.
 pub async fn open_session(
     spec: &crate::pg::ConnectionSpec,
     ctx: &CheckContext,
 ) -> Result<(crate::pg::Target, crate::pg::Session), Verdict> {
-    let target = spec.resolve(ctx).await.map_err(Verdict::from)?.tagged();
+    let target = resolve_connection(spec, ctx)
+        .await
+        .map_err(Verdict::from)?
+        .tagged();
     match crate::pg::connect(ctx.services.network.as_ref(), &target).await {
         Ok(session) => Ok((target, session)),
         Err(e) => Err(cannot_connect(&target, &e)),
@@ -364,4 +350,15 @@ pub fn cannot_connect(target: &crate::pg::Target, error: &crate::pg::ConnectErro
 /// Milliseconds as a measurement value, rounded to microseconds.
 pub fn millis(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// A check that could not be evaluated: an `error` verdict, with the hint when there is one.
+impl From<crate::fault::Fault> for Verdict {
+    fn from(fault: crate::fault::Fault) -> Verdict {
+        let verdict = Verdict::error(fault.message);
+        match fault.hint {
+            Some(hint) => verdict.hint(hint),
+            None => verdict,
+        }
+    }
 }

@@ -179,7 +179,7 @@ impl Kind for PgBackupCheck {
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
-        let mut source = match self.connection.resolve(ctx).await {
+        let mut source = match super::resolve_connection(&self.connection, ctx).await {
             Ok(target) => target.tagged(),
             Err(fault) => return fault.into(),
         };

@@ -80,7 +80,7 @@ impl Kind for PgIsolationCheck {
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
-        let target = match self.connection.resolve(ctx).await {
+        let target = match super::resolve_connection(&self.connection, ctx).await {
             Ok(target) => target.tagged(),
             Err(fault) => return fault.into(),
         };

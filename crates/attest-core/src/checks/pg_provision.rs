@@ -223,7 +223,7 @@ impl Kind for PgProvisionCheck {
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
-        let admin = match self.connection.resolve(ctx).await {
+        let admin = match super::resolve_connection(&self.connection, ctx).await {
             Ok(target) => target.tagged(),
             Err(fault) => return fault.into(),
         };

@@ -55,7 +55,7 @@ impl Kind for PgReadyCheck {
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
-        let mut target = match self.connection.resolve(ctx).await {
+        let mut target = match super::resolve_connection(&self.connection, ctx).await {
             Ok(target) => target,
             Err(fault) => return fault.into(),
         };

@@ -7,7 +7,8 @@ use serde::Deserialize;
 use super::{FieldProblem, Kind, Permission, Verdict};
 use crate::context::CheckContext;
 use crate::k8s::pods::{ExecEnd, PodError, PodRef};
-use crate::matchers::{check_patterns, clip, Pattern, ShowMatch};
+use crate::matchers::{check_patterns, Pattern, ShowMatch};
+use crate::text::clip;
 use crate::validate;
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -12,7 +12,8 @@ use super::{FieldProblem, Kind, Permission, Verdict};
 use crate::context::CheckContext;
 use crate::duration::HumanDuration;
 use crate::k8s::pods::PodRef;
-use crate::matchers::{clip, Pattern};
+use crate::matchers::Pattern;
+use crate::text::clip;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

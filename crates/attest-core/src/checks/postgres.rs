@@ -92,7 +92,7 @@ impl Kind for PostgresCheck {
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
-        let target = match self.connection.resolve(ctx).await {
+        let target = match super::resolve_connection(&self.connection, ctx).await {
             Ok(target) => target,
             Err(fault) => return fault.into(),
         };

@@ -7,8 +7,9 @@ use tokio_postgres::SimpleQueryMessage;
 
 use super::{Kind, Verdict};
 use crate::context::CheckContext;
-use crate::matchers::{clip, Comparison};
+use crate::matchers::Comparison;
 use crate::pg::{server_error, ConnectionSpec};
+use crate::text::clip;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -57,7 +58,7 @@ impl Kind for SqlCheck {
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
-        let target = match self.connection.resolve(ctx).await {
+        let target = match super::resolve_connection(&self.connection, ctx).await {
             Ok(target) => target,
             Err(fault) => return fault.into(),
         };

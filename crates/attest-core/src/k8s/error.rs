@@ -167,3 +167,9 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+impl From<&KubeError> for crate::fault::Fault {
+    fn from(error: &KubeError) -> crate::fault::Fault {
+        crate::fault::Fault::new(error.to_string()).hint(error.hint())
+    }
+}

@@ -5,6 +5,7 @@ pub mod access;
 pub mod disruption;
 pub mod error;
 pub mod matching;
+pub mod permission;
 pub mod pods;
 pub mod portforward;
 pub mod preflight;
@@ -13,3 +14,4 @@ pub mod secrets;
 
 pub use access::{ClusterInfo, KubeAccess, KubeClusters, KubeOptions, Selection};
 pub use error::KubeError;
+pub use permission::Permission;

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams};
 
 use super::{KubeAccess, KubeError};
-use crate::net::Stream;
+use crate::stream::Stream;
 
 /// What a port-forward route points at.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -11,7 +11,7 @@ use k8s_openapi::api::authorization::v1::{
 use kube::api::{Api, PostParams};
 
 use super::{KubeAccess, KubeError, Selection};
-use crate::checks::Permission;
+use crate::k8s::Permission;
 
 /// Why a permission is missing, and how to grant it.
 #[derive(Debug, Clone, PartialEq, Eq)]

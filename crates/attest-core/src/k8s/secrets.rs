@@ -8,35 +8,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
-use schemars::JsonSchema;
-use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::{KubeAccess, KubeClusters, KubeError};
-use crate::checks::Permission;
-use crate::load::{ExternalValues, Lookup, Unavailable};
-
-/// A key of a Kubernetes Secret: `{namespace: data, name: postgres-postgresql, key:
-/// postgres-password}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SecretRef {
-    pub namespace: String,
-    pub name: String,
-    pub key: String,
-}
-
-impl SecretRef {
-    /// `Secret data/postgres-postgresql key `postgres-password``.
-    pub fn describe(&self) -> String {
-        format!("Secret {}/{} key `{}`", self.namespace, self.name, self.key)
-    }
-
-    /// What reading it needs.
-    pub fn permission(&self) -> Permission {
-        Permission::new("get", "v1", "Secret", Some(&self.namespace))
-    }
-}
+pub use crate::external::SecretRef;
+use crate::external::{ExternalValues, Lookup, Unavailable};
 
 /// The decoded data of a Secret; `None` when it does not exist.
 pub async fn fetch(

@@ -5,7 +5,7 @@
 
 use libtest_mimic::{Arguments, Trial};
 
-use crate::checks::Permission;
+use crate::k8s::Permission;
 use crate::load::{SelectsChecks, Suite, SuiteCheck};
 use crate::redact::Redactor;
 use crate::safety::Safety;

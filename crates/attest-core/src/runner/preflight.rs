@@ -7,9 +7,9 @@ use tokio::runtime::Runtime;
 use super::events::{Observers, RunEvent};
 use super::plan::Plan;
 use super::{RunConfig, PREFLIGHT_TIMEOUT};
-use crate::checks::Permission;
 use crate::k8s::preflight::Denial;
 use crate::k8s::KubeAccess;
+use crate::k8s::Permission;
 use crate::load::Suite;
 
 /// Asks each cluster's API server, once for the whole run, for every permission the checks

@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use super::events::{CheckKey, Observer, RunEvent};
 use crate::checks::Verdict;
-use crate::context::display_markers;
 use crate::load::{Suite, SuiteCheck};
 use crate::outcome::{Outcome, SkipCause, Status, SuiteRecord};
 use crate::redact::Redactor;
+use crate::text::display_markers;
 
 /// Collects outcomes and suite ends as they are told.
 pub(super) struct Recorder {
