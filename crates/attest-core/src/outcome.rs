@@ -26,6 +26,21 @@ impl Status {
     }
 }
 
+/// What backs a judgement, shared by a check's verdict and its outcome.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Evidence {
+    pub expected: Option<String>,
+    pub found: Option<String>,
+    /// What to try next when it failed.
+    pub hint: Option<String>,
+    /// The object the mismatches are about: `v1/PersistentVolumeClaim data/data-0`.
+    pub subject: Option<String>,
+    /// Field by field, what differed (the last observation, when a polling check gave up).
+    pub mismatches: Vec<Mismatch>,
+    /// Measured values, keyed with their unit (`p95_ms`, `rows`).
+    pub measurements: BTreeMap<String, f64>,
+}
+
 /// One check's result. All text in it is already redacted.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -44,14 +59,7 @@ pub struct Outcome {
     pub duration: Duration,
     pub attempts: u32,
     pub message: String,
-    pub expected: Option<String>,
-    pub found: Option<String>,
-    pub hint: Option<String>,
-    /// The object the mismatches are about: `v1/PersistentVolumeClaim data/data-0`.
-    pub subject: Option<String>,
-    /// Field by field, what differed (the last observation, when a polling check gave up).
-    pub mismatches: Vec<Mismatch>,
-    pub measurements: BTreeMap<String, f64>,
+    pub evidence: Evidence,
     /// Why a skipped check did not run; `None` for every other status.
     pub skip: Option<SkipCause>,
     /// The port-forward the check went through (`data/service postgres-postgresql`): its
@@ -133,12 +141,7 @@ impl Outcome {
             duration: Duration::ZERO,
             attempts: 1,
             message: String::new(),
-            expected: None,
-            found: None,
-            hint: None,
-            subject: None,
-            mismatches: Vec::new(),
-            measurements: BTreeMap::new(),
+            evidence: Evidence::default(),
             skip: None,
             via: None,
         }
@@ -149,8 +152,11 @@ impl Outcome {
     pub fn mismatch_block(&self) -> String {
         let mut lines: Vec<String> = Vec::new();
         let mut current: Option<&str> = None;
-        for (i, mismatch) in self.mismatches.iter().enumerate() {
-            let subject = mismatch.subject.as_deref().or(self.subject.as_deref());
+        for (i, mismatch) in self.evidence.mismatches.iter().enumerate() {
+            let subject = mismatch
+                .subject
+                .as_deref()
+                .or(self.evidence.subject.as_deref());
             if i == 0 || subject != current {
                 lines.extend(subject.map(str::to_owned));
                 current = subject;
@@ -167,20 +173,21 @@ impl Outcome {
         if !block.is_empty() {
             lines.push(block);
         }
-        if let Some(expected) = &self.expected {
+        if let Some(expected) = &self.evidence.expected {
             lines.push(format!("expected: {expected}"));
         }
-        if let Some(found) = &self.found {
+        if let Some(found) = &self.evidence.found {
             lines.push(format!("found:    {found}"));
         }
-        if let Some(hint) = &self.hint {
+        if let Some(hint) = &self.evidence.hint {
             lines.push(format!("hint:     {hint}"));
         }
         if self.attempts > 1 {
             lines.push(format!("attempts: {}", self.attempts));
         }
-        if !self.measurements.is_empty() {
+        if !self.evidence.measurements.is_empty() {
             let values: Vec<String> = self
+                .evidence
                 .measurements
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
@@ -460,12 +467,15 @@ mod tests {
             subject: subject.map(str::to_owned),
         };
         let outcome = Outcome {
-            subject: Some("v1/Node a".into()),
-            mismatches: vec![
-                mismatch(Some("v1/Node a"), "status.phase"),
-                mismatch(Some("v1/Node a"), "spec.x"),
-                mismatch(Some("v1/Node b"), "status.phase"),
-            ],
+            evidence: Evidence {
+                subject: Some("v1/Node a".into()),
+                mismatches: vec![
+                    mismatch(Some("v1/Node a"), "status.phase"),
+                    mismatch(Some("v1/Node a"), "spec.x"),
+                    mismatch(Some("v1/Node b"), "status.phase"),
+                ],
+                ..Evidence::default()
+            },
             ..Outcome::for_tests("s", "c", Status::Failed)
         };
         assert_eq!(
@@ -474,7 +484,7 @@ mod tests {
         );
         // Without their own subject, mismatches are the outcome's subject's.
         let mut single = outcome.clone();
-        single.mismatches = vec![mismatch(None, "status.phase")];
+        single.evidence.mismatches = vec![mismatch(None, "status.phase")];
         assert_eq!(
             single.mismatch_block(),
             "v1/Node a\n* status.phase: expected Ready, found NotReady"

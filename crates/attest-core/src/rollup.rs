@@ -257,10 +257,10 @@ fn check_ref(o: &Outcome) -> CheckRef {
             evidence.push_str("; ");
             evidence.push_str(&block.replace('\n', " "));
         }
-        if let Some(expected) = &o.expected {
+        if let Some(expected) = &o.evidence.expected {
             evidence.push_str(&format!("; expected: {expected}"));
         }
-        if let Some(found) = &o.found {
+        if let Some(found) = &o.evidence.found {
             evidence.push_str(&format!("; found: {found}"));
         }
     }

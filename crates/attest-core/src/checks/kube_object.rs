@@ -308,6 +308,7 @@ impl Kind for KubeObjectCheck {
         let mut verdict = Verdict::fail(summary).subject(first_header.clone());
         for (header, mismatches) in differing {
             verdict
+                .evidence
                 .mismatches
                 .extend(mismatches.into_iter().map(|m| Mismatch {
                     subject: Some(header.clone()),

@@ -3,14 +3,13 @@
 //! Adding a kind: write `checks/<kind>.rs` with a spec type that implements `Deserialize`,
 //! `JsonSchema` and [`Kind`], then add one line to the `kinds!` list below.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 
 use futures::future::BoxFuture;
 
 use crate::context::CheckContext;
-use crate::outcome::{Mismatch, Status};
+use crate::outcome::{Evidence, Mismatch, Status};
 use crate::safety::Safety;
 
 pub mod command;
@@ -195,16 +194,8 @@ pub struct Verdict {
     pub status: Status,
     /// Evidence in words: "resolved to 10.43.0.12 in 0.4 ms", "p95 connect 140 ms exceeds 100 ms".
     pub summary: String,
-    pub expected: Option<String>,
-    pub found: Option<String>,
-    /// What to try next when it failed.
-    pub hint: Option<String>,
-    /// The object the mismatches are about (`v1/PersistentVolumeClaim data/data-0`).
-    pub subject: Option<String>,
-    /// Field by field, what differed.
-    pub mismatches: Vec<Mismatch>,
-    /// Measured values, keyed with their unit (`p95_ms`, `rows`).
-    pub measurements: BTreeMap<String, f64>,
+    /// What backs it: expected and found, the object, mismatches, measurements, a hint.
+    pub evidence: Evidence,
     /// Values for later checks (`register:`), by export key.
     pub exports: Vec<(&'static str, String)>,
 }
@@ -214,12 +205,7 @@ impl Verdict {
         Verdict {
             status,
             summary: summary.into(),
-            expected: None,
-            found: None,
-            hint: None,
-            subject: None,
-            mismatches: Vec::new(),
-            measurements: BTreeMap::new(),
+            evidence: Evidence::default(),
             exports: Vec::new(),
         }
     }
@@ -243,20 +229,20 @@ impl Verdict {
         }
     }
     pub fn expected(mut self, text: impl Into<String>) -> Self {
-        self.expected = Some(text.into());
+        self.evidence.expected = Some(text.into());
         self
     }
     pub fn found(mut self, text: impl Into<String>) -> Self {
-        self.found = Some(text.into());
+        self.evidence.found = Some(text.into());
         self
     }
     pub fn hint(mut self, text: impl Into<String>) -> Self {
-        self.hint = Some(text.into());
+        self.evidence.hint = Some(text.into());
         self
     }
     /// Names the object the mismatches are about.
     pub fn subject(mut self, text: impl Into<String>) -> Self {
-        self.subject = Some(text.into());
+        self.evidence.subject = Some(text.into());
         self
     }
     /// Adds one field that did not meet its expectation.
@@ -266,7 +252,7 @@ impl Verdict {
         expected: impl Into<String>,
         found: impl Into<String>,
     ) -> Self {
-        self.mismatches.push(Mismatch {
+        self.evidence.mismatches.push(Mismatch {
             path: path.into(),
             expected: expected.into(),
             found: found.into(),
@@ -283,7 +269,7 @@ impl Verdict {
         }
     }
     pub fn measure(mut self, key: impl Into<String>, value: f64) -> Self {
-        self.measurements.insert(key.into(), value);
+        self.evidence.measurements.insert(key.into(), value);
         self
     }
     pub fn export(mut self, key: &'static str, value: impl Into<String>) -> Self {

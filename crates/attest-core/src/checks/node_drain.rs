@@ -605,7 +605,7 @@ impl Evidence {
             "; other nodes that fit: {}",
             self.targets.join(", ")
         ));
-        let found = match &verdict.found {
+        let found = match &verdict.evidence.found {
             Some(found) => format!("{found}\n{text}"),
             None => text,
         };

@@ -358,7 +358,7 @@ impl Kind for PodEnvCheck {
             verdict
         } else {
             verdict.status = crate::outcome::Status::Failed;
-            let first = &verdict.mismatches[0];
+            let first = &verdict.evidence.mismatches[0];
             verdict.summary = format!(
                 "{subject}: {} is {}{}",
                 first.path,

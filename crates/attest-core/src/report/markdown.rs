@@ -195,13 +195,13 @@ fn evidence(o: &Outcome) -> String {
             text.push('\n');
             text.push_str(&block);
         }
-        if let Some(expected) = &o.expected {
+        if let Some(expected) = &o.evidence.expected {
             text.push_str(&format!("; expected: {expected}"));
         }
-        if let Some(found) = &o.found {
+        if let Some(found) = &o.evidence.found {
             text.push_str(&format!("; found: {found}"));
         }
-        if let Some(hint) = &o.hint {
+        if let Some(hint) = &o.evidence.hint {
             text.push_str(&format!("; hint: {hint}"));
         }
     }

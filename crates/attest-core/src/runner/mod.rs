@@ -312,7 +312,7 @@ fn crashed_suite(
             format!("attest bug: the suite stopped early ({why}); its teardown may not have run"),
             redactor,
         );
-        outcome.hint = Some("please report this with the suite that triggers it".into());
+        outcome.evidence.hint = Some("please report this with the suite that triggers it".into());
         events.emit(RunEvent::CheckFinished {
             key,
             outcome: &outcome,
@@ -490,7 +490,7 @@ async fn run_suite(index: usize, suite: Arc<Suite>, decisions: Vec<Decision>, en
                     ),
                     redactor,
                 );
-                outcome.hint = why.hint.as_deref().map(|h| redactor.redact(h));
+                outcome.evidence.hint = why.hint.as_deref().map(|h| redactor.redact(h));
                 outcome
             }
             (None, Some(denial)) => {
@@ -504,7 +504,7 @@ async fn run_suite(index: usize, suite: Arc<Suite>, decisions: Vec<Decision>, en
                     ),
                     redactor,
                 );
-                outcome.hint = Some(format!("grant it with {}", denial.rule));
+                outcome.evidence.hint = Some(format!("grant it with {}", denial.rule));
                 outcome
             }
             (None, None) => {

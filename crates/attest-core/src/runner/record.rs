@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use super::events::{CheckKey, Observer, RunEvent};
 use crate::checks::Verdict;
 use crate::load::{Suite, SuiteCheck};
-use crate::outcome::{Outcome, SkipCause, Status, SuiteRecord};
+use crate::outcome::{Evidence, Outcome, SkipCause, Status, SuiteRecord};
 use crate::redact::Redactor;
 use crate::text::display_markers;
 
@@ -168,12 +168,7 @@ pub(super) fn base_outcome(
         duration: Duration::ZERO,
         attempts: 0,
         message: redactor.redact(&message),
-        expected: None,
-        found: None,
-        hint: None,
-        subject: None,
-        mismatches: Vec::new(),
-        measurements: Default::default(),
+        evidence: Evidence::default(),
         skip: None,
         via: check.via.as_deref().map(|v| redactor.redact(v)),
     }
@@ -203,21 +198,28 @@ pub(super) fn finished(
     let mut outcome = base_outcome(suite, check, verdict.status, verdict.summary, redactor);
     outcome.duration = duration;
     outcome.attempts = attempts;
-    outcome.expected = redactor.redact_opt(verdict.expected);
-    outcome.found = redactor.redact_opt(verdict.found);
-    outcome.hint = redactor.redact_opt(verdict.hint);
-    outcome.subject = redactor.redact_opt(verdict.subject);
-    outcome.mismatches = verdict
-        .mismatches
-        .into_iter()
-        .map(|mut m| {
-            m.path = redactor.redact(&m.path);
-            m.expected = redactor.redact(&m.expected);
-            m.found = redactor.redact(&m.found);
-            m.subject = redactor.redact_opt(m.subject);
-            m
-        })
-        .collect();
-    outcome.measurements = verdict.measurements;
+    outcome.evidence = redacted(verdict.evidence, redactor);
     outcome
+}
+
+/// Evidence as it may leave a check: every text in it redacted (measurements are numbers).
+fn redacted(evidence: Evidence, redactor: &Redactor) -> Evidence {
+    Evidence {
+        expected: redactor.redact_opt(evidence.expected),
+        found: redactor.redact_opt(evidence.found),
+        hint: redactor.redact_opt(evidence.hint),
+        subject: redactor.redact_opt(evidence.subject),
+        mismatches: evidence
+            .mismatches
+            .into_iter()
+            .map(|mut m| {
+                m.path = redactor.redact(&m.path);
+                m.expected = redactor.redact(&m.expected);
+                m.found = redactor.redact(&m.found);
+                m.subject = redactor.redact_opt(m.subject);
+                m
+            })
+            .collect(),
+        measurements: evidence.measurements,
+    }
 }

@@ -18,7 +18,7 @@ fn giving_up_keeps_the_last_observation_and_counts_attempts() {
         verdict.summary,
         "gave up after 5 attempts in 10.0 s (no time left for another attempt); last: status.phase is Pending"
     );
-    assert_eq!(verdict.mismatches.len(), 1);
+    assert_eq!(verdict.evidence.mismatches.len(), 1);
 }
 
 /// A kind that panics, and one that registers an undo step, for the runner's own tests.
