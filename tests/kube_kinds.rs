@@ -422,7 +422,7 @@ checks:
     out.expect(
         "no-exec",
         "error",
-        "missing permission: create pods/exec in namespace data (RBAC preflight)",
+        "missing permission: create pods/exec postgres-postgresql-0 in namespace data (RBAC preflight)",
     );
     // A suite's context needs a kubeconfig; in a pod, the pod's own account is used.
     assert_eq!(
@@ -572,7 +572,7 @@ fn suites_talk_to_their_own_context(bed: &Bed) {
     out.expect(
         "own-exec",
         "error",
-        "missing permission: create pods/exec in namespace data",
+        "missing permission: create pods/exec postgres-postgresql-0 in namespace data",
     );
     out.expect(
         "own-secret",
@@ -655,18 +655,18 @@ checks:
     out.expect(
         "exec",
         "error",
-        "missing permission: create pods/exec in namespace data (RBAC preflight)",
+        "missing permission: create pods/exec postgres-postgresql-0 in namespace data (RBAC preflight)",
     );
     out.expect_in(
         "exec",
         "error",
         "hint",
-        r#"a Role rule {apiGroups: [""], resources: ["pods/exec"], verbs: ["create"]}"#,
+        r#"a Role rule {apiGroups: [""], resources: ["pods/exec"], resourceNames: ["postgres-postgresql-0"], verbs: ["create"]}"#,
     );
     out.expect(
         "other-namespace",
         "error",
-        "missing permission: get deployments in namespace docs",
+        "missing permission: get deployments paperless-paperless-ngx in namespace docs",
     );
     assert!(out.result("exec")["duration_ms"].as_u64().unwrap() < 1000);
 }

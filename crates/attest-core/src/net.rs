@@ -160,13 +160,16 @@ impl Via {
         use crate::checks::Permission;
         let Via::PortForward(spec) = self;
         let ns = Some(spec.namespace.as_str());
-        let mut needed =
-            vec![Permission::new("create", "v1", "Pod", ns).subresource("portforward")];
-        if matches!(spec.target, ForwardTarget::Service(_)) {
-            needed.push(Permission::new("get", "v1", "Service", ns));
-            needed.push(Permission::new("list", "v1", "Pod", ns));
+        let forward = Permission::new("create", "v1", "Pod", ns).subresource("portforward");
+        match &spec.target {
+            ForwardTarget::Pod(pod) => vec![forward.named(pod)],
+            // The pod behind the Service is picked at run time.
+            ForwardTarget::Service(service) => vec![
+                forward,
+                Permission::new("get", "v1", "Service", ns).named(service),
+                Permission::new("list", "v1", "Pod", ns),
+            ],
         }
-        needed
     }
 }
 

@@ -1143,6 +1143,7 @@ mod tests {
             path: "t.yaml".into(),
             warnings: Vec::new(),
             kube_context: None,
+            variables: Vec::new(),
             checks,
         }
     }

@@ -9,6 +9,7 @@ pub mod pods;
 pub mod portforward;
 pub mod preflight;
 pub mod quantity;
+pub mod rbac;
 pub mod secrets;
 
 pub use access::{ClusterInfo, KubeAccess, KubeClusters, KubeOptions, Selection};

@@ -85,14 +85,17 @@ impl PodRef {
         }
     }
 
-    /// Finding the pod (get by name, list by selector) and `verb` on its `subresource`.
+    /// Finding the pod (get by name, list by selector) and `verb` on its `subresource`; a
+    /// named pod is the only object either needs.
     pub fn permissions(&self, verb: &str, subresource: &str) -> Vec<Permission> {
-        let find = match self.pick {
-            PodPick::Name(_) => "get",
-            PodPick::Selector(_) => "list",
-        };
         let pod = |verb: &str| Permission::new(verb, "v1", "Pod", Some(&self.namespace));
-        vec![pod(find), pod(verb).subresource(subresource)]
+        match &self.pick {
+            PodPick::Name(name) => vec![
+                pod("get").named(name),
+                pod(verb).subresource(subresource).named(name),
+            ],
+            PodPick::Selector(_) => vec![pod("list"), pod(verb).subresource(subresource)],
+        }
     }
 
     /// Names of the pods meant: the named one, or those the selector matches that are
