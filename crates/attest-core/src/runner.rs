@@ -182,6 +182,12 @@ pub fn selects_any(args: &Arguments, suite: &Suite) -> bool {
     })
 }
 
+/// Whether a name filter (or `--skip`, `--ignored`) selects `check` of `suite` to run.
+pub fn selects(args: &Arguments, suite: &Suite, check: &SuiteCheck) -> bool {
+    let probe = probe_trial(suite, check, &Redactor::default());
+    !args.is_filtered_out(&probe) && !args.is_ignored(&probe)
+}
+
 fn probe_trial(suite: &Suite, check: &SuiteCheck, redactor: &Redactor) -> Trial {
     Trial::test(redactor.redact(&trial_name(suite, check)), || Ok(()))
         .with_kind(check.decl.kind)

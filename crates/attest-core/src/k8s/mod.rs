@@ -4,6 +4,7 @@
 pub mod access;
 pub mod disruption;
 pub mod error;
+pub mod job;
 pub mod matching;
 pub mod pods;
 pub mod portforward;

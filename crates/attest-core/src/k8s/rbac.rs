@@ -456,6 +456,31 @@ pub fn offline_resource(api_version: &str, kind: &str, namespaced: bool) -> Kind
     })
 }
 
+/// The resource of a kind the built-in table does not know, asked of the cluster; `None`
+/// when the cluster does not serve the kind (its CRD is not installed there).
+pub async fn discover(
+    access: &super::KubeAccess,
+    api_version: &str,
+    kind: &str,
+    limit: std::time::Duration,
+) -> Result<Option<KindResource>, super::KubeError> {
+    let selection = super::Selection {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        ..super::Selection::default()
+    };
+    match access.resource(&selection, limit).await {
+        Ok((resource, capabilities)) => Ok(Some(KindResource {
+            group: resource.group,
+            plural: resource.plural,
+            namespaced: capabilities.scope == kube::discovery::Scope::Namespaced,
+            found: Found::Discovered,
+        })),
+        Err(super::KubeError::UnknownKind { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Serializes objects as YAML documents `kubectl apply -f -` takes, each after its comment
 /// lines.
 pub fn yaml_documents(documents: &[(Vec<String>, serde_json::Value)]) -> String {
