@@ -160,12 +160,17 @@ impl Via {
         use crate::checks::Permission;
         let Via::PortForward(spec) = self;
         let ns = Some(spec.namespace.as_str());
-        let forward = Permission::new("create", "v1", "Pod", ns).subresource("portforward");
+        // A WebSocket GET: `get` on pods/portforward, and `create` as for exec.
+        let forward =
+            |verb: &str| Permission::new(verb, "v1", "Pod", ns).subresource("portforward");
         match &spec.target {
-            ForwardTarget::Pod(pod) => vec![forward.named(pod)],
+            ForwardTarget::Pod(pod) => {
+                vec![forward("get").named(pod), forward("create").named(pod)]
+            }
             // The pod behind the Service is picked at run time.
             ForwardTarget::Service(service) => vec![
-                forward,
+                forward("get"),
+                forward("create"),
                 Permission::new("get", "v1", "Service", ns).named(service),
                 Permission::new("list", "v1", "Pod", ns),
             ],

@@ -85,17 +85,25 @@ impl PodRef {
         }
     }
 
-    /// Finding the pod (get by name, list by selector) and `verb` on its `subresource`; a
-    /// named pod is the only object either needs.
-    pub fn permissions(&self, verb: &str, subresource: &str) -> Vec<Permission> {
+    /// Finding the pod (get by name, list by selector) and `verbs` on its `subresource`; a
+    /// named pod is the only object they need.
+    pub fn permissions(&self, verbs: &[&str], subresource: &str) -> Vec<Permission> {
         let pod = |verb: &str| Permission::new(verb, "v1", "Pod", Some(&self.namespace));
-        match &self.pick {
-            PodPick::Name(name) => vec![
-                pod("get").named(name),
-                pod(verb).subresource(subresource).named(name),
-            ],
-            PodPick::Selector(_) => vec![pod("list"), pod(verb).subresource(subresource)],
-        }
+        let on_pod = |permission: Permission| match &self.pick {
+            PodPick::Name(name) => permission.named(name),
+            PodPick::Selector(_) => permission,
+        };
+        let find = match &self.pick {
+            PodPick::Name(_) => "get",
+            PodPick::Selector(_) => "list",
+        };
+        let mut needed = vec![on_pod(pod(find))];
+        needed.extend(
+            verbs
+                .iter()
+                .map(|verb| on_pod(pod(verb).subresource(subresource))),
+        );
+        needed
     }
 
     /// Names of the pods meant: the named one, or those the selector matches that are
