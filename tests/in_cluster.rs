@@ -291,6 +291,32 @@ fn the_generated_rbac_is_all_an_in_cluster_run_needs() {
     let others: Vec<&str> = CHECKS.iter().copied().filter(|c| *c != "exec").collect();
     run.assert_passed(&others);
 
+    // Against cluster-admin: every verb of every resource this API server serves.
+    let served = kubectl(&kube, &["api-resources", "-o", "wide", "--no-headers"]);
+    const VERBS: [&str; 8] = [
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    ];
+    let admin_grants: usize = served
+        .split(|c: char| c.is_whitespace() || ",[]".contains(c))
+        .filter(|word| VERBS.contains(word))
+        .count();
+    let bundled = repo_suites_rbac(&admin);
+    eprintln!(
+        "bundled suites (--allow-destructive): {} resource-verb grants; cluster-admin here: {admin_grants} plus every non-resource URL",
+        bundled
+    );
+    assert!(
+        bundled * 10 < admin_grants,
+        "{bundled} of {admin_grants} in:\n{served}"
+    );
+
     // attest's objects are found by their labels, and only they.
     let labelled = kubectl(
         &kube,
@@ -308,4 +334,35 @@ fn the_generated_rbac_is_all_an_in_cluster_run_needs() {
         "clusterrole.rbac.authorization.k8s.io/attest-apps-partial\nclusterrole.rbac.authorization.k8s.io/attest-apps-runner"
     );
     kube.stop().unwrap();
+}
+
+/// Resource-verb pairs the RBAC of the bundled suites grants (discovery through `kubeconfig`).
+fn repo_suites_rbac(kubeconfig: &str) -> usize {
+    let suites = Path::new(env!("CARGO_MANIFEST_DIR")).join("suites");
+    let out = attest(
+        &suites,
+        &[
+            "rbac",
+            "--allow-destructive",
+            "-n",
+            "apps",
+            "--kubeconfig",
+            kubeconfig,
+        ],
+    );
+    out.assert_code(0);
+    assert!(!out.stdout.contains("GUESSED"), "{}", out.stdout);
+    // Each rule: its resources times its verbs (the output is one item per line).
+    let mut pairs = 0;
+    for rule in out.stdout.split("\n- apiGroups:").skip(1) {
+        let count = |key: &str| {
+            rule.split(&format!("\n  {key}:\n"))
+                .nth(1)
+                .map_or(0, |rest| {
+                    rest.lines().take_while(|l| l.starts_with("  - ")).count()
+                })
+        };
+        pairs += count("resources") * count("verbs");
+    }
+    pairs
 }

@@ -422,7 +422,7 @@ checks:
     out.expect(
         "no-exec",
         "error",
-        "missing permission: create pods/exec postgres-postgresql-0 in namespace data (RBAC preflight)",
+        "missing permission: get pods/exec postgres-postgresql-0 in namespace data, create pods/exec postgres-postgresql-0 in namespace data (RBAC preflight)",
     );
     // A suite's context needs a kubeconfig; in a pod, the pod's own account is used.
     assert_eq!(
@@ -572,7 +572,7 @@ fn suites_talk_to_their_own_context(bed: &Bed) {
     out.expect(
         "own-exec",
         "error",
-        "missing permission: create pods/exec postgres-postgresql-0 in namespace data",
+        "missing permission: get pods/exec postgres-postgresql-0 in namespace data, create pods/exec postgres-postgresql-0 in namespace data",
     );
     out.expect(
         "own-secret",
@@ -655,7 +655,7 @@ checks:
     out.expect(
         "exec",
         "error",
-        "missing permission: create pods/exec postgres-postgresql-0 in namespace data (RBAC preflight)",
+        "missing permission: get pods/exec postgres-postgresql-0 in namespace data, create pods/exec postgres-postgresql-0 in namespace data (RBAC preflight)",
     );
     out.expect_in(
         "exec",
