@@ -47,6 +47,10 @@ pub enum Command {
     /// List (and with --drop remove) what runs killed before their teardown left on a
     /// PostgreSQL server; only objects carrying attest's marker are touched.
     Cleanup(crate::cleanup::CleanupArgs),
+    /// Print least-privilege RBAC (ServiceAccount, Roles, ClusterRole) for the selected checks.
+    Rbac(crate::rbac::RbacArgs),
+    /// Print the manifests of an in-cluster run (--dry-run -o yaml): RBAC, suites, secrets, Job.
+    Job(crate::job::JobArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -206,7 +210,7 @@ pub enum SandboxAction {
 /// Parses `--set NAME=VALUE`. Not a plain function parser: clap would echo the whole
 /// argument in its error, and the value may be a password.
 #[derive(Clone)]
-struct AssignmentParser;
+pub(crate) struct AssignmentParser;
 
 impl clap::builder::TypedValueParser for AssignmentParser {
     type Value = (String, String);
@@ -304,6 +308,8 @@ pub fn main() -> ExitCode {
             )
         }
         Command::Cleanup(args) => crate::cleanup::main(args, &runtime),
+        Command::Rbac(args) => crate::rbac::main(args, &runtime),
+        Command::Job(args) => crate::job::main(args, &runtime),
         Command::Sandbox(args) => {
             setup_color(&args.run.libtest);
             sandbox::main(args, &runtime, &stop)
@@ -356,7 +362,9 @@ pub fn say(text: &str) {
 
 /// Splits positionals into suite paths and at most one filter: a word that names an existing
 /// file or folder, ends in `.yaml`/`.yml` or contains `/` is a path.
-fn split_positionals(positional: &[String]) -> Result<(Vec<PathBuf>, Option<String>), String> {
+pub(crate) fn split_positionals(
+    positional: &[String],
+) -> Result<(Vec<PathBuf>, Option<String>), String> {
     let mut paths = Vec::new();
     let mut filter = None;
     for word in positional {
@@ -583,7 +591,7 @@ fn verdict_line(record: &attest_core::outcome::RunRecord, require_all: bool) {
 }
 
 /// Prints what the input should fix but need not: the run goes on, the exit code is unchanged.
-fn report_load_warnings(warnings: &[load::LoadWarning], redactor: &Redactor) {
+pub(crate) fn report_load_warnings(warnings: &[load::LoadWarning], redactor: &Redactor) {
     for warning in warnings {
         say(&format!(
             "{} {}",
@@ -594,7 +602,7 @@ fn report_load_warnings(warnings: &[load::LoadWarning], redactor: &Redactor) {
 }
 
 /// Prints every load problem, then a count per file.
-fn report_load_errors(errors: &[load::LoadError], redactor: &Redactor) {
+pub(crate) fn report_load_errors(errors: &[load::LoadError], redactor: &Redactor) {
     for e in errors {
         error_line(&redactor.redact(&e.to_string()));
     }
@@ -729,7 +737,7 @@ fn check_suites(args: &CheckArgs) -> u8 {
 }
 
 /// The suite files under `paths`, or `None` after saying why there are none.
-fn suite_files(paths: &[PathBuf]) -> Option<Vec<PathBuf>> {
+pub(crate) fn suite_files(paths: &[PathBuf]) -> Option<Vec<PathBuf>> {
     match load::discover(paths) {
         Ok(files) if files.is_empty() => {
             error_line(&format!(

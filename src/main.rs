@@ -2,6 +2,8 @@
 
 mod cleanup;
 mod cli;
+mod job;
+mod rbac;
 mod sandbox;
 
 fn main() -> std::process::ExitCode {

@@ -615,7 +615,7 @@ checks:
 "#,
     );
     out.expect("delete", "error", "missing permission: get persistentvolumeclaims in namespace dis, get persistentvolumes cluster-wide, get statefulsets in namespace dis");
-    out.expect("delete", "error", "delete pods in namespace dis");
+    out.expect("delete", "error", "delete pods pg-0 in namespace dis");
     out.expect("drain", "error", "get nodes cluster-wide, list nodes cluster-wide, patch nodes cluster-wide, list pods cluster-wide, create pods/eviction cluster-wide, list poddisruptionbudgets cluster-wide");
     assert_eq!(ready_pod(&kube, "pg-0", "").0, uid3);
     assert!(!unschedulable(&kube, &node3));

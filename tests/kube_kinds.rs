@@ -427,7 +427,7 @@ checks:
     out.expect(
         "no-exec",
         "error",
-        "missing permission: create pods/exec in namespace data (RBAC preflight)",
+        "missing permission: get pods/exec postgres-postgresql-0 in namespace data, create pods/exec postgres-postgresql-0 in namespace data (RBAC preflight)",
     );
     // A suite's context needs a kubeconfig; in a pod, the pod's own account is used.
     assert_eq!(
@@ -577,7 +577,7 @@ fn suites_talk_to_their_own_context(bed: &Bed) {
     out.expect(
         "own-exec",
         "error",
-        "missing permission: create pods/exec in namespace data",
+        "missing permission: get pods/exec postgres-postgresql-0 in namespace data, create pods/exec postgres-postgresql-0 in namespace data",
     );
     out.expect(
         "own-secret",
@@ -660,18 +660,18 @@ checks:
     out.expect(
         "exec",
         "error",
-        "missing permission: create pods/exec in namespace data (RBAC preflight)",
+        "missing permission: get pods/exec postgres-postgresql-0 in namespace data, create pods/exec postgres-postgresql-0 in namespace data (RBAC preflight)",
     );
     out.expect_in(
         "exec",
         "error",
         "hint",
-        r#"a Role rule {apiGroups: [""], resources: ["pods/exec"], verbs: ["create"]}"#,
+        r#"a Role rule {apiGroups: [""], resources: ["pods/exec"], resourceNames: ["postgres-postgresql-0"], verbs: ["create"]}"#,
     );
     out.expect(
         "other-namespace",
         "error",
-        "missing permission: get deployments in namespace docs",
+        "missing permission: get deployments paperless-paperless-ngx in namespace docs",
     );
     assert!(out.result("exec")["duration_ms"].as_u64().unwrap() < 1000);
 }

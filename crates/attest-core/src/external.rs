@@ -65,6 +65,6 @@ impl SecretRef {
 
     /// What reading it needs.
     pub fn permission(&self) -> Permission {
-        Permission::new("get", "v1", "Secret", Some(&self.namespace))
+        Permission::new("get", "v1", "Secret", Some(&self.namespace)).named(&self.name)
     }
 }

@@ -40,10 +40,34 @@ pub struct Suite {
     pub warnings: Vec<LoadWarning>,
     /// The kubeconfig context the suite names (`kubernetes: {context: …}`).
     pub kube_context: Option<String>,
+    /// Each declared variable and where its value comes from in this load: what carrying the
+    /// run elsewhere (`attest job`) must hand over, and the Secrets it reads (`attest rbac`).
+    pub variables: Vec<SuiteVariable>,
     pub checks: Vec<SuiteCheck>,
 }
 
 pub use crate::outcome::Criterion;
+
+/// A declared variable, and where this load takes its value from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteVariable {
+    pub name: String,
+    pub secret: bool,
+    pub source: VariableSource,
+}
+
+/// Where a variable's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VariableSource {
+    /// From outside the suite file: `--set`, a vars file, a provided value, the environment,
+    /// a file. Another machine would not have it.
+    Given(String),
+    /// A Kubernetes Secret the run reads (its fields expanded); the suite's default applies
+    /// when it does not exist.
+    KubernetesSecret(crate::external::SecretRef),
+    /// The suite's own default (or nothing): any machine loading the suite gets the same.
+    Suite,
+}
 
 #[derive(Debug)]
 pub struct SuiteCheck {
@@ -700,7 +724,7 @@ fn load_suite_bytes(
         }
     }
 
-    let vars = resolve_variables(
+    let (vars, variables) = resolve_variables(
         &declared,
         &registered,
         given,
@@ -850,6 +874,7 @@ fn load_suite_bytes(
                 })
                 .collect(),
             kube_context,
+            variables,
             checks: checks_out,
         }),
         names,
@@ -1051,7 +1076,8 @@ fn resolve_variables(
     context: Option<&Node>,
     read_secrets: bool,
     problems: &mut Vec<DeError>,
-) -> HashMap<String, VarValue> {
+) -> (HashMap<String, VarValue>, Vec<SuiteVariable>) {
+    let mut sources: HashMap<&str, VariableSource> = HashMap::new();
     let mut values: HashMap<String, VarValue> = given
         .overrides
         .iter()
@@ -1082,6 +1108,7 @@ fn resolve_variables(
                 v.secret = d.spec.is_secret();
                 v.origin = o.origin.clone();
             }
+            sources.insert(&d.name, VariableSource::Given(o.value.clone()));
             continue;
         }
         let from_env = d.spec.env.as_ref().and_then(|var| {
@@ -1108,6 +1135,7 @@ fn resolve_variables(
         };
         match from_env.or(from_file) {
             Some((value, origin)) => {
+                sources.insert(&d.name, VariableSource::Given(value.clone()));
                 values.insert(
                     d.name.clone(),
                     VarValue::known(Some(value), d.spec.is_secret(), origin),
@@ -1141,13 +1169,30 @@ fn resolve_variables(
         context_pending: false,
         context_uses_secret: false,
         read_secrets: read_secrets && given.purpose == Purpose::Run,
+        secret_reads: Vec::new(),
     };
     // First, so that a context using a Secret's value is caught whatever the order.
     resolver.context();
     for name in names {
         resolver.resolve(name);
     }
+    for (name, secret) in std::mem::take(&mut resolver.secret_reads) {
+        if let Some(d) = declared.iter().find(|d| d.name == name) {
+            sources.insert(&d.name, VariableSource::KubernetesSecret(secret));
+        }
+    }
     let values = resolver.values;
+    let variables = declared
+        .iter()
+        .filter(|d| !registered.iter().any(|(name, _)| *name == d.name))
+        .map(|d| SuiteVariable {
+            name: d.name.clone(),
+            secret: d.spec.is_secret(),
+            source: sources
+                .remove(d.name.as_str())
+                .unwrap_or(VariableSource::Suite),
+        })
+        .collect();
     for d in declared.iter().filter(|d| d.spec.is_secret()) {
         let Some(v) = values.get(&d.name) else {
             continue;
@@ -1164,7 +1209,7 @@ fn resolve_variables(
             }
         }
     }
-    values
+    (values, variables)
 }
 
 /// Resolves variables whose value depends on others (defaults, Secret references), each once.
@@ -1182,6 +1227,9 @@ struct Resolver<'a> {
     context_uses_secret: bool,
     /// Running, and some check of the suite will run.
     read_secrets: bool,
+    /// The Secrets variables are read from (variable, reference), whether or not this load
+    /// reads them.
+    secret_reads: Vec<(String, crate::k8s::secrets::SecretRef)>,
 }
 
 /// A text with its variables' values in place.
@@ -1291,16 +1339,17 @@ impl Resolver<'_> {
                 return Some(value);
             }
         }
-        if !self.read_secrets {
-            // Listing, linting, or no check of the suite selected: no cluster is read.
-            return Some(VarValue::stand_in(&d.name, VarState::Unset, secret_value));
-        }
-        let context = self.context();
         let secret = crate::k8s::secrets::SecretRef {
             namespace: namespace.text,
             name: name.text,
             key: key.text,
         };
+        self.secret_reads.push((d.name.clone(), secret.clone()));
+        if !self.read_secrets {
+            // Listing, linting, or no check of the suite selected: no cluster is read.
+            return Some(VarValue::stand_in(&d.name, VarState::Unset, secret_value));
+        }
+        let context = self.context();
         let Some(external) = self.given.external else {
             return unavailable(Unavailable {
                 message: format!(

@@ -156,13 +156,21 @@ impl Via {
         use crate::k8s::Permission;
         let Via::PortForward(spec) = self;
         let ns = Some(spec.namespace.as_str());
-        let mut needed =
-            vec![Permission::new("create", "v1", "Pod", ns).subresource("portforward")];
-        if matches!(spec.target, ForwardTarget::Service(_)) {
-            needed.push(Permission::new("get", "v1", "Service", ns));
-            needed.push(Permission::new("list", "v1", "Pod", ns));
+        // A WebSocket GET: `get` on pods/portforward, and `create` as for exec.
+        let forward =
+            |verb: &str| Permission::new(verb, "v1", "Pod", ns).subresource("portforward");
+        match &spec.target {
+            ForwardTarget::Pod(pod) => {
+                vec![forward("get").named(pod), forward("create").named(pod)]
+            }
+            // The pod behind the Service is picked at run time.
+            ForwardTarget::Service(service) => vec![
+                forward("get"),
+                forward("create"),
+                Permission::new("get", "v1", "Service", ns).named(service),
+                Permission::new("list", "v1", "Pod", ns),
+            ],
         }
-        needed
     }
 }
 

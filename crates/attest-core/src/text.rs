@@ -7,6 +7,11 @@ pub fn runtime_marker(name: &str) -> String {
     format!("\u{27e6}attest:{name}\u{27e7}")
 }
 
+/// Values that stand for something known only at run time (`${app_password}`) are not judged.
+pub fn is_deferred(text: &str) -> bool {
+    text.contains('\u{27e6}')
+}
+
 /// Text for humans: each runtime-variable marker shown as the user wrote it (`${name}`).
 pub fn display_markers(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -25,10 +25,7 @@ impl FieldProblem {
     }
 }
 
-/// Values that stand for something known only at run time (`${app_password}`) are not judged.
-pub fn is_deferred(text: &str) -> bool {
-    text.contains('\u{27e6}')
-}
+pub use crate::text::is_deferred;
 
 pub fn port(field: &str, port: u16) -> Option<FieldProblem> {
     (port == 0).then(|| FieldProblem::new(field, "expected a port from 1 to 65535, found `0`"))

@@ -190,13 +190,18 @@ impl Kind for KubeObjectCheck {
     }
 
     fn permissions(&self) -> Vec<Permission> {
-        let verb = if self.name.is_some() { "get" } else { "list" };
-        vec![Permission::new(
-            verb,
-            &self.api_version,
-            &self.kind,
-            self.namespace.as_deref(),
-        )]
+        let permission = |verb: &str| {
+            Permission::new(
+                verb,
+                &self.api_version,
+                &self.kind,
+                self.namespace.as_deref(),
+            )
+        };
+        match &self.name {
+            Some(name) => vec![permission("get").named(name)],
+            None => vec![permission("list")],
+        }
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {

@@ -152,10 +152,16 @@ impl Kind for NodeDrainCheck {
             .as_ref()
             .map(pod_delete::pod_permissions)
             .unwrap_or_default();
+        // The node is known before the run only when named; the other nodes are listed
+        // to find one the pods fit on.
+        let node = |verb: &str| match &self.node {
+            Some(name) => Permission::new(verb, "v1", "Node", None).named(name),
+            None => Permission::new(verb, "v1", "Node", None),
+        };
         permissions.extend([
-            Permission::new("get", "v1", "Node", None),
+            node("get"),
             Permission::new("list", "v1", "Node", None),
-            Permission::new("patch", "v1", "Node", None),
+            node("patch"),
             // The pods on the node, in every namespace, and their eviction.
             Permission::new("list", "v1", "Pod", None),
             Permission::new("create", "v1", "Pod", None).subresource("eviction"),

@@ -59,9 +59,10 @@ pub(crate) fn wait_until(ctx: &CheckContext, reserve: Duration) -> Instant {
 /// owners.
 pub(crate) fn pod_permissions(pod: &PodRef) -> Vec<Permission> {
     let ns = Some(pod.namespace.as_str());
+    // Listing finds the replacement (and a selector's pod).
     let mut permissions = vec![Permission::new("list", "v1", "Pod", ns)];
-    if matches!(pod.pick, PodPick::Name(_)) {
-        permissions.push(Permission::new("get", "v1", "Pod", ns));
+    if let PodPick::Name(name) = &pod.pick {
+        permissions.push(Permission::new("get", "v1", "Pod", ns).named(name));
     }
     permissions.push(Permission::new("get", "v1", "PersistentVolumeClaim", ns));
     permissions.push(Permission::new("get", "v1", "PersistentVolume", None));
@@ -306,12 +307,11 @@ impl Kind for PodDeleteCheck {
 
     fn permissions(&self) -> Vec<Permission> {
         let mut permissions = pod_permissions(&self.pod);
-        permissions.push(Permission::new(
-            "delete",
-            "v1",
-            "Pod",
-            Some(&self.pod.namespace),
-        ));
+        let delete = Permission::new("delete", "v1", "Pod", Some(&self.pod.namespace));
+        permissions.push(match &self.pod.pick {
+            PodPick::Name(name) => delete.named(name),
+            PodPick::Selector(_) => delete,
+        });
         permissions
     }
 

@@ -260,7 +260,8 @@ impl Kind for PodEnvCheck {
             w.kind.api_version(),
             w.kind.name(),
             Some(&w.namespace),
-        )]
+        )
+        .named(&w.name)]
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {

@@ -49,7 +49,9 @@ impl Kind for PodExecCheck {
     }
 
     fn permissions(&self) -> Vec<Permission> {
-        self.pod.permissions("create", "exec")
+        // The stream opens as a WebSocket GET: the API server authorizes `get` on pods/exec,
+        // and `create` too (AuthorizePodWebsocketUpgradeCreatePermission, on by default).
+        self.pod.permissions(&["get", "create"], "exec")
     }
 
     fn validate(&self) -> Vec<FieldProblem> {

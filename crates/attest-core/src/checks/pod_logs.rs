@@ -71,7 +71,7 @@ impl Kind for PodLogsCheck {
     }
 
     fn permissions(&self) -> Vec<Permission> {
-        self.pod.permissions("get", "log")
+        self.pod.permissions(&["get"], "log")
     }
 
     fn validate(&self) -> Vec<FieldProblem> {

@@ -4,12 +4,14 @@
 pub mod access;
 pub mod disruption;
 pub mod error;
+pub mod job;
 pub mod matching;
 pub mod permission;
 pub mod pods;
 pub mod portforward;
 pub mod preflight;
 pub mod quantity;
+pub mod rbac;
 pub mod secrets;
 
 pub use access::{ClusterInfo, KubeAccess, KubeClusters, KubeOptions, Selection};

@@ -13,6 +13,11 @@ pub struct Permission {
     pub subresource: Option<String>,
     /// Namespace, or `None` for cluster-scoped resources and all namespaces.
     pub namespace: Option<String>,
+    /// The one object the verb is used on, when the check names it (`get` Secret
+    /// `postgres-postgresql`, `create` pods/exec on `pg-0`): a Role may grant it by
+    /// `resourceNames`. `None` for verbs on collections (`list`) and objects known only at run
+    /// time.
+    pub name: Option<String>,
 }
 
 impl Permission {
@@ -23,10 +28,19 @@ impl Permission {
             kind: kind.into(),
             subresource: None,
             namespace: namespace.map(str::to_owned),
+            name: None,
         }
     }
     pub fn subresource(mut self, name: &str) -> Permission {
         self.subresource = Some(name.into());
+        self
+    }
+    /// Only on the object `name`; a name known only at run time (`${pod_name}`, registered by
+    /// an earlier check) leaves the permission on every object.
+    pub fn named(mut self, name: &str) -> Permission {
+        if !crate::text::is_deferred(name) && !name.is_empty() {
+            self.name = Some(name.into());
+        }
         self
     }
 }

@@ -85,14 +85,25 @@ impl PodRef {
         }
     }
 
-    /// Finding the pod (get by name, list by selector) and `verb` on its `subresource`.
-    pub fn permissions(&self, verb: &str, subresource: &str) -> Vec<Permission> {
-        let find = match self.pick {
+    /// Finding the pod (get by name, list by selector) and `verbs` on its `subresource`; a
+    /// named pod is the only object they need.
+    pub fn permissions(&self, verbs: &[&str], subresource: &str) -> Vec<Permission> {
+        let pod = |verb: &str| Permission::new(verb, "v1", "Pod", Some(&self.namespace));
+        let on_pod = |permission: Permission| match &self.pick {
+            PodPick::Name(name) => permission.named(name),
+            PodPick::Selector(_) => permission,
+        };
+        let find = match &self.pick {
             PodPick::Name(_) => "get",
             PodPick::Selector(_) => "list",
         };
-        let pod = |verb: &str| Permission::new(verb, "v1", "Pod", Some(&self.namespace));
-        vec![pod(find), pod(verb).subresource(subresource)]
+        let mut needed = vec![on_pod(pod(find))];
+        needed.extend(
+            verbs
+                .iter()
+                .map(|verb| on_pod(pod(verb).subresource(subresource))),
+        );
+        needed
     }
 
     /// Names of the pods meant: the named one, or those the selector matches that are

@@ -52,6 +52,7 @@ pub async fn review(
             resource: Some(resource.plural.clone()),
             subresource: permission.subresource.clone(),
             namespace: permission.namespace.clone(),
+            name: permission.name.clone(),
             ..ResourceAttributes::default()
         };
         let request = SelfSubjectAccessReview {
@@ -83,12 +84,17 @@ pub async fn review(
             } else {
                 "ClusterRole"
             };
+            // A Role may grant one object only: say which (as `kubectl auth can-i` reads).
+            let (object, names) = match &permission.name {
+                Some(name) => (format!(" {name}"), format!(", resourceNames: [\"{name}\"]")),
+                None => (String::new(), String::new()),
+            };
             denied.insert(
                 permission.clone(),
                 Denial {
-                    missing: format!("{} {resource_name} {place}", permission.verb),
+                    missing: format!("{} {resource_name}{object} {place}", permission.verb),
                     rule: format!(
-                        "a {role} rule {{apiGroups: [\"{}\"], resources: [\"{resource_name}\"], verbs: [\"{}\"]}}",
+                        "a {role} rule {{apiGroups: [\"{}\"], resources: [\"{resource_name}\"]{names}, verbs: [\"{}\"]}}",
                         resource.group, permission.verb
                     ),
                 },

@@ -88,6 +88,7 @@ fn test_suite(id: &str, checks: Vec<SuiteCheck>) -> Suite {
         path: "t.yaml".into(),
         warnings: Vec::new(),
         kube_context: None,
+        variables: Vec::new(),
         checks,
     }
 }
