@@ -12,7 +12,7 @@ use attest_core::net::{DirectNetwork, Network};
 use attest_core::pg::{ConnectionSpec, SslMode};
 use attest_core::redact::Redactor;
 
-use crate::cli::{error_line, say};
+use crate::console::{error_line, say};
 
 /// Where the server is and who connects: the fields of a suite's `connection:`; unset ones
 /// fall back to the PG* environment (`PGHOST`, `PGPASSWORD`, ...), like psql.

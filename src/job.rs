@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::cli::error_line;
+use crate::console::error_line;
 use crate::rbac::{self, AccountArgs, Selected, Selection};
 use attest_core::exit;
 use attest_core::k8s::job::{self, BundleFile, JobPlan};

@@ -8,9 +8,8 @@ use std::time::Duration;
 use clap::Args;
 use libtest_mimic::Arguments;
 
-use crate::cli::{
-    error_line, report_load_errors, report_load_warnings, split_positionals, suite_files,
-};
+use crate::console::{error_line, report_load_errors, report_load_warnings};
+use crate::run::{split_positionals, suite_files};
 use attest_core::exit;
 use attest_core::k8s::rbac::{self, Account, CheckNeeds, KindResource, Rbac};
 use attest_core::k8s::{KubeClusters, KubeOptions};
@@ -29,7 +28,7 @@ pub struct Selection {
     #[arg(long = "vars", value_name = "FILE")]
     pub vars: Vec<PathBuf>,
     /// Set a variable, over everything else.
-    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = crate::cli::AssignmentParser)]
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = crate::run::AssignmentParser)]
     pub set: Vec<(String, String)>,
     /// Include mutating checks (as `attest run --allow-mutating` would run them).
     #[arg(long)]

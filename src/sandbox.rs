@@ -16,7 +16,9 @@ use std::sync::Arc;
 use attest_core::outcome::Interruption;
 use attest_core::runner::StopSignals;
 
-use crate::cli::{error_line, run_suites, say, SandboxAction, SandboxArgs};
+use crate::console::{error_line, say};
+use crate::run::{run_suites, RunArgs};
+use clap::{Args, Subcommand};
 
 /// Set in the re-executed child that already runs in its own network namespace.
 const ISOLATED: &str = "ATTEST_SANDBOX_ISOLATED";
@@ -283,12 +285,10 @@ fn decided_in_parent() -> Option<Kubernetes> {
 /// A name filter that is really the `up` subcommand written after an option
 /// (`attest sandbox --no-kubernetes up`): clap reads it as a filter.
 fn subcommand_read_as_filter(args: &SandboxArgs) -> Option<&str> {
-    use clap::CommandFactory;
     if args.action.is_some() {
         return None;
     }
-    let command = crate::cli::Cli::command();
-    let sandbox = command.find_subcommand("sandbox")?;
+    let sandbox = SandboxAction::augment_subcommands(clap::Command::new("sandbox"));
     args.run.positional.iter().map(String::as_str).find(|word| {
         !std::path::Path::new(word).exists()
             && sandbox.get_subcommands().any(|sub| sub.get_name() == *word)
@@ -388,4 +388,26 @@ fn run_isolated(
             exit::USAGE
         }
     })
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SandboxArgs {
+    #[command(subcommand)]
+    pub action: Option<SandboxAction>,
+    /// Do not start the local Kubernetes testbed (nor build its binaries).
+    #[arg(long, global = true)]
+    pub no_kubernetes: bool,
+    /// Keep the testbed's nodes simulated (kwok): no kubelet or containerd; the stories'
+    /// PostgreSQL pod is then a stand-in for the host's throwaway PostgreSQL.
+    #[arg(long, global = true)]
+    pub no_real_nodes: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SandboxAction {
+    /// Start the sandbox and keep it running, printing how to reach each piece, until Ctrl-C.
+    Up,
 }

@@ -1,0 +1,101 @@
+//! `attest evidence`: a story's completion notes from a run's report.json.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use attest_core::exit;
+
+use crate::console::{error_line, say};
+
+#[derive(Args, Debug, Clone)]
+pub struct EvidenceArgs {
+    /// The report.json of a run (`reports/report.json`).
+    #[arg(value_name = "REPORT.json")]
+    pub report: PathBuf,
+    /// The story whose notes to make (`5.2`); may be left out when the run has one story.
+    #[arg(long, value_name = "ID")]
+    pub story: Option<String>,
+    /// Write the notes into this story document's "Completion Notes List", between marker
+    /// comments (a second write replaces the block, never anything else).
+    #[arg(long, value_name = "STORY.md")]
+    pub write: Option<PathBuf>,
+    /// An earlier run's report.json: add what changed since (criteria that regressed or
+    /// recovered, measurements that moved).
+    #[arg(long, value_name = "OLD.json")]
+    pub since: Option<PathBuf>,
+}
+
+/// `attest evidence`: completion notes from a report.json; exit 2 when the input is wrong or
+/// the notes could not be written (then they are printed instead).
+pub(crate) fn evidence(args: &EvidenceArgs) -> u8 {
+    use attest_core::evidence::{self, Since, Written};
+    let report = match evidence::read_report(&args.report) {
+        Ok(report) => report,
+        Err(e) => {
+            error_line(&e.to_string());
+            return exit::USAGE;
+        }
+    };
+    let story = match evidence::find_story(&report, &args.report, args.story.as_deref()) {
+        Ok(story) => story,
+        Err(e) => {
+            error_line(&e.to_string());
+            return exit::USAGE;
+        }
+    };
+    let old = match &args.since {
+        Some(path) => match evidence::read_report(path) {
+            Ok(old) => Some((path.display().to_string(), old)),
+            Err(e) => {
+                error_line(&format!("--since: {e}"));
+                return exit::USAGE;
+            }
+        },
+        None => None,
+    };
+    let since = old.as_ref().map(|(label, report)| Since {
+        label: label.clone(),
+        report,
+    });
+    let notes = evidence::notes(&report, story, since.as_ref());
+    let Some(path) = &args.write else {
+        print!("{notes}");
+        return exit::SUCCESS;
+    };
+    let refuse = |why: String| {
+        print!("{notes}");
+        error_line(&format!(
+            "`{}` {why}; nothing was written, the notes are printed above",
+            path.display()
+        ));
+        exit::USAGE
+    };
+    let document = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => return refuse(format!("cannot be read: {e}")),
+    };
+    match evidence::write_into(&document, &notes) {
+        Ok((text, how)) => {
+            if text != document {
+                if let Err(e) = std::fs::write(path, &text) {
+                    return refuse(format!("cannot be written: {e}"));
+                }
+            }
+            let what = match (how, text == document) {
+                (_, true) => "already held these notes; unchanged",
+                (Written::Replaced, false) => "replaced the notes attest wrote before",
+                (Written::Added, false) => {
+                    "added the notes at the end of its Completion Notes List"
+                }
+            };
+            say(&format!(
+                "attest: story {}: {}: {what}",
+                story.story.as_deref().unwrap_or_default(),
+                path.display()
+            ));
+            exit::SUCCESS
+        }
+        Err(e) => refuse(e.to_string()),
+    }
+}
