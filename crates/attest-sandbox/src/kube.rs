@@ -1,7 +1,8 @@
 //! The local Kubernetes testbed: real upstream kube-apiserver, etcd, kube-controller-manager
 //! and kube-scheduler started by kwokctl's `binary` runtime, kwok simulating the nodes and
 //! their pods, and the stories' cluster (fixtures/kubernetes/) applied on top. Everything
-//! binds 127.0.0.1; the pods' exec, logs and port-forward are served by kwok from per-pod
+//! binds 127.0.0.1 (with real nodes, which run only in a network namespace of the testbed's
+//! own, the apiserver listens on that namespace's addresses, for their pods); the pods' exec, logs and port-forward are served by kwok from per-pod
 //! folders, log files and tunnels to the throwaway PostgreSQL (see fixtures/kubernetes/kwok.yaml).
 //!
 //! [`KubeTestbed::start`] is the one entry point; dropping the testbed (or [`KubeTestbed::stop`],

@@ -3,12 +3,14 @@
 //! containers from the images of `scripts/node-images`, next to kwok's simulated nodes.
 //!
 //! Where they run: in the testbed's own network namespace, which must not be the host's (it
-//! may have no link but loopback and the nodes' own): the control plane binds 127.0.0.1
-//! there, so kubelets reach the apiserver on loopback, and the apiserver reaches the kubelets
-//! on node addresses that exist only in that namespace. `attest sandbox` moves itself into such a namespace, the tests run
-//! under `unshare --net`. Everything the nodes add to the network (a veth pair carrying the
-//! node addresses, one CNI bridge per node, kubelet's iptables chains) lives and dies with that
-//! namespace; in the host's namespace the nodes refuse to start.
+//! may have no link but loopback and the nodes' own): the control plane runs there too, so
+//! kubelets reach the apiserver on loopback, pods reach it on node 1's address (it listens on
+//! the namespace's addresses when real nodes run, see kube.rs), and the apiserver reaches the
+//! kubelets on node addresses that exist only in that namespace. `attest sandbox` moves itself
+//! into such a namespace, the tests run under `unshare --net`. Everything the nodes add to the
+//! network (a veth pair carrying the node addresses, one CNI bridge per node, kubelet's and
+//! kube-proxy's iptables chains, the pods' DNS on port 53) lives in that namespace; in the
+//! host's namespace the nodes refuse to start.
 //!
 //! Per node: its own containerd (root, state, socket, runc root, `/run/containerd` for shim
 //! sockets, CNI config and IP store), started in a mount namespace of its own
