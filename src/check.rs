@@ -8,7 +8,7 @@ use attest_core::exit;
 use attest_core::load::{self, Purpose, VarSources};
 use attest_core::redact::Redactor;
 
-use crate::console::{report_load_errors, report_load_warnings};
+use crate::console::{report_load_errors, report_load_warnings, Failure};
 use crate::run::{suite_files, AssignmentParser};
 
 #[derive(Args, Debug, Clone)]
@@ -29,13 +29,13 @@ pub struct CheckArgs {
 }
 
 /// `attest check`: load and validate, run nothing; for CI lint steps and editors.
-pub(crate) fn check_suites(args: &CheckArgs) -> u8 {
+pub(crate) fn check_suites(args: &CheckArgs) -> Result<u8, Failure> {
     let mut paths = args.paths.clone();
     if paths.is_empty() {
         paths.push(PathBuf::from("suites"));
     }
     let Some(files) = suite_files(&paths) else {
-        return exit::USAGE;
+        return Err(Failure::Listed);
     };
     let redactor = Redactor::default();
     let sources = VarSources {
@@ -51,7 +51,7 @@ pub(crate) fn check_suites(args: &CheckArgs) -> u8 {
             errors.extend(more.iter().cloned());
         }
         report_load_errors(&errors, &redactor);
-        return exit::USAGE;
+        return Err(Failure::Listed);
     }
     report_load_warnings(&loaded.warnings, &redactor);
     match loaded.suites {
@@ -61,11 +61,11 @@ pub(crate) fn check_suites(args: &CheckArgs) -> u8 {
                 "{} suite file(s), {checks} check(s): no problems",
                 suites.len()
             );
-            exit::SUCCESS
+            Ok(exit::SUCCESS)
         }
         Err(errors) => {
             report_load_errors(&errors, &redactor);
-            exit::USAGE
+            Err(Failure::Listed)
         }
     }
 }

@@ -10,7 +10,7 @@ use attest_core::load::VarSources;
 use attest_core::runner::StopSignals;
 
 use crate::check::{check_suites, CheckArgs};
-use crate::console::{quiet_broken_pipe_panics, say, setup_color};
+use crate::console::{exit_code, quiet_broken_pipe_panics, say, setup_color};
 use crate::evidence::{evidence, EvidenceArgs};
 use crate::run::{run_suites, RunArgs};
 use crate::sandbox::{self, SandboxArgs};
@@ -66,14 +66,14 @@ pub fn main() -> ExitCode {
     };
     // From here on SIGINT, SIGTERM and SIGHUP stop a run cleanly instead of killing it.
     let stop = StopSignals::install(&runtime, say);
-    let code = match cli.command {
+    let result = match cli.command {
         Command::Schema => {
             let schema = attest_core::schema::suite_schema();
             println!(
                 "{}",
                 serde_json::to_string_pretty(&schema).expect("schema serializes")
             );
-            exit::SUCCESS
+            Ok(exit::SUCCESS)
         }
         Command::Check(args) => check_suites(&args),
         Command::Evidence(args) => evidence(&args),
@@ -87,13 +87,13 @@ pub fn main() -> ExitCode {
                 &stop,
             )
         }
-        Command::Cleanup(args) => crate::cleanup::main(args, &runtime),
-        Command::Rbac(args) => crate::rbac::main(args, &runtime),
-        Command::Job(args) => crate::job::main(args, &runtime),
+        Command::Cleanup(args) => Ok(crate::cleanup::main(args, &runtime)),
+        Command::Rbac(args) => Ok(crate::rbac::main(args, &runtime)),
+        Command::Job(args) => Ok(crate::job::main(args, &runtime)),
         Command::Sandbox(args) => {
             setup_color(args.run.libtest.color);
-            sandbox::main(args, &runtime, &stop)
+            Ok(sandbox::main(args, &runtime, &stop))
         }
     };
-    ExitCode::from(code)
+    ExitCode::from(exit_code(result))
 }

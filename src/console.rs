@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use colored::Colorize;
 
+use attest_core::exit;
+
 use attest_core::load::{self};
 use attest_core::redact::Redactor;
 use attest_core::runner::{self, FinalState};
@@ -119,4 +121,53 @@ pub(crate) fn show_paths(paths: &[PathBuf]) -> String {
         .map(|p| format!("`{}`", p.display()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Why a subcommand stopped short. `cli::main` prints it and turns it into the exit code in
+/// [`Failure::exit_code`], the one place where failures become exit codes; a subcommand that
+/// did its job returns its own code (a run's comes from its final state, `exit::code`).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Failure {
+    /// The input is wrong (a path, a flag, a file) or the request cannot be met: nothing ran.
+    #[error("{message}")]
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
+    /// The input is wrong and every problem is already on the console, each at its place.
+    #[error("problems listed above")]
+    Listed,
+}
+
+impl Failure {
+    pub(crate) fn usage(message: impl Into<String>) -> Failure {
+        Failure::Usage {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Usage { .. } | Failure::Listed => exit::USAGE,
+        }
+    }
+
+    /// Says what went wrong, once, on stderr.
+    pub(crate) fn report(&self) {
+        if let Failure::Usage { message, hint } = self {
+            error_line(message);
+            if let Some(hint) = hint {
+                say(&format!("hint: {hint}"));
+            }
+        }
+    }
+}
+
+/// A subcommand's exit code: its own when it did its job, its failure's otherwise.
+pub(crate) fn exit_code(result: Result<u8, Failure>) -> u8 {
+    result.unwrap_or_else(|failure| {
+        failure.report();
+        failure.exit_code()
+    })
 }

@@ -6,7 +6,7 @@ use clap::Args;
 
 use attest_core::exit;
 
-use crate::console::{error_line, say};
+use crate::console::{say, Failure};
 
 #[derive(Args, Debug, Clone)]
 pub struct EvidenceArgs {
@@ -28,30 +28,16 @@ pub struct EvidenceArgs {
 
 /// `attest evidence`: completion notes from a report.json; exit 2 when the input is wrong or
 /// the notes could not be written (then they are printed instead).
-pub(crate) fn evidence(args: &EvidenceArgs) -> u8 {
+pub(crate) fn evidence(args: &EvidenceArgs) -> Result<u8, Failure> {
     use attest_core::evidence::{self, Since, Written};
-    let report = match evidence::read_report(&args.report) {
-        Ok(report) => report,
-        Err(e) => {
-            error_line(&e.to_string());
-            return exit::USAGE;
-        }
-    };
-    let story = match evidence::find_story(&report, &args.report, args.story.as_deref()) {
-        Ok(story) => story,
-        Err(e) => {
-            error_line(&e.to_string());
-            return exit::USAGE;
-        }
-    };
+    let report = evidence::read_report(&args.report).map_err(|e| Failure::usage(e.to_string()))?;
+    let story = evidence::find_story(&report, &args.report, args.story.as_deref())
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let old = match &args.since {
-        Some(path) => match evidence::read_report(path) {
-            Ok(old) => Some((path.display().to_string(), old)),
-            Err(e) => {
-                error_line(&format!("--since: {e}"));
-                return exit::USAGE;
-            }
-        },
+        Some(path) => Some((
+            path.display().to_string(),
+            evidence::read_report(path).map_err(|e| Failure::usage(format!("--since: {e}")))?,
+        )),
         None => None,
     };
     let since = old.as_ref().map(|(label, report)| Since {
@@ -61,15 +47,14 @@ pub(crate) fn evidence(args: &EvidenceArgs) -> u8 {
     let notes = evidence::notes(&report, story, since.as_ref());
     let Some(path) = &args.write else {
         print!("{notes}");
-        return exit::SUCCESS;
+        return Ok(exit::SUCCESS);
     };
     let refuse = |why: String| {
         print!("{notes}");
-        error_line(&format!(
+        Err(Failure::usage(format!(
             "`{}` {why}; nothing was written, the notes are printed above",
             path.display()
-        ));
-        exit::USAGE
+        )))
     };
     let document = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -94,7 +79,7 @@ pub(crate) fn evidence(args: &EvidenceArgs) -> u8 {
                 story.story.as_deref().unwrap_or_default(),
                 path.display()
             ));
-            exit::SUCCESS
+            Ok(exit::SUCCESS)
         }
         Err(e) => refuse(e.to_string()),
     }

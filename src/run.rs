@@ -19,7 +19,7 @@ use attest_core::safety::Safety;
 
 use crate::console::{
     error_line, report_load_errors, report_load_warnings, say, show_paths, verdict_line, Color,
-    Notices,
+    Failure, Notices,
 };
 
 #[derive(Args, Debug, Clone)]
@@ -237,14 +237,8 @@ pub fn run_suites(
     target: String,
     runtime: &tokio::runtime::Runtime,
     stop: &Arc<StopSignals>,
-) -> u8 {
-    let (mut paths, filter) = match split_positionals(&args.positional) {
-        Ok(split) => split,
-        Err(message) => {
-            error_line(&message);
-            return exit::USAGE;
-        }
-    };
+) -> Result<u8, Failure> {
+    let (mut paths, filter) = split_positionals(&args.positional).map_err(Failure::usage)?;
     if paths.is_empty() {
         paths.push(PathBuf::from("suites"));
     }
@@ -259,7 +253,7 @@ pub fn run_suites(
         }
     }
     let Some(files) = suite_files(&paths) else {
-        return exit::USAGE;
+        return Err(Failure::Listed);
     };
     // Created now, used (and connected) only by the first Kubernetes check or Secret read.
     let clusters = Arc::new(KubeClusters::new(
@@ -312,7 +306,7 @@ pub fn run_suites(
         Err(errors) => {
             report_load_errors(&errors, &redactor);
             say("attest: nothing was run");
-            return exit::USAGE;
+            return Err(Failure::Listed);
         }
     };
     let allow = if args.allow_destructive {
@@ -342,12 +336,12 @@ pub fn run_suites(
     };
     let result = runner::run(suites, config, redactor, runtime);
     match result.state {
-        FinalState::Listed => return exit::code(result.state),
+        FinalState::Listed => return Ok(exit::code(result.state)),
         FinalState::NoChecksSelected => {
             error_line(
                 "no check matched the given filters; `attest run --list` shows the check names",
             );
-            return exit::code(result.state);
+            return Ok(exit::code(result.state));
         }
         _ => {}
     }
@@ -377,7 +371,7 @@ pub fn run_suites(
         }
     };
     verdict_line(&result.record, args.require_all);
-    code
+    Ok(code)
 }
 
 /// The suite files under `paths`, or `None` after saying why there are none.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use attest_core::outcome::Interruption;
 use attest_core::runner::StopSignals;
 
-use crate::console::{error_line, say};
+use crate::console::{error_line, exit_code, say};
 use crate::run::{run_suites, RunArgs};
 use clap::{Args, Subcommand};
 
@@ -193,7 +193,8 @@ pub fn main(
                 ..VarSources::default()
             };
             let target = run.target.clone().unwrap_or_else(|| "sandbox".into());
-            let code = run_suites(&run, extra, target, runtime, stop_signals);
+            // Said and mapped now: the sandbox still has to be stopped after a failed run.
+            let code = exit_code(run_suites(&run, extra, target, runtime, stop_signals));
             match runtime.block_on(sandbox.leftovers()) {
                 Ok(left) if left.is_empty() => code,
                 Ok(left) => {
