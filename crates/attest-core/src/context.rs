@@ -131,26 +131,14 @@ impl Default for Services {
 impl CheckContext {
     /// Replaces runtime-variable markers in `text` with the values registered so far.
     pub fn expand(&self, text: &str) -> Result<String, String> {
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        let open = "\u{27e6}attest:";
-        while let Some(start) = rest.find(open) {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + open.len()..];
-            let end = after
-                .find('\u{27e7}')
-                .ok_or_else(|| "malformed runtime variable marker".to_owned())?;
-            let name = &after[..end];
-            let value = self.vars.get(name).ok_or_else(|| {
+        crate::text::replace_markers(text, |name| {
+            let name = name.ok_or("malformed runtime variable marker")?;
+            self.vars.get(name).ok_or_else(|| {
                 format!(
                     "variable `{name}` is set by an earlier check's `register:`, which has not run or did not pass"
                 )
-            })?;
-            out.push_str(&value);
-            rest = &after[end + '\u{27e7}'.len_utf8()..];
-        }
-        out.push_str(rest);
-        Ok(out)
+            })
+        })
     }
 
     /// The `COMMENT` text that marks an object this check creates as attest's, so that

@@ -14,24 +14,38 @@ pub fn is_deferred(text: &str) -> bool {
 
 /// Text for humans: each runtime-variable marker shown as the user wrote it (`${name}`).
 pub fn display_markers(text: &str) -> String {
+    let shown: Result<String, std::convert::Infallible> = replace_markers(text, |name| {
+        Ok(name.map(|name| format!("${{{name}}}")).unwrap_or_default())
+    });
+    shown.unwrap_or_else(|never| match never {})
+}
+
+/// `text` with each runtime-variable marker replaced by what `value` gives for its name
+/// (`None` for a marker that is never closed, whose rest is then kept as text).
+pub fn replace_markers<E>(
+    text: &str,
+    mut value: impl FnMut(Option<&str>) -> Result<String, E>,
+) -> Result<String, E> {
+    const OPEN: &str = "\u{27e6}attest:";
+    const CLOSE: char = '\u{27e7}';
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    let open = "\u{27e6}attest:";
-    while let Some(start) = rest.find(open) {
+    while let Some(start) = rest.find(OPEN) {
         out.push_str(&rest[..start]);
-        let after = &rest[start + open.len()..];
-        match after.find('\u{27e7}') {
+        let after = &rest[start + OPEN.len()..];
+        match after.find(CLOSE) {
             Some(end) => {
-                out.push_str(&format!("${{{}}}", &after[..end]));
-                rest = &after[end + '\u{27e7}'.len_utf8()..];
+                out.push_str(&value(Some(&after[..end]))?);
+                rest = &after[end + CLOSE.len_utf8()..];
             }
             None => {
+                out.push_str(&value(None)?);
                 rest = after;
             }
         }
     }
     out.push_str(rest);
-    out
+    Ok(out)
 }
 
 /// Shortens text for a message, on a character boundary.
