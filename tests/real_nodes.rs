@@ -170,6 +170,18 @@ fn assert_clean(dir: &Path, name: &str) {
         .filter(|c| c.contains("containerd-shim") && c.contains(&needle))
         .collect::<Vec<_>>();
     assert!(shims.is_empty(), "shims left behind: {shims:?}");
+    let proxies: Vec<String> = kube::processes_in(dir)
+        .into_iter()
+        .filter(|p| p.contains("kube-proxy"))
+        .collect();
+    assert!(proxies.is_empty(), "kube-proxy left behind: {proxies:?}");
+    // kube-proxy's and kubelet's iptables chains, in this (the testbed's) namespace.
+    for cmd in ["iptables-save", "ip6tables-save"] {
+        let out = Command::new(cmd).output().unwrap();
+        let rules = String::from_utf8_lossy(&out.stdout);
+        let left: Vec<&str> = rules.lines().filter(|l| l.contains("KUBE-")).collect();
+        assert!(left.is_empty(), "{cmd}: chains left behind: {left:?}");
+    }
 }
 
 fn kubectl(kube: &KubeTestbed, args: &[&str]) -> String {
@@ -797,6 +809,332 @@ checks:
     eprintln!(
         "API requests: {}",
         json["environment"]["kubernetes API requests"]
+    );
+    bed.finish();
+}
+
+/// Client pods, one per real node, running as a ServiceAccount allowed to read pods in their
+/// namespace, its token, CA and namespace projected where the ServiceAccount admission plugin
+/// would put them (the testbed runs without admission plugins, so nothing adds them).
+fn client_pods() -> String {
+    let mut yaml = String::from(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {name: podnet}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: client, namespace: podnet}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: read-pods, namespace: podnet}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: client-reads-pods, namespace: podnet}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: read-pods}
+subjects: [{kind: ServiceAccount, name: client, namespace: podnet}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: clients, namespace: podnet}
+spec:
+  selector: {app: client}
+  ports: [{port: 5432}]
+"#,
+    );
+    for (i, node) in nodes::NODE_NAMES.iter().enumerate() {
+        yaml += &format!(
+            r#"---
+apiVersion: v1
+kind: Pod
+metadata: {{name: client-{n}, namespace: podnet, labels: {{app: client}}}}
+spec:
+  nodeSelector: {{kubernetes.io/hostname: {node}}}
+  tolerations: [{{key: attest.dev/real-node, operator: Exists, effect: NoSchedule}}]
+  terminationGracePeriodSeconds: 1
+  serviceAccountName: client
+  containers:
+  - name: client
+    image: attest.local/postgresql:15
+    imagePullPolicy: Never
+    command: [sh, -c, 'trap "exit 0" TERM; while true; do sleep 1; done']
+    volumeMounts:
+    - {{name: sa, mountPath: /var/run/secrets/kubernetes.io/serviceaccount, readOnly: true}}
+  volumes:
+  - name: sa
+    projected:
+      sources:
+      - serviceAccountToken: {{path: token, expirationSeconds: 3600}}
+      - configMap: {{name: kube-root-ca.crt, items: [{{key: ca.crt, path: ca.crt}}]}}
+      - downwardAPI: {{items: [{{path: namespace, fieldRef: {{fieldPath: metadata.namespace}}}}]}}
+"#,
+            n = i + 1,
+        );
+    }
+    yaml
+}
+
+/// From inside a pod: a TCP connection to the `kubernetes` Service, then an HTTPS request
+/// through it (certificate checked against the projected CA, for the Service's IP and name)
+/// with the pod's own ServiceAccount token, reading the pod itself.
+const API_FROM_POD: &str = r#"sa=/var/run/secrets/kubernetes.io/serviceaccount
+echo "service $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT"
+timeout 5 bash -c 'exec 3<>/dev/tcp/$KUBERNETES_SERVICE_HOST/$KUBERNETES_SERVICE_PORT' && echo "tcp connected"
+printf 'GET /api/v1/namespaces/%s/pods/%s HTTP/1.1\r\nHost: kubernetes.default.svc\r\nAuthorization: Bearer %s\r\nAccept: application/json\r\nConnection: close\r\n\r\n' \
+  "$(cat $sa/namespace)" "$(hostname)" "$(cat $sa/token)" |
+  timeout 10 openssl s_client -quiet -connect "$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT" \
+    -servername kubernetes.default.svc -verify_hostname kubernetes.default.svc \
+    -verify_ip "$KUBERNETES_SERVICE_HOST" -CAfile $sa/ca.crt -verify_return_error 2>&1"#;
+
+/// What a pod sees of the network, for failure messages: whether kube-proxy runs, its log, the
+/// Service rules of the testbed's namespace.
+fn network_state(kube: &KubeTestbed) -> String {
+    let nodes = kube.nodes().unwrap();
+    let nat = Command::new("iptables-save")
+        .args(["-t", "nat"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let services: Vec<&str> = nat
+        .lines()
+        .filter(|l| l.starts_with("-A KUBE-SERVICES"))
+        .collect();
+    let log = nodes.proxy_log();
+    let tail: Vec<&str> = log.lines().rev().take(8).collect();
+    format!(
+        "kube-proxy: {}\nKUBE-SERVICES rules in the testbed's namespace: {}\n{}\nkube-proxy's log (last lines, newest first):\n{}",
+        match nodes.proxy_pid() {
+            Some(pid) => format!("running (pid {pid})"),
+            None => "NOT RUNNING".to_owned(),
+        },
+        services.len(),
+        services.join("\n"),
+        tail.join("\n")
+    )
+}
+
+fn exec_in(kube: &KubeTestbed, pod: &str, script: &str) -> Output {
+    run(
+        kube,
+        &["exec", pod, "-n", "podnet", "--", "bash", "-c", script],
+    )
+}
+
+#[test]
+fn pods_on_real_nodes_reach_the_api_server_and_postgres_through_cluster_ips() {
+    let _serial = serial();
+    let bed = Bed::start();
+    let kube = bed.kube();
+    let nodes = kube.nodes().unwrap();
+    assert!(
+        nodes.proxy_pid().is_some(),
+        "kube-proxy does not run after the start:\n{}",
+        network_state(kube)
+    );
+
+    // The `kubernetes` Service: a ClusterIP outside loopback, its endpoint the address the
+    // apiserver advertises in the testbed's namespace.
+    let api = kubectl(
+        kube,
+        &[
+            "get",
+            "service",
+            "kubernetes",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ],
+    );
+    assert_eq!(api, nodes::API_SERVICE_IP);
+    let endpoint = kubectl(
+        kube,
+        &[
+            "get",
+            "endpointslice",
+            "kubernetes",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.endpoints[*].addresses[*]}",
+        ],
+    );
+    assert_eq!(endpoint, nodes::API_ADDRESS);
+    // The stories' PostgreSQL (data/postgres-postgresql, on a real node) behind its Service.
+    let (pg_ip, pg_node) = eventually(
+        "the stories' PostgreSQL Ready",
+        Duration::from_secs(60),
+        || {
+            let out = kube.kubectl_output(&[
+                "get",
+                "pod",
+                "postgres-postgresql-0",
+                "-n",
+                "data",
+                "-o",
+                "jsonpath={.status.containerStatuses[0].ready} {.status.podIP} {.spec.nodeName}",
+            ])?;
+            match out.split(' ').collect::<Vec<_>>()[..] {
+                ["true", ip, node] if ip.starts_with("100.65.") => {
+                    Ok((ip.to_owned(), node.to_owned()))
+                }
+                _ => Err(out),
+            }
+        },
+    );
+    let pg_service = kubectl(
+        kube,
+        &[
+            "get",
+            "service",
+            "postgres-postgresql",
+            "-n",
+            "data",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ],
+    );
+    assert!(pg_service.starts_with("100.66."), "{pg_service}");
+    eprintln!("PostgreSQL pod {pg_ip} on {pg_node}, Service {pg_service}");
+
+    apply(kube, &client_pods());
+    for i in 1..=2 {
+        let pod = format!("client-{i}");
+        eventually(&format!("{pod} Ready"), Duration::from_secs(60), || {
+            let out = kube.kubectl_output(&[
+                "get",
+                "pod",
+                &pod,
+                "-n",
+                "podnet",
+                "-o",
+                "jsonpath={.status.containerStatuses[0].ready}",
+            ])?;
+            match out.as_str() {
+                "true" => Ok(()),
+                _ => Err(out),
+            }
+        });
+    }
+
+    for i in 1..=2 {
+        let pod = format!("client-{i}");
+        let node = nodes::NODE_NAMES[i - 1];
+        // (a) The API server, through the `kubernetes` Service, as the pod's ServiceAccount.
+        let out = exec_in(kube, &pod, API_FROM_POD);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let service = format!("service {}:443", nodes::API_SERVICE_IP);
+        assert!(
+            text.contains(&service) && text.contains("tcp connected"),
+            "{pod} on {node} did not connect to the `kubernetes` Service:\n{text}{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            network_state(kube)
+        );
+        assert!(
+            text.contains("HTTP/1.1 200 OK")
+                && text.contains(r#""kind":"Pod""#)
+                && text.contains(&format!(r#""name":"{pod}""#)),
+            "{pod} on {node}: no authenticated answer from the API server through its Service:\n{text}\n{}",
+            network_state(kube)
+        );
+        // (b) The stories' PostgreSQL, by its Service's ClusterIP, with the password of its
+        // Secret: the server answering is the pod behind the Service.
+        let script = format!(
+            "pg_isready -h {pg_service} -p 5432 -t 10 && PGPASSWORD='{PASSWORD}' psql -h {pg_service} -p 5432 -U postgres -d postgres -XAt -c 'select host(inet_server_addr())'"
+        );
+        let out = exec_in(kube, &pod, &script);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("accepting connections"),
+            "{pod} on {node}: PostgreSQL not reachable at its Service {pg_service}:\n{text}{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            network_state(kube)
+        );
+        assert_eq!(
+            text.lines().last(),
+            Some(pg_ip.as_str()),
+            "{pod} on {node}: {text}"
+        );
+        // (c) Names: the testbed's DNS (kubelet's clusterDNS) answers Services' ClusterIPs,
+        // short names through the pod's search path, and a Service made after the start.
+        let clients = kubectl(
+            kube,
+            &[
+                "get",
+                "service",
+                "clients",
+                "-n",
+                "podnet",
+                "-o",
+                "jsonpath={.spec.clusterIP}",
+            ],
+        );
+        let script = format!(
+            "grep nameserver /etc/resolv.conf; getent hosts postgres-postgresql.data.svc.cluster.local; getent hosts kubernetes.default; for i in $(seq 1 20); do getent hosts clients && break; sleep 0.5; done; PGPASSWORD='{PASSWORD}' psql -h postgres-postgresql.data -U postgres -d postgres -XAt -c 'select 41 + 1'"
+        );
+        let out = exec_in(kube, &pod, &script);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let dns = nodes
+            .dns_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        let expected = [
+            format!("nameserver {dns}"),
+            format!("{pg_service} postgres-postgresql.data.svc.cluster.local"),
+            format!(
+                "{} kubernetes.default.svc.cluster.local",
+                nodes::API_SERVICE_IP
+            ),
+            format!("{clients} clients.podnet.svc.cluster.local"),
+            "42".to_owned(),
+        ];
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(
+            lines,
+            expected,
+            "{pod} on {node}: names through the testbed's DNS:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!(
+            "{pod} on {node}: API server and PostgreSQL reached through their ClusterIPs and names"
+        );
+    }
+    eprintln!(
+        "memory of kube-proxy: {} MiB",
+        nodes
+            .proxy_pid()
+            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+            / 1024
+    );
+
+    // Without kube-proxy (stopped, its rules removed) the same ClusterIPs lead nowhere: what
+    // the pods reached above was kube-proxy's doing.
+    nodes.stop_proxy().unwrap();
+    assert!(nodes.proxy_pid().is_none());
+    let out = exec_in(
+        kube,
+        "client-1",
+        &format!(
+            "timeout 5 bash -c 'exec 3<>/dev/tcp/{}/443' && echo api; pg_isready -h {pg_service} -p 5432 -t 5 && echo pg; true",
+            nodes::API_SERVICE_IP
+        ),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.lines().any(|l| l == "api" || l == "pg"),
+        "ClusterIPs still answer without kube-proxy:\n{text}"
     );
     bed.finish();
 }

@@ -363,14 +363,38 @@ fn sandbox_without_node_images_runs_on_kwok_nodes_and_says_why() {
     }
 }
 
+/// The iptables rules of this network namespace (IPv4 and IPv6), without timestamps and
+/// counters: what must be the same before and after a sandbox whose nodes run in a namespace
+/// of their own.
+fn firewall() -> String {
+    let counters = regex::Regex::new(r"\[\d+:\d+\]").unwrap();
+    ["iptables-save", "ip6tables-save"]
+        .iter()
+        .map(|cmd| {
+            let out = Command::new(cmd)
+                .output()
+                .map(|o| o.stdout)
+                .unwrap_or_default();
+            String::from_utf8_lossy(&out)
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| format!("{}\n", counters.replace_all(l, "")))
+                .collect::<String>()
+        })
+        .collect()
+}
+
 /// SIGTERM while the sandbox runs with real nodes: it stops, and no container, shim, kubelet,
-/// containerd, mount, cgroup or folder of its testbed is left.
+/// kube-proxy, containerd, mount, cgroup or folder of its testbed is left, and the firewall of
+/// the namespace it was started from is as it was (the nodes' and kube-proxy's rules live in
+/// the sandbox's own namespace).
 #[test]
 fn sigterm_of_a_sandbox_with_real_nodes_leaves_nothing_behind() {
     use std::io::BufRead;
     if std::env::var_os("ATTEST_KUBE_BIN").is_none() {
         return; // Needs the testbed's binaries; see the first test.
     }
+    let firewall_before = firewall();
     let reports = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_attest"))
         .args(["sandbox", "--report-dir"])
@@ -442,6 +466,16 @@ fn sigterm_of_a_sandbox_with_real_nodes_leaves_nothing_behind() {
         !ours(&dir.display().to_string()).is_empty(),
         "the testbed runs"
     );
+    let kube_proxy = |procs: Vec<String>| -> Vec<String> {
+        procs
+            .into_iter()
+            .filter(|c| c.contains("kube-proxy") && c.contains("--config="))
+            .collect()
+    };
+    assert!(
+        !kube_proxy(ours(&dir.display().to_string())).is_empty(),
+        "kube-proxy runs with the real nodes"
+    );
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -455,6 +489,8 @@ fn sigterm_of_a_sandbox_with_real_nodes_leaves_nothing_behind() {
     );
     let left = ours(&dir.display().to_string());
     assert!(left.is_empty(), "processes left: {left:?}");
+    let proxies = kube_proxy(ours(&dir.display().to_string()));
+    assert!(proxies.is_empty(), "kube-proxy left: {proxies:?}");
     let alive: Vec<&String> = containers
         .iter()
         .filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
@@ -469,4 +505,9 @@ fn sigterm_of_a_sandbox_with_real_nodes_leaves_nothing_behind() {
         "mounts left:\n{mounts}"
     );
     assert!(!dir.exists(), "{} is left", dir.display());
+    assert_eq!(
+        firewall(),
+        firewall_before,
+        "the firewall of the namespace the sandbox was started from changed"
+    );
 }

@@ -1,4 +1,5 @@
-//! In-process DNS server answering cluster service names (`*.svc.cluster.local`) on loopback.
+//! In-process DNS server answering cluster service names (`*.svc.cluster.local`) on loopback
+//! (or, for the real nodes' pods, on an address of the testbed's namespace: kube/pod_dns.rs).
 
 use std::{
     io,
@@ -8,7 +9,7 @@ use std::{
 };
 
 use hickory_server::{
-    proto::rr::{rdata::SOA, LowerName, Name, RData, Record},
+    proto::rr::{rdata::SOA, LowerName, Name, RData, Record, RecordSet, RecordType, RrKey},
     store::in_memory::InMemoryZoneHandler,
     zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType},
     Server,
@@ -24,6 +25,34 @@ pub struct DnsServer {
     // Dropping `Server` drops its `JoinSet`, which aborts the listener tasks.
     server: Server<Catalog>,
     addr: SocketAddr,
+    zone: Arc<InMemoryZoneHandler>,
+}
+
+/// The `cluster.local` records of a running [`DnsServer`], to replace while it serves.
+#[derive(Clone)]
+pub struct Records {
+    zone: Arc<InMemoryZoneHandler>,
+}
+
+impl Records {
+    /// Replaces every A/AAAA record of the zone with `records` (same form as for
+    /// [`DnsServer::start`]), at once: a query sees the old set or the new one.
+    pub async fn set(&self, records: &[(String, IpAddr)]) -> io::Result<()> {
+        let origin = Name::from_ascii(ZONE).map_err(|e| invalid(e.to_string()))?;
+        let mut sets: std::collections::BTreeMap<RrKey, RecordSet> = Default::default();
+        for (name, ip) in records {
+            let fqdn = in_zone(&origin, name)?;
+            let record = Record::from_rdata(fqdn.clone(), TTL, RData::from(*ip));
+            let key = RrKey::new(LowerName::new(&fqdn), record.record_type());
+            sets.entry(key)
+                .or_insert_with(|| RecordSet::with_ttl(fqdn, record.record_type(), TTL))
+                .insert(record, 1);
+        }
+        let mut map = self.zone.records_mut().await;
+        map.retain(|key, _| key.record_type == RecordType::SOA);
+        map.extend(sets.into_iter().map(|(k, v)| (k, Arc::new(v))));
+        Ok(())
+    }
 }
 
 impl DnsServer {
@@ -31,13 +60,35 @@ impl DnsServer {
     /// `records`: fully-qualified names (with or without trailing dot) under `cluster.local`
     /// mapped to addresses (A for IPv4, AAAA for IPv6).
     pub async fn start(records: &[(String, IpAddr)]) -> io::Result<DnsServer> {
-        let catalog = catalog(records)?;
         let (udp, tcp) = bind_pair().await?;
+        DnsServer::serve(udp, tcp, records)
+    }
+
+    /// As [`DnsServer::start`], on `addr` exactly (UDP and TCP).
+    pub async fn start_at(addr: SocketAddr, records: &[(String, IpAddr)]) -> io::Result<DnsServer> {
+        let udp = UdpSocket::bind(addr).await?;
+        let tcp = TcpListener::bind(addr).await?;
+        DnsServer::serve(udp, tcp, records)
+    }
+
+    fn serve(
+        udp: UdpSocket,
+        tcp: TcpListener,
+        records: &[(String, IpAddr)],
+    ) -> io::Result<DnsServer> {
+        let (catalog, zone) = catalog(records)?;
         let addr = udp.local_addr()?;
         let mut server = Server::new(catalog);
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 32);
-        Ok(DnsServer { server, addr })
+        Ok(DnsServer { server, addr, zone })
+    }
+
+    /// The zone's records, to replace while the server runs.
+    pub fn records(&self) -> Records {
+        Records {
+            zone: self.zone.clone(),
+        }
     }
 
     /// The loopback address served, UDP and TCP alike.
@@ -57,8 +108,18 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
+/// `name` as a fully qualified name inside `origin`, or an error.
+fn in_zone(origin: &Name, name: &str) -> io::Result<Name> {
+    let mut fqdn = Name::from_ascii(name).map_err(|e| invalid(format!("{name}: {e}")))?;
+    fqdn.set_fqdn(true);
+    if !origin.zone_of(&fqdn) {
+        return Err(invalid(format!("{name} is not under {ZONE}")));
+    }
+    Ok(fqdn)
+}
+
 /// Builds the authoritative `cluster.local.` zone holding `records`.
-fn catalog(records: &[(String, IpAddr)]) -> io::Result<Catalog> {
+fn catalog(records: &[(String, IpAddr)]) -> io::Result<(Catalog, Arc<InMemoryZoneHandler>)> {
     let origin = Name::from_ascii(ZONE).map_err(|e| invalid(e.to_string()))?;
     let mut zone: InMemoryZoneHandler =
         InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
@@ -80,18 +141,15 @@ fn catalog(records: &[(String, IpAddr)]) -> io::Result<Catalog> {
     );
 
     for (name, ip) in records {
-        let mut fqdn = Name::from_ascii(name).map_err(|e| invalid(format!("{name}: {e}")))?;
-        fqdn.set_fqdn(true);
-        if !origin.zone_of(&fqdn) {
-            return Err(invalid(format!("{name} is not under {ZONE}")));
-        }
+        let fqdn = in_zone(&origin, name)?;
         if !zone.upsert_mut(Record::from_rdata(fqdn, TTL, RData::from(*ip)), serial) {
             return Err(invalid(format!("cannot add {name} to {ZONE}")));
         }
     }
 
     let mut catalog = Catalog::new();
-    let handler: Arc<dyn ZoneHandler> = Arc::new(zone);
+    let zone = Arc::new(zone);
+    let handler: Arc<dyn ZoneHandler> = zone.clone();
     catalog.upsert(LowerName::new(&origin), vec![handler]);
     // An empty root zone: names outside `cluster.local` get NXDOMAIN, as CoreDNS answers for
     // names that do not exist anywhere, instead of REFUSED.
@@ -113,7 +171,7 @@ fn catalog(records: &[(String, IpAddr)]) -> io::Result<Catalog> {
     );
     let outside: Arc<dyn ZoneHandler> = Arc::new(outside);
     catalog.upsert(LowerName::new(&root), vec![outside]);
-    Ok(catalog)
+    Ok((catalog, zone))
 }
 
 /// Binds UDP and TCP on the same loopback port; the OS picks the TCP port, which may
@@ -187,6 +245,31 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(&aaaa.answers()[0].data, RData::AAAA(a) if a.0.is_loopback()));
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn records_replaced_while_serving_answer_at_once() {
+        let server = DnsServer::start(&records()).await.unwrap();
+        let resolver = resolver(server.addr());
+        let new = [(
+            "svc.ns.svc.cluster.local".to_string(),
+            "100.66.0.7".parse::<IpAddr>().unwrap(),
+        )];
+        server.records().set(&new).await.unwrap();
+        let ips = resolver
+            .lookup_ip("svc.ns.svc.cluster.local.")
+            .await
+            .unwrap();
+        assert_eq!(ips.iter().collect::<Vec<_>>(), vec![new[0].1]);
+        // The old names are gone, and names outside the zone are refused.
+        let err = resolver
+            .lookup_ip("pg-rw.db.svc.cluster.local.")
+            .await
+            .unwrap_err();
+        assert!(err.is_nx_domain(), "{err:?}");
+        let bad = [("example.com".to_string(), new[0].1)];
+        assert!(server.records().set(&bad).await.is_err());
         server.shutdown().await;
     }
 

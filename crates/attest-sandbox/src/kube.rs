@@ -9,6 +9,7 @@
 
 mod binaries;
 pub mod nodes;
+mod pod_dns;
 mod render;
 
 use std::collections::HashMap;
@@ -29,7 +30,9 @@ pub use binaries::{
     workspace_root, Binaries, BINARIES,
 };
 
-/// ClusterIPs of Services: inside loopback, which kube-apiserver accepts for Services.
+/// ClusterIPs of Services on kwok's nodes only: inside loopback, which kube-apiserver accepts
+/// for Services, so nothing on this machine could ever dial one off it. With real nodes, whose
+/// pods have a loopback of their own, Services take [`nodes::SERVICE_CIDR`] instead.
 const SERVICE_CIDR: &str = "127.64.0.0/16";
 /// Pod IPs kwok hands out by default ([`KubeOptions::pod_cidr`]): inside loopback too, so even
 /// the apiserver's pods/proxy and services/proxy could only ever reach this machine. The price:
@@ -489,8 +492,32 @@ impl KubeTestbed {
         ];
         let port_names: Vec<String> = names.iter().map(|n| format!("port_{n}")).collect();
         let ports = free_ports(names.len())?;
+        // With real nodes (only ever in a network namespace of the testbed's own, checked by
+        // `nodes::preflight` before this), pods reach the apiserver through the `kubernetes`
+        // Service: it listens on that namespace's addresses, advertises node 1's, and keeps the
+        // Service's endpoints; its certificate names that address and the Service's ClusterIP.
+        let (service_cidr, bind, advertise, reconciler, sans) = match options.real_nodes {
+            None => (
+                SERVICE_CIDR,
+                "127.0.0.1",
+                "127.0.0.1",
+                "none",
+                String::new(),
+            ),
+            Some(_) => (
+                nodes::SERVICE_CIDR,
+                "0.0.0.0",
+                nodes::API_ADDRESS,
+                "lease",
+                format!(", {}, {}", nodes::API_ADDRESS, nodes::API_SERVICE_IP),
+            ),
+        };
         let mut values = HashMap::from([
-            ("service_cidr", SERVICE_CIDR.to_owned()),
+            ("service_cidr", service_cidr.to_owned()),
+            ("apiserver_bind", bind.to_owned()),
+            ("apiserver_advertise", advertise.to_owned()),
+            ("endpoint_reconciler", reconciler.to_owned()),
+            ("apiserver_sans", format!("[127.0.0.1, localhost{sans}]")),
             ("pod_cidr", options.pod_cidr.clone()),
             ("pki", self.pki().display().to_string()),
             ("pg_host", pg.host.clone()),

@@ -19,9 +19,18 @@
 //! client certificate (`system:node:NAME`). Its containerd root starts as a hard-linked copy
 //! of a template holding the images (made once per images and containerd version).
 //!
+//! Pod networking: one kube-proxy (iptables mode, from the same pinned module) for the
+//! namespace both nodes share, so pods reach ClusterIP Services, the `kubernetes` one included
+//! (the apiserver listens in that namespace and advertises node 1's address, see kube.rs).
+//! One, not one per node: both nodes' pods are routed through the same namespace and its one
+//! netfilter table, whose KUBE-* chains kube-proxy owns and rewrites whole on every sync; two
+//! would overwrite each other with the same rules. It takes node 1's name, so only node 1's
+//! endpoints count as local for `internalTrafficPolicy`/`externalTrafficPolicy: Local`.
+//!
 //! Stopping (also from the watchdog after a SIGKILL) is one generated shell script,
-//! `nodes/cleanup`: kubelets, then every process in the nodes' cgroups (the containers), then
-//! every process whose command line names the nodes' folder (containerd, shims), then the
+//! `nodes/cleanup`: kubelets and kube-proxy, then every process in the nodes' cgroups (the
+//! containers), then every process whose command line names the nodes' folder (containerd,
+//! shims), then kube-proxy's iptables rules (`kube-proxy --cleanup`) and kubelet's chains, the
 //! cgroup folders and the links.
 
 use std::fs;
@@ -37,6 +46,20 @@ use serde_json::Value;
 pub const NODE_NET: &str = "100.64.0";
 /// Pod addresses: node `i` gets `100.65.i.0/24` on its CNI bridge.
 pub const POD_NET: &str = "100.65";
+/// ClusterIPs of Services when real nodes run (`--service-cluster-ip-range`): RFC 6598 too, free
+/// in the namespace (checked at start), where kube-proxy's rules give them meaning. Not loopback
+/// as with kwok's nodes only: inside a pod, 127.0.0.0/8 is the pod's own.
+pub const SERVICE_CIDR: &str = "100.66.0.0/16";
+const SERVICE_NET: &str = "100.66";
+/// The `kubernetes` Service's ClusterIP (the first of [`SERVICE_CIDR`]), in the apiserver's
+/// certificate.
+pub const API_SERVICE_IP: &str = "100.66.0.1";
+/// The address the apiserver advertises (the `kubernetes` Service's endpoint) when real nodes
+/// run: node 1's, in the testbed's namespace, where the apiserver then listens on every address.
+pub const API_ADDRESS: &str = "100.64.0.1";
+/// kubelet's `clusterDNS`: where the pods' DNS ([`super::pod_dns`]) answers, port 53 of node 1's
+/// address in the testbed's namespace.
+pub const DNS_ADDRESS: &str = "100.64.0.1";
 /// Taint of the real nodes: only pods that tolerate it (the tests', PostgreSQL's) go there.
 pub const TAINT: &str = "attest.dev/real-node";
 /// Names of the real nodes, as k3s agents would register (labels below).
@@ -46,14 +69,16 @@ const PAUSE_IMAGE: &str = "attest.local/pause:3.10.1";
 /// Image tarballs of `scripts/node-images`, imported into each node's containerd.
 pub const IMAGES: [&str; 3] = ["pause", "base", "postgresql"];
 /// What the nodes run from the host (Debian packages containerd, runc, iproute2, iptables,
-/// util-linux, openssl), looked up on PATH.
-const HOST_TOOLS: [&str; 9] = [
+/// util-linux, openssl), looked up on PATH (kube-proxy runs iptables-save/-restore).
+const HOST_TOOLS: [&str; 11] = [
     "containerd",
     "containerd-shim-runc-v2",
     "runc",
     "ctr",
     "ip",
     "iptables",
+    "iptables-save",
+    "iptables-restore",
     "unshare",
     "nsenter",
     "openssl",
@@ -89,13 +114,14 @@ pub fn unavailable(bin_dir: &Path, images: &Path) -> Option<String> {
     if !fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
         return Some("real nodes need root (containerd, cgroups, mounts)".to_owned());
     }
-    let kubelet = bin_dir.join("kubelet");
-    if !kubelet.is_file() {
-        return Some(format!(
-            "{} has no kubelet; build it with `{}`",
-            bin_dir.display(),
-            super::build_command()
-        ));
+    for binary in ["kubelet", "kube-proxy"] {
+        if !bin_dir.join(binary).is_file() {
+            return Some(format!(
+                "{} has no {binary}; build it with `{}`",
+                bin_dir.display(),
+                super::build_command()
+            ));
+        }
     }
     for tool in HOST_TOOLS {
         if which(tool).is_none() {
@@ -167,8 +193,11 @@ fn which(tool: &str) -> Option<PathBuf> {
 /// The running real nodes of one testbed.
 pub struct Nodes {
     dir: PathBuf,
+    bin_dir: PathBuf,
     /// containerds and kubelets, reaped once the cleanup script has stopped them.
     children: Vec<Child>,
+    /// The pods' DNS, in this process.
+    dns: Option<super::pod_dns::PodDns>,
     /// Measured while starting: images imported, all nodes Ready.
     pub import_time: Duration,
     pub startup: Duration,
@@ -208,7 +237,7 @@ impl Nodes {
         let cgroups = cgroup_roots(cluster.name);
         fs::write(
             Self::cleanup_script(cluster.dir),
-            cleanup_script(&dir, &cgroups),
+            cleanup_script(&dir, &cgroups, &cluster.bin_dir.join("kube-proxy")),
         )
         .and_then(|()| {
             fs::set_permissions(
@@ -219,13 +248,16 @@ impl Nodes {
         .map_err(|e| format!("cannot write the nodes' cleanup script: {e}"))?;
         let mut nodes = Nodes {
             dir: dir.clone(),
+            bin_dir: cluster.bin_dir.to_path_buf(),
             children: Vec::new(),
+            dns: None,
             import_time: Duration::ZERO,
             startup: Duration::ZERO,
         };
         network()?;
         make_cgroups(&cgroups)?;
-        let ports = super::free_ports(NODE_NAMES.len())?;
+        // One port per kubelet, then kube-proxy's healthz and metrics (127.0.0.1).
+        let ports = super::free_ports(NODE_NAMES.len() + 2)?;
         // Each node's containerd root: a hard-linked copy of a template that has the images
         // (made once per images folder), else an import into each.
         let import = Instant::now();
@@ -271,11 +303,22 @@ impl Nodes {
                 })
             })
             .ok_or_else(|| format!("no server in {}", cluster.kubeconfig.display()))?;
+        let dns_ip = DNS_ADDRESS.parse().expect("an IPv4 address");
+        nodes.dns = Some(super::pod_dns::PodDns::start(dns_ip, &server, cluster.pki)?);
         for (node, pid) in &containerds {
             node.identity(cluster.pki, &server)?;
             nodes.children.push(node.start_kubelet(cluster, *pid)?);
         }
+        let proxy = Proxy {
+            dir: dir.join("proxy"),
+            healthz: ports[NODE_NAMES.len()],
+            metrics: ports[NODE_NAMES.len() + 1],
+        };
+        let child = proxy.start(cluster, &server)?;
+        let pid = child.id();
+        nodes.children.push(child);
         wait_ready(&kubectl, deadline, &containerds)?;
+        proxy.wait_healthy(pid, deadline)?;
         nodes.startup = clock.elapsed();
         Ok(nodes)
     }
@@ -288,6 +331,165 @@ impl Nodes {
     pub fn log(&self, node: usize, what: &str) -> String {
         fs::read_to_string(self.dir.join(format!("{node}/{what}.log"))).unwrap_or_default()
     }
+
+    /// Where the pods' DNS answers (kubelet's `clusterDNS`, port 53).
+    pub fn dns_addr(&self) -> Option<std::net::SocketAddr> {
+        self.dns.as_ref().map(|d| d.addr())
+    }
+
+    /// kube-proxy's PID while it runs (None once it exited or was stopped).
+    pub fn proxy_pid(&self) -> Option<u32> {
+        let pid: u32 = fs::read_to_string(self.dir.join("proxy/kube-proxy.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        // A zombie (exited, not yet reaped by us) does not count.
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let state = stat.rsplit(')').next()?.split_whitespace().next()?;
+        (state != "Z").then_some(pid)
+    }
+
+    /// kube-proxy's log, for failures.
+    pub fn proxy_log(&self) -> String {
+        fs::read_to_string(self.dir.join("proxy/kube-proxy.log")).unwrap_or_default()
+    }
+
+    /// Stops kube-proxy and removes its rules (`kube-proxy --cleanup`), as the cleanup script
+    /// does, leaving the nodes running: what pods see without it (for tests).
+    pub fn stop_proxy(&self) -> Result<(), String> {
+        if let Some(pid) = self.proxy_pid() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            let clock = Instant::now();
+            while self.proxy_pid().is_some() && clock.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let out = Command::new(self.bin_dir.join("kube-proxy"))
+            .arg("--cleanup")
+            .env("PATH", SCRIPT_PATH)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run kube-proxy --cleanup: {e}"))?;
+        match out.status.success() {
+            true => Ok(()),
+            false => Err(format!(
+                "kube-proxy --cleanup failed: {}",
+                super::tail(&String::from_utf8_lossy(&out.stderr), 5)
+            )),
+        }
+    }
+}
+
+/// PATH for what the nodes run from scripts and the watchdog (whose environment is minimal):
+/// iptables and ip live in sbin on Debian.
+const SCRIPT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The namespace's one kube-proxy (see the module's documentation).
+struct Proxy {
+    dir: PathBuf,
+    healthz: u16,
+    metrics: u16,
+}
+
+impl Proxy {
+    /// Its own client certificate (`system:kube-proxy`, which the default ClusterRoleBinding
+    /// `system:node-proxier` grants what kube-proxy needs) and configuration, then kube-proxy
+    /// itself, in this (the testbed's) network namespace; no mount namespace: it mounts nothing.
+    fn start(&self, cluster: &Cluster, server: &str) -> Result<Child, String> {
+        fs::create_dir_all(&self.dir)
+            .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
+        client_identity(&self.dir, cluster.pki, server, "system:kube-proxy", None)?;
+        let config = format!(
+            r#"apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+# kube-proxy of attest's testbed (generated): one for the network namespace both real nodes
+# share, named after node 1.
+clientConnection: {{kubeconfig: "{kubeconfig}"}}
+hostnameOverride: {node}
+mode: iptables
+# The node's address (no server binds it): node 1's in the testbed's namespace.
+bindAddress: {ip}
+healthzBindAddress: 127.0.0.1:{healthz}
+metricsBindAddress: 127.0.0.1:{metrics}
+clusterCIDR: {POD_NET}.0.0/16
+detectLocalMode: ClusterCIDR
+nodePortAddresses: [primary]
+iptables: {{localhostNodePorts: false, minSyncPeriod: 1s, syncPeriod: 30s}}
+# Leave the kernel's conntrack settings alone (the limit is not per namespace) and the OOM
+# score too (no CAP_SYS_RESOURCE here).
+conntrack: {{maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}}
+oomScoreAdj: 0
+"#,
+            kubeconfig = self.dir.join("kubeconfig.yaml").display(),
+            node = NODE_NAMES[0],
+            ip = API_ADDRESS,
+            healthz = self.healthz,
+            metrics = self.metrics,
+        );
+        let path = self.dir.join("config.yaml");
+        fs::write(&path, config).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let log = fs::File::create(self.dir.join("kube-proxy.log"))
+            .map_err(|e| format!("cannot create kube-proxy's log: {e}"))?;
+        let child = Command::new(cluster.bin_dir.join("kube-proxy"))
+            .arg(format!("--config={}", path.display()))
+            .arg(format!("--hostname-override={}", NODE_NAMES[0]))
+            .arg("--v=2")
+            .env("PATH", SCRIPT_PATH)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start kube-proxy: {e}"))?;
+        fs::write(self.dir.join("kube-proxy.pid"), child.id().to_string())
+            .map_err(|e| format!("cannot write kube-proxy's pid: {e}"))?;
+        Ok(child)
+    }
+
+    /// Until kube-proxy's /healthz answers 200: it has written its rules at least once.
+    fn wait_healthy(&self, pid: u32, deadline: Instant) -> Result<(), String> {
+        loop {
+            let last = match http_status(self.healthz, "/healthz") {
+                Ok(200) => return Ok(()),
+                Ok(code) => format!("/healthz answered {code}"),
+                Err(e) => e,
+            };
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let exited = stat
+                .rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().next());
+            if Instant::now() > deadline || matches!(exited, None | Some("Z")) {
+                let log = fs::read_to_string(self.dir.join("kube-proxy.log")).unwrap_or_default();
+                return Err(format!(
+                    "kube-proxy was not healthy in time or exited ({last}); its log (last lines):\n{}",
+                    super::tail(&log, 10)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// The status code of a plain HTTP GET to 127.0.0.1:`port`.
+fn http_status(port: u16, path: &str) -> Result<u16, String> {
+    use std::io::{Read, Write};
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1))
+        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).map_err(|e| e.to_string())?;
+    String::from_utf8_lossy(&head[9..12])
+        .parse()
+        .map_err(|_| format!("not HTTP: {}", String::from_utf8_lossy(&head)))
 }
 
 impl Drop for Nodes {
@@ -433,7 +635,11 @@ fn addresses_free() -> Result<(), String> {
         .output()
         .map_err(|e| format!("cannot run ip: {e}"))?;
     let used = String::from_utf8_lossy(&used.stdout);
-    for net in [format!(" {NODE_NET}."), format!(" {POD_NET}.")] {
+    for net in [
+        format!(" {NODE_NET}."),
+        format!(" {POD_NET}."),
+        format!(" {SERVICE_NET}."),
+    ] {
         if used.contains(&net) {
             return Err(format!(
                 "addresses{net}x are in use in this network namespace (another testbed with real nodes?):\n{used}"
@@ -582,7 +788,7 @@ state = "{state}"
       "type": "host-local",
       "dataDir": "{ipam}",
       "ranges": [[{{"subnet": "{POD_NET}.{i}.0/24"}}]],
-      "routes": [{{"dst": "{POD_NET}.0.0/16"}}]
+      "routes": [{{"dst": "{POD_NET}.0.0/16"}}, {{"dst": "{NODE_NET}.0/24"}}, {{"dst": "{SERVICE_CIDR}"}}]
     }}
   }}]
 }}
@@ -606,7 +812,10 @@ cgroupsPerQOS: true
 failSwapOn: false
 podLogsDir: {logs}
 volumePluginDir: {plugins}
+# Pods' names come from the testbed's DNS only (kube/pod_dns.rs), never from this machine's.
 resolvConf: ""
+clusterDNS: [{DNS_ADDRESS}]
+clusterDomain: cluster.local
 # Callers (the apiserver, with the admin certificate) authenticate against the cluster CA and
 # are authorized by the apiserver (SubjectAccessReview); nobody else gets in.
 authentication:
@@ -754,75 +963,8 @@ serializeImagePulls: false
     /// The node's own client certificate (`system:node:NAME` in `system:nodes`, signed by the
     /// cluster CA, so the Node authorizer applies) and a kubeconfig with it.
     fn identity(&self, pki: &Path, server: &str) -> Result<(), String> {
-        let (key, csr, crt, ext) = (
-            self.path("client.key"),
-            self.path("client.csr"),
-            self.path("client.crt"),
-            self.path("client.ext"),
-        );
-        fs::write(
-            &ext,
-            "keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
-        )
-        .map_err(|e| format!("cannot write {ext}: {e}"))?;
-        let subject = format!("/O=system:nodes/CN=system:node:{}", self.name);
-        let ca = pki.join("ca.crt").display().to_string();
-        let ca_key = pki.join("ca.key").display().to_string();
-        let steps: [Vec<&str>; 2] = [
-            vec![
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-subj",
-                &subject,
-                "-out",
-                &csr,
-            ],
-            vec![
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                &ca,
-                "-CAkey",
-                &ca_key,
-                "-set_serial",
-                "1",
-                "-days",
-                "7",
-                "-extfile",
-                &ext,
-                "-out",
-                &crt,
-            ],
-        ];
-        for args in steps {
-            let out = Command::new("openssl")
-                .args(&args)
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| format!("cannot run openssl: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "`openssl {}` failed: {}",
-                    args[0],
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
-        }
-        let kubeconfig = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: testbed\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: {name}\n  user: {{client-certificate: \"{crt}\", client-key: \"{key}\"}}\ncontexts:\n- name: node\n  context: {{cluster: testbed, user: {name}}}\ncurrent-context: node\n",
-            name = self.name,
-        );
-        fs::write(self.dir.join("kubeconfig.yaml"), kubeconfig)
-            .map_err(|e| format!("cannot write {}'s kubeconfig: {e}", self.name))
+        let user = format!("system:node:{}", self.name);
+        client_identity(&self.dir, pki, server, &user, Some("system:nodes"))
     }
 
     /// kubelet in its containerd's mount namespace (it must see the volumes it mounts).
@@ -855,6 +997,90 @@ serializeImagePulls: false
             .map_err(|e| format!("cannot write kubelet's pid: {e}"))?;
         Ok(child)
     }
+}
+
+/// A client certificate for `user` (in `group`), signed by the cluster CA, and a kubeconfig with
+/// it, in `dir` (`client.key`, `client.crt`, `kubeconfig.yaml`).
+fn client_identity(
+    dir: &Path,
+    pki: &Path,
+    server: &str,
+    user: &str,
+    group: Option<&str>,
+) -> Result<(), String> {
+    let path = |rel: &str| dir.join(rel).display().to_string();
+    let (key, csr, crt, ext) = (
+        path("client.key"),
+        path("client.csr"),
+        path("client.crt"),
+        path("client.ext"),
+    );
+    fs::write(
+        &ext,
+        "keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .map_err(|e| format!("cannot write {ext}: {e}"))?;
+    let subject = match group {
+        Some(group) => format!("/O={group}/CN={user}"),
+        None => format!("/CN={user}"),
+    };
+    let ca = pki.join("ca.crt").display().to_string();
+    let ca_key = pki.join("ca.key").display().to_string();
+    let steps: [Vec<&str>; 2] = [
+        vec![
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-subj",
+            &subject,
+            "-out",
+            &csr,
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-set_serial",
+            "1",
+            "-days",
+            "7",
+            "-extfile",
+            &ext,
+            "-out",
+            &crt,
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run openssl: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "`openssl {}` failed: {}",
+                args[0],
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: testbed\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: {name}\n  user: {{client-certificate: \"{crt}\", client-key: \"{key}\"}}\ncontexts:\n- name: node\n  context: {{cluster: testbed, user: {name}}}\ncurrent-context: node\n",
+        name = user,
+    );
+    fs::write(dir.join("kubeconfig.yaml"), kubeconfig)
+        .map_err(|e| format!("cannot write {user}'s kubeconfig: {e}"))
 }
 
 fn wait_ready(
@@ -925,10 +1151,13 @@ fn wait_ready(
     }
 }
 
-/// The one way the nodes stop, from [`stop`] and from the watchdog: kubelets, containers (every
-/// process in the nodes' cgroups), containerd and shims (every process whose command line names
-/// the nodes' folder), cgroup folders, links. Exits non-zero, naming them, if any remain.
-fn cleanup_script(dir: &Path, cgroups: &CgroupRoots) -> String {
+/// The one way the nodes stop, from [`stop`] and from the watchdog: kubelets and kube-proxy,
+/// containers (every process in the nodes' cgroups), containerd and shims (every process whose
+/// command line names the nodes' folder), kube-proxy's rules (`kube-proxy --cleanup`), then
+/// any KUBE-* chain left (kubelet's), cgroup folders, links. Exits non-zero, naming them, if any
+/// remain. Its iptables commands act on the namespace it runs in: the testbed's (the nodes
+/// refuse the host's, and the watchdog runs there too).
+fn cleanup_script(dir: &Path, cgroups: &CgroupRoots, kube_proxy: &Path) -> String {
     let roots: Vec<String> = cgroups
         .mounts
         .iter()
@@ -941,9 +1170,12 @@ fn cleanup_script(dir: &Path, cgroups: &CgroupRoots) -> String {
         r#"#!/bin/sh
 # Stops the real nodes of one testbed (generated by attest's testbed; run by it and by its
 # watchdog). Safe to run twice.
+PATH={path}
+export PATH
 dir='{dir}'
 roots="{roots}"
 links='{links} attest-br1 attest-br2'
+proxy='{proxy}'
 by_cmdline() {{
   # One `ps`; the folder is passed through the environment, so awk's own command line does
   # not name it.
@@ -960,19 +1192,51 @@ until_gone() {{
     sleep 0.1
   done
 }}
-for f in "$dir"/*/kubelet.pid; do [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done
+# KUBE-* chains of one table (`$1`: iptables or ip6tables, `$2`: the table).
+kube_chains() {{
+  "$1-save" -t "$2" 2>/dev/null | sed -n 's/^:\(KUBE-[^ ]*\) .*/\1/p'
+}}
+# Removes every KUBE-* chain (kubelet's; kube-proxy's if its own cleanup failed) and the rules
+# that jump to them, in this namespace.
+sweep_chains() {{
+  for cmd in iptables ip6tables; do
+    for t in filter nat mangle; do
+      chains=$(kube_chains "$cmd" "$t")
+      [ -n "$chains" ] || continue
+      "$cmd-save" -t "$t" | grep -- '^-A [A-Z]* .*-j KUBE-' | grep -v -- '^-A KUBE-' |
+        sed 's/^-A/-D/' | while read -r rule; do eval "$cmd -t $t $rule" 2>/dev/null; done
+      for c in $chains; do "$cmd" -t "$t" -F "$c" 2>/dev/null; done
+      for c in $chains; do "$cmd" -t "$t" -X "$c" 2>/dev/null; done
+    done
+  done
+}}
+for f in "$dir"/*/kubelet.pid "$dir"/proxy/kube-proxy.pid; do [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done
 sleep 0.5
-for f in "$dir"/*/kubelet.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null; done
+for f in "$dir"/*/kubelet.pid "$dir"/proxy/kube-proxy.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null; done
 until_gone in_cgroups
 until_gone by_cmdline
+if [ -d "$dir/proxy" ]; then
+  "$proxy" --cleanup >/dev/null 2>&1
+  sweep_chains
+fi
 for r in $roots; do [ -d "$r" ] && find "$r" -depth -type d -exec rmdir {{}} + 2>/dev/null; done
 for l in $links; do ip link del "$l" 2>/dev/null; done
 status=0
 left=$(by_cmdline; in_cgroups)
 [ -n "$left" ] && {{ echo "processes left: $left"; status=1; }}
 for r in $roots; do [ -d "$r" ] && {{ echo "cgroup left: $r"; status=1; }}; done
+if [ -d "$dir/proxy" ]; then
+  for cmd in iptables ip6tables; do
+    for t in filter nat mangle; do
+      left=$(kube_chains "$cmd" "$t")
+      [ -n "$left" ] && {{ echo "$cmd chains left in $t:" $left; status=1; }}
+    done
+  done
+fi
 exit $status
 "#,
+        path = SCRIPT_PATH,
+        proxy = kube_proxy.display(),
         dir = dir.display(),
         roots = roots.join(" ").replace('\'', ""),
         links = VETH[0],
@@ -1011,9 +1275,19 @@ mod tests {
             name: "attest-x".into(),
             mounts: vec![PathBuf::from("/sys/fs/cgroup/pids")],
         };
-        let script = cleanup_script(Path::new("/tmp/t/nodes"), &roots);
+        let script = cleanup_script(
+            Path::new("/tmp/t/nodes"),
+            &roots,
+            Path::new("/cache/bin/kube-proxy"),
+        );
         assert!(script.contains("dir='/tmp/t/nodes'"), "{script}");
         assert!(script.contains("/sys/fs/cgroup/pids/attest-x-1 /sys/fs/cgroup/pids/attest-x-2"));
         assert!(script.contains(r#"!index($0, ENVIRON["D"] "cleanup")"#));
+        assert!(
+            script.contains(r#""$dir"/proxy/kube-proxy.pid"#),
+            "{script}"
+        );
+        assert!(script.contains("proxy='/cache/bin/kube-proxy'"), "{script}");
+        assert!(script.contains(r#""$proxy" --cleanup"#), "{script}");
     }
 }
