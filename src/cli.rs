@@ -89,7 +89,7 @@ pub fn main() -> ExitCode {
         }
         Command::Cleanup(args) => crate::cleanup::main(args, &runtime),
         Command::Rbac(args) => crate::rbac::main(args, &runtime),
-        Command::Job(args) => crate::job::main(args, &runtime),
+        Command::Job(args) => crate::job::main(args, &runtime, &stop),
         Command::Sandbox(args) => {
             setup_color(args.run.libtest.color);
             sandbox::main(args, &runtime, &stop)

@@ -90,12 +90,14 @@ const VETH: [&str; 2] = ["attest-rn1", "attest-rn2"];
 /// attest's image from an attest binary (`scripts/attest-image BINARY OUT`, cached by
 /// content): writes the tarball to `out` and returns the image's name
 /// (`docker.io/library/attest:VERSION`, what the Job's default `attest:VERSION` means).
-pub fn attest_image(binary: &Path, out: &Path) -> Result<String, String> {
+/// `strip`: the binary's symbols removed in the image (a debug build shrinks to a sixth).
+pub fn attest_image(binary: &Path, out: &Path, strip: bool) -> Result<String, String> {
     let script = super::workspace_root().join("scripts/attest-image");
     let output = Command::new("python3")
         .arg(&script)
         .arg(binary)
         .arg(out)
+        .args(strip.then_some("--strip"))
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
