@@ -255,17 +255,14 @@ fn live(
                     let mut stdout = std::io::stdout().lock();
                     let _ = writeln!(stdout, "{}", redactor.redact(line));
                 };
-                Ok(launch::follow(
-                    &client,
+                let watch = launch::Watch {
                     namespace,
-                    job_name,
-                    &run_id,
-                    args.start_timeout,
+                    job: job_name,
+                    run_id: &run_id,
+                    start_limit: args.start_timeout,
                     deadline,
-                    &stop.cancel,
-                    &mut out,
-                )
-                .await)
+                };
+                Ok(launch::follow(&client, &watch, &stop.cancel, &mut out).await)
             }
         };
         let started = clock.elapsed();

@@ -355,9 +355,10 @@ fn attest_job_runs_in_the_cluster_brings_reports_back_and_leaves_nothing() {
         run.stdout
     );
     assert!(
-        run.stdout.contains("attest job: the pod's attest exited 0"),
+        run.stderr
+            .contains("attest job: the pod\'s attest exited 0"),
         "{}",
-        run.stdout
+        run.stderr
     );
     assert!(
         !run.stdout.contains("attest-report-frame"),
@@ -389,9 +390,10 @@ fn attest_job_runs_in_the_cluster_brings_reports_back_and_leaves_nothing() {
     let text = std::fs::read_to_string(dir.join("fail-reports/report.md")).unwrap();
     assert!(text.contains("too-many-pods"), "{text}");
     assert!(
-        run.stdout.contains("attest job: the pod's attest exited 1"),
+        run.stderr
+            .contains("attest job: the pod\'s attest exited 1"),
         "{}",
-        run.stdout
+        run.stderr
     );
     assert_nothing_left(kube, "a failing run");
 
@@ -417,7 +419,39 @@ fn attest_job_runs_in_the_cluster_brings_reports_back_and_leaves_nothing() {
     assert!(run.stderr.contains("the pod's events"), "{}", run.stderr);
     assert!(run.stderr.contains("no-such-attest"), "{}", run.stderr);
     assert!(!dir.join("none").exists());
+    // Only this run's events (by uid), not those of the earlier Jobs of the same name.
+    assert_eq!(
+        run.stderr.matches("Created pod:").count(),
+        1,
+        "{}",
+        run.stderr
+    );
     assert_nothing_left(kube, "a missing image");
+
+    // 3b. A pod that never schedules (no node has the label): a verdict after --start-timeout
+    // quoting the scheduler's event, nothing left.
+    let run = run_job(
+        kube,
+        dir,
+        "fails.yaml",
+        &[
+            "--node-selector",
+            "type=nowhere",
+            "--start-timeout",
+            "8s",
+            "--report-dir",
+            "none",
+        ],
+    );
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("did not start within 8 s: not scheduled (Unschedulable"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("FailedScheduling"), "{}", run.stderr);
+    assert_nothing_left(kube, "an unschedulable pod");
 
     // 4. SIGTERM mid-run: everything deleted, exit 143.
     let child = start_slow(kube, dir);

@@ -446,32 +446,36 @@ const HOPELESS: [&str; 6] = [
     "RunContainerError",
 ];
 
-/// The pod's events (and the Job's), oldest first, one `reason: message` per line.
-pub async fn events(client: &kube::Client, namespace: &str, names: &[&str]) -> String {
+/// The events of the objects with these uids (the pod, the Job: by uid, so that events of an
+/// earlier Job of the same name are not quoted), oldest first, one `reason: message` a line.
+pub async fn events(client: &kube::Client, namespace: &str, uids: &[&str]) -> String {
     let api: Api<Event> = Api::namespaced(client.clone(), namespace);
-    let mut lines = Vec::new();
-    for name in names {
-        let params = ListParams::default().fields(&format!("involvedObject.name={name}"));
+    let mut items = Vec::new();
+    for uid in uids.iter().filter(|u| !u.is_empty()) {
+        let params = ListParams::default().fields(&format!("involvedObject.uid={uid}"));
         if let Ok(list) = api.list(&params).await {
-            let mut items = list.items;
-            items.sort_by_key(|e| {
-                e.last_timestamp
-                    .clone()
-                    .or(e.first_timestamp.clone())
-                    .map(|t| t.0)
-            });
-            for e in items {
-                lines.push(format!(
-                    "  {} {}/{}: {}: {}",
-                    e.type_.unwrap_or_default(),
-                    e.involved_object.kind.unwrap_or_default(),
-                    name,
-                    e.reason.unwrap_or_default(),
-                    e.message.unwrap_or_default().trim()
-                ));
-            }
+            items.extend(list.items);
         }
     }
+    items.sort_by_key(|e| {
+        e.last_timestamp
+            .clone()
+            .or(e.first_timestamp.clone())
+            .map(|t| t.0)
+    });
+    let lines: Vec<String> = items
+        .into_iter()
+        .map(|e| {
+            format!(
+                "  {} {}/{}: {}: {}",
+                e.type_.unwrap_or_default(),
+                e.involved_object.kind.unwrap_or_default(),
+                e.involved_object.name.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.message.unwrap_or_default().trim()
+            )
+        })
+        .collect();
     if lines.is_empty() {
         "  (no events)".into()
     } else {
@@ -498,23 +502,47 @@ fn container_state(pod: &Pod) -> (Option<(String, String)>, Option<i32>, bool) {
     (waiting, exit, running)
 }
 
+/// What [`follow`] watches.
+#[derive(Debug, Clone, Copy)]
+pub struct Watch<'a> {
+    pub namespace: &'a str,
+    /// The Job's name.
+    pub job: &'a str,
+    pub run_id: &'a str,
+    /// How long the pod may take to be scheduled and start.
+    pub start_limit: Duration,
+    /// `--timeout`.
+    pub deadline: Instant,
+}
+
 /// Follows the Job's pod: waits for it to start (a hopeless waiting reason, or longer than
 /// `start_limit` without starting, ends it with the pod's events), streams its console to
 /// `out` line by line (report frames taken out), and returns how it ended. `deadline` is
 /// `--timeout`; `cancel` a signal.
 pub async fn follow(
     client: &kube::Client,
-    namespace: &str,
-    job: &str,
-    run_id: &str,
-    start_limit: Duration,
-    deadline: Instant,
+    watch: &Watch<'_>,
     cancel: &CancellationToken,
     out: &mut (dyn FnMut(&str) + Send),
 ) -> End {
+    let Watch {
+        namespace,
+        job,
+        run_id,
+        start_limit,
+        deadline,
+    } = *watch;
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let selector = ListParams::default().labels(&format!("{RUN_LABEL}={run_id}"));
     let started = Instant::now();
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), namespace);
+    let job_uid = jobs
+        .get(job)
+        .await
+        .ok()
+        .and_then(|j| j.metadata.uid)
+        .unwrap_or_default();
+    let uid_of = |pod: &Pod| pod.metadata.uid.clone().unwrap_or_default();
     // 1. Until the container runs (or already ended).
     let pod_name = loop {
         if cancel.is_cancelled() {
@@ -534,7 +562,7 @@ pub async fn follow(
                 if HOPELESS.contains(&reason.as_str()) {
                     return End::NotStarted(format!(
                         "the pod {name} cannot start its container: {reason}: {message}\n  the pod's events:\n{}",
-                        events(client, namespace, &[&name, job]).await
+                        events(client, namespace, &[&uid_of(pod), &job_uid]).await
                     ));
                 }
             }
@@ -562,14 +590,14 @@ pub async fn follow(
                 return End::NotStarted(format!(
                     "the pod {name} did not start within {} s: {why}\n  the pod's events:\n{}",
                     start_limit.as_secs(),
-                    events(client, namespace, &[&name, job]).await
+                    events(client, namespace, &[&uid_of(pod), &job_uid]).await
                 ));
             }
         } else if started.elapsed() > start_limit {
             return End::NotStarted(format!(
                 "the Job {job} made no pod within {} s\n  the Job's events:\n{}",
                 start_limit.as_secs(),
-                events(client, namespace, &[job]).await
+                events(client, namespace, &[&job_uid]).await
             ));
         }
         if Instant::now() > deadline {
@@ -625,13 +653,14 @@ pub async fn follow(
                     break code;
                 }
                 if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed") {
+                    let pod_uid = uid_of(&pod);
                     let reason = pod
                         .status
                         .and_then(|s| s.reason.or(s.message))
                         .unwrap_or_default();
                     return End::TimedOut(format!(
                         "the pod {pod_name} failed without an exit code ({reason})\n  the pod's events:\n{}",
-                        events(client, namespace, &[&pod_name, job]).await
+                        events(client, namespace, &[&pod_uid, &job_uid]).await
                     ));
                 }
             }
