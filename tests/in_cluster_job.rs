@@ -182,9 +182,13 @@ fn job_command(kube: &KubeTestbed, dir: &Path, suite: &str, extra: &[&str]) -> C
             "attest.dev/real-node:NoSchedule",
             "--node-selector",
             "type=real",
-            "--start-timeout",
-            "40s",
         ])
+        .args(
+            (!extra.contains(&"--start-timeout"))
+                .then_some(["--start-timeout", "40s"])
+                .into_iter()
+                .flatten(),
+        )
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -222,7 +222,11 @@ fn job_without_dry_run_needs_a_cluster_and_says_so() {
     let out = job(&["--dry-run", "--toleration", "key:Sometimes"]);
     out.assert_code(2);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
-    assert!(out.stderr.contains("the effect is NoSchedule"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the effect is NoSchedule"),
+        "{}",
+        out.stderr
+    );
     let out = job(&[
         "--dry-run",
         "--toleration",
