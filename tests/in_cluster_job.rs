@@ -457,6 +457,22 @@ fn attest_job_runs_in_the_cluster_brings_reports_back_and_leaves_nothing() {
     assert!(run.stderr.contains("FailedScheduling"), "{}", run.stderr);
     assert_nothing_left(kube, "an unschedulable pod");
 
+    // 3c. --timeout while the pod runs: a verdict, exit 3, nothing left.
+    let run = run_job(
+        kube,
+        dir,
+        "slow.yaml",
+        &["--timeout", "20s", "--report-dir", "none"],
+    );
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("timed out after 20 s (the pod attest-"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("running 1 test"), "{}", run.stdout);
+    assert_nothing_left(kube, "--timeout");
+
     // 4. SIGTERM mid-run: everything deleted, exit 143.
     let child = start_slow(kube, dir);
     assert!(!left(kube).is_empty());
