@@ -64,6 +64,69 @@ checks:
     kube: {apiVersion: v1, kind: Pod, namespace: data, count: ">= 50"}
 "#;
 
+/// A launcher allowed to create and delete everything `attest job` creates, and to watch its
+/// pod, but holding none of the permissions the run's Roles grant, nor `escalate`/`bind`.
+const LAUNCHER: &str = r#"apiVersion: v1
+kind: ServiceAccount
+metadata: {name: launcher, namespace: default}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: attest-test-launcher}
+rules:
+  - apiGroups: [""]
+    resources: [serviceaccounts, configmaps, secrets]
+    verbs: [create, delete]
+  - apiGroups: [""]
+    resources: [events]
+    verbs: [list]
+  - apiGroups: [batch]
+    resources: [jobs]
+    verbs: [create, delete, get]
+  - apiGroups: [rbac.authorization.k8s.io]
+    resources: [roles, rolebindings, clusterroles, clusterrolebindings]
+    verbs: [create, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: attest-test-launcher-pods, namespace: default}
+rules:
+  - apiGroups: [""]
+    resources: [pods, pods/log]
+    verbs: [get, list, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: attest-test-launcher}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: attest-test-launcher}
+subjects: [{kind: ServiceAccount, name: launcher, namespace: default}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: attest-test-launcher-pods, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: attest-test-launcher-pods}
+subjects: [{kind: ServiceAccount, name: launcher, namespace: default}]
+"#;
+
+/// A kubeconfig holding only a token of ServiceAccount `namespace/name`.
+fn token_kubeconfig(kube: &KubeTestbed, namespace: &str, name: &str) -> PathBuf {
+    let run = |args: &[&str]| kube.kubectl_output(args).unwrap_or_else(|e| panic!("{e}"));
+    let token = run(&["create", "token", name, "-n", namespace, "--duration=30m"]);
+    let view = |path: &str| run(&["config", "view", "--raw", "-o", &format!("jsonpath={path}")]);
+    let config = kube.dir().join(format!("{namespace}-{name}.kubeconfig"));
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {{server: \"{}\", certificate-authority: \"{}\"}}\nusers:\n- name: {name}\n  user: {{token: \"{}\"}}\ncontexts:\n- name: t\n  context: {{cluster: t, user: {name}}}\ncurrent-context: t\n",
+            view("{.clusters[0].cluster.server}"),
+            view("{.clusters[0].cluster.certificate-authority}"),
+            token.trim()
+        ),
+    )
+    .unwrap();
+    config
+}
+
 struct Bed {
     kube: Option<KubeTestbed>,
     postgres: Option<TempPostgres>,
@@ -170,13 +233,17 @@ struct Run {
 }
 
 fn job_command(kube: &KubeTestbed, dir: &Path, suite: &str, extra: &[&str]) -> Command {
+    job_command_as(kube.kubeconfig(), dir, suite, extra)
+}
+
+fn job_command_as(kubeconfig: &Path, dir: &Path, suite: &str, extra: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_attest"));
     command
         .current_dir(dir)
         .env_remove("KUBECONFIG")
         .env("NO_COLOR", "1")
         .args(["job", suite, "-n", "default", "--kubeconfig"])
-        .arg(kube.kubeconfig())
+        .arg(kubeconfig)
         .args([
             "--toleration",
             "attest.dev/real-node:NoSchedule",
@@ -333,6 +400,34 @@ fn attest_job_runs_in_the_cluster_brings_reports_back_and_leaves_nothing() {
             (out == "true").then_some(()).ok_or(out)
         },
     );
+
+    // 0. A launcher that may create every object but does not hold what the Roles grant (nor
+    // `escalate`/`bind`): refused before anything is created, naming what is missing.
+    let yaml = kube.dir().join("launcher.yaml");
+    std::fs::write(&yaml, LAUNCHER).unwrap();
+    kube.kubectl_output(&["apply", "-f", yaml.to_str().unwrap()])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let limited = token_kubeconfig(kube, "default", "launcher");
+    let out = job_command_as(&limited, dir, "injob.yaml", &["--report-dir", "none"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("--- a narrowed launcher: {:?}\n{stderr}", out.status.code());
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("you may not create what the run needs (nothing was created)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`escalate` and `bind` on roles and clusterroles"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("get pods postgres-postgresql-0 in namespace data"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("create configmaps"), "{stderr}");
+    assert_nothing_left(kube, "a refused launcher");
 
     // 1. Success: the default image (attest:VERSION), every check passing with only the
     // generated RBAC, the console and the reports from the pod.
