@@ -80,7 +80,7 @@ fn cluster(args: &CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
         suite_default: false,
     });
     let limit = std::time::Duration::from_secs(20);
-    runtime.block_on(async {
+    let nodes_code = runtime.block_on(async {
         let marked = match disruption::marked_nodes(&access, limit).await {
             Ok(marked) => marked,
             Err(e) => {
@@ -93,7 +93,9 @@ fn cluster(args: &CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
             .map(|c| format!("context {} ({})", c.context, c.server))
             .unwrap_or_else(|| "the cluster".into());
         if marked.is_empty() {
-            say(&format!("attest cleanup: no node left cordoned by attest on {where_}"));
+            say(&format!(
+                "attest cleanup: no node left cordoned by attest on {where_}"
+            ));
             return exit::SUCCESS;
         }
         for (node, mark, cordoned) in &marked {
@@ -119,6 +121,52 @@ fn cluster(args: &CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
             }
         }
         if failed == 0 {
+            exit::SUCCESS
+        } else {
+            exit::CHECK_FAILED
+        }
+    });
+    nodes_code.max(job_leftovers(args, &access, runtime))
+}
+
+/// Objects of `attest job` runs that could not delete them (killed with SIGKILL): everything
+/// carrying the run label `attest.dev/run`; with `--drop`, deleted.
+fn job_leftovers(
+    args: &CleanupArgs,
+    access: &attest_core::k8s::KubeAccess,
+    runtime: &tokio::runtime::Runtime,
+) -> u8 {
+    use attest_core::k8s::launch;
+    runtime.block_on(async {
+        let client = match access.client(std::time::Duration::from_secs(20)).await {
+            Ok(client) => client,
+            Err(e) => {
+                error_line(&format!("{e} (hint: {})", e.hint()));
+                return exit::CHECK_FAILED;
+            }
+        };
+        let (found, problems) = launch::leftovers(&client, args.drop).await;
+        for problem in &problems {
+            error_line(&format!("attest cleanup: {problem}"));
+        }
+        if found.is_empty() {
+            say(&format!(
+                "attest cleanup: no object of an `attest job` run left (label {})",
+                launch::RUN_LABEL
+            ));
+        }
+        for (object, run) in &found {
+            let done = if args.drop { "deleted " } else { "" };
+            println!("{done}{object} (run {run})");
+        }
+        if !found.is_empty() && !args.drop {
+            say(&format!(
+                "attest cleanup: {} object(s) of `attest job` runs; run again with --drop to delete them",
+                found.len()
+            ));
+            return exit::CHECK_FAILED;
+        }
+        if problems.is_empty() {
             exit::SUCCESS
         } else {
             exit::CHECK_FAILED

@@ -45,7 +45,7 @@ pub enum Command {
     Cleanup(crate::cleanup::CleanupArgs),
     /// Print least-privilege RBAC (ServiceAccount, Roles, ClusterRole) for the selected checks.
     Rbac(crate::rbac::RbacArgs),
-    /// Print the manifests of an in-cluster run (--dry-run -o yaml): RBAC, suites, secrets, Job.
+    /// Run the suites in the cluster as a Job (RBAC, suites, secrets) and bring the reports back; --dry-run -o yaml prints the manifests.
     Job(crate::job::JobArgs),
 }
 
@@ -89,7 +89,7 @@ pub fn main() -> ExitCode {
         }
         Command::Cleanup(args) => Ok(crate::cleanup::main(args, &runtime)),
         Command::Rbac(args) => Ok(crate::rbac::main(args, &runtime)),
-        Command::Job(args) => Ok(crate::job::main(args, &runtime)),
+        Command::Job(args) => Ok(crate::job::main(args, &runtime, &stop)),
         Command::Sandbox(args) => {
             setup_color(args.run.libtest.color);
             Ok(sandbox::main(args, &runtime, &stop))

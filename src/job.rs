@@ -1,19 +1,25 @@
 //! `attest job --dry-run -o yaml`: the manifests of an in-cluster run (ServiceAccount and
 //! RBAC, a ConfigMap with the suites, a Secret with the secret values, a hardened Job).
-//! Applying them, waiting and collecting the reports (the live round trip) is not built yet.
+//! Without `--dry-run`: the live round trip (attest_core::k8s::launch): the same manifests,
+//! labelled with a run id, created after a permission preflight; the pod's console followed;
+//! the reports brought back into `--report-dir`; everything deleted on every path.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 
-use crate::console::error_line;
+use crate::console::{error_line, say};
 use crate::rbac::{self, AccountArgs, Selected, Selection};
 use attest_core::exit;
 use attest_core::k8s::job::{self, BundleFile, JobPlan};
+use attest_core::k8s::launch;
 use attest_core::k8s::rbac::yaml_documents;
+use attest_core::k8s::{KubeAccess, KubeOptions};
 use attest_core::load::VariableSource;
+use attest_core::redact::Redactor;
+use attest_core::runner::StopSignals;
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
@@ -32,7 +38,7 @@ pub struct JobArgs {
     /// The Job's name; the ConfigMap and Secret are NAME-suites and NAME-vars.
     #[arg(long, value_name = "NAME", default_value = "attest")]
     pub name: String,
-    /// Print the manifests instead of running the Job (the only mode built so far).
+    /// Print the manifests instead of running the Job.
     #[arg(long)]
     pub dry_run: bool,
     /// Output format of --dry-run.
@@ -47,19 +53,93 @@ pub struct JobArgs {
     /// How long the finished Job, its pod and logs stay (ttlSecondsAfterFinished).
     #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = humantime_duration)]
     pub ttl: Duration,
+    /// A node label the pod must match (nodeSelector); repeatable.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = crate::run::AssignmentParser)]
+    pub node_selector: Vec<(String, String)>,
+    /// A taint the pod tolerates: KEY, KEY=VALUE, with :EFFECT (NoSchedule, ...); repeatable.
+    #[arg(long, value_name = "KEY[=VALUE][:EFFECT]")]
+    pub toleration: Vec<String>,
+    /// Live run: where junit.xml, report.md and report.json of the pod go.
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    pub report_dir: PathBuf,
+    /// Live run: give up (and delete everything) after this long; default: the Job's
+    /// activeDeadlineSeconds plus the start timeout.
+    #[arg(long, value_name = "DURATION", value_parser = humantime_duration)]
+    pub timeout: Option<Duration>,
+    /// Live run: how long the pod may take to be scheduled and start its container.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime_duration)]
+    pub start_timeout: Duration,
+}
+
+/// `--toleration` as a Toleration object.
+fn toleration(text: &str) -> Result<serde_json::Value, String> {
+    let (rest, effect) = match text.rsplit_once(':') {
+        Some((rest, effect)) => (rest, Some(effect)),
+        None => (text, None),
+    };
+    if let Some(effect) = effect {
+        if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&effect) {
+            return Err(format!(
+                "--toleration {text}: the effect is NoSchedule, PreferNoSchedule or NoExecute"
+            ));
+        }
+    }
+    let mut object = serde_json::Map::new();
+    match rest.split_once('=') {
+        Some((key, value)) => {
+            object.insert("key".into(), key.into());
+            object.insert("operator".into(), "Equal".into());
+            object.insert("value".into(), value.into());
+        }
+        None => {
+            object.insert("key".into(), rest.into());
+            object.insert("operator".into(), "Exists".into());
+        }
+    }
+    if object["key"].as_str().is_none_or(str::is_empty) {
+        return Err(format!("--toleration {text}: no key"));
+    }
+    if let Some(effect) = effect {
+        object.insert("effect".into(), effect.into());
+    }
+    Ok(serde_json::Value::Object(object))
+}
+
+/// `--node-selector` and `--toleration` on the Job's pod template.
+fn place(args: &JobArgs, documents: &mut [(Vec<String>, serde_json::Value)]) -> Result<(), u8> {
+    let mut tolerations = Vec::new();
+    for text in &args.toleration {
+        tolerations.push(toleration(text).map_err(|e| {
+            error_line(&e);
+            exit::USAGE
+        })?);
+    }
+    for (_, object) in documents.iter_mut() {
+        if object["kind"] != "Job" {
+            continue;
+        }
+        let spec = &mut object["spec"]["template"]["spec"];
+        for (key, value) in &args.node_selector {
+            spec["nodeSelector"][key] = value.clone().into();
+        }
+        if !tolerations.is_empty() {
+            spec["tolerations"] = tolerations.clone().into();
+        }
+    }
+    Ok(())
 }
 
 fn humantime_duration(text: &str) -> Result<Duration, String> {
     attest_core::duration::parse_duration(text)
 }
 
-/// `attest job`: exit 2 on bad input, and without `--dry-run` (not built yet).
-pub fn main(args: JobArgs, runtime: &tokio::runtime::Runtime) -> u8 {
-    if !args.dry_run {
-        error_line("`attest job` without --dry-run (apply the Job, wait for it, collect its reports) is not built yet; print the manifests with `attest job --dry-run -o yaml … | kubectl apply -f -` and read the results with `kubectl logs job/NAME -n NS`");
-        return exit::USAGE;
-    }
-    let run = || -> Result<(), u8> {
+/// `attest job`: exit 2 on bad input; live, the pod's exit code.
+pub fn main(
+    args: JobArgs,
+    runtime: &tokio::runtime::Runtime,
+    stop: &std::sync::Arc<StopSignals>,
+) -> u8 {
+    let run = || -> Result<u8, u8> {
         let account = args.account.account()?;
         rbac::check_name("--name", &args.name)?;
         let selected = args.select.load()?;
@@ -79,6 +159,7 @@ pub fn main(args: JobArgs, runtime: &tokio::runtime::Runtime) -> u8 {
         let mut text = rbac::comments(&header);
         let mut documents = rbac.documents();
         documents.extend(manifests.documents());
+        place(&args, &mut documents)?;
         // Everything but the Secret is checked for secret values (the ConfigMap already was).
         let public: Vec<_> = documents
             .iter()
@@ -90,14 +171,178 @@ pub fn main(args: JobArgs, runtime: &tokio::runtime::Runtime) -> u8 {
             &selected.redactor,
             "the manifests",
         )?;
+        if !args.dry_run {
+            let limit = args.timeout.unwrap_or_else(|| {
+                job::deadline(plan.checks_time) + args.start_timeout + Duration::from_secs(30)
+            });
+            return Ok(live(
+                &args,
+                documents,
+                &account.namespace,
+                &plan.name,
+                limit,
+                &selected.redactor,
+                runtime,
+                stop,
+            ));
+        }
         text.push_str(&yaml_documents(&documents));
         print!("{text}");
-        Ok(())
+        Ok(exit::SUCCESS)
     };
     match run() {
-        Ok(()) => exit::SUCCESS,
+        Ok(code) => code,
         Err(code) => code,
     }
+}
+
+/// The live round trip; returns the exit code.
+#[allow(clippy::too_many_arguments)]
+fn live(
+    args: &JobArgs,
+    mut documents: Vec<(Vec<String>, serde_json::Value)>,
+    namespace: &str,
+    job_name: &str,
+    limit: Duration,
+    redactor: &Redactor,
+    runtime: &tokio::runtime::Runtime,
+    stop: &std::sync::Arc<StopSignals>,
+) -> u8 {
+    let run_id = attest_core::cleanup::new_run_id();
+    launch::mark(&mut documents, &run_id);
+    let access = KubeAccess::new(KubeOptions {
+        kubeconfig: args.select.kubeconfig.clone(),
+        context: args.select.context.clone(),
+        suite_default: false,
+    });
+    let clock = Instant::now();
+    runtime.block_on(async {
+        let client = match access.client(Duration::from_secs(30)).await {
+            Ok(client) => client,
+            Err(e) => {
+                error_line(&format!("attest job: cannot reach the cluster: {e}"));
+                return exit::NOT_VERIFIED;
+            }
+        };
+        match launch::preflight(&client, &documents, namespace).await {
+            Ok(missing) if missing.is_empty() => {}
+            Ok(missing) => {
+                error_line(&format!(
+                    "attest job: you may not create what the run needs (nothing was created); missing:\n  {}",
+                    missing.join("\n  ")
+                ));
+                return exit::USAGE;
+            }
+            Err(e) => {
+                error_line(&format!("attest job: {e}"));
+                return exit::NOT_VERIFIED;
+            }
+        }
+        // From here on a signal stops the Job and deletes everything (StopSignals' cancel).
+        stop.arm();
+        say(&format!(
+            "attest job: run {run_id}: creating {} objects (label {}={run_id}), Job {namespace}/{job_name}",
+            documents.len(),
+            launch::RUN_LABEL
+        ));
+        let mut created = Vec::new();
+        let outcome = match launch::create_all(&client, &documents, &mut created).await {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let deadline = Instant::now() + limit;
+                let mut out = |line: &str| {
+                    use std::io::Write;
+                    let mut stdout = std::io::stdout().lock();
+                    let _ = writeln!(stdout, "{}", redactor.redact(line));
+                };
+                let watch = launch::Watch {
+                    namespace,
+                    job: job_name,
+                    run_id: &run_id,
+                    start_limit: args.start_timeout,
+                    deadline,
+                };
+                Ok(launch::follow(&client, &watch, &stop.cancel, &mut out).await)
+            }
+        };
+        let started = clock.elapsed();
+        let grace = if stop.hurry.is_cancelled() { 10 } else { 60 };
+        let problems = tokio::select! {
+            problems = launch::delete_all(&client, &created, namespace, &run_id, Duration::from_secs(grace)) => problems,
+            _ = stop.hurry.cancelled() => vec!["interrupted by a second signal".to_owned()],
+        };
+        let cleaned = if problems.is_empty() {
+            format!("deleted the {} objects created and the pod", created.len())
+        } else {
+            format!(
+                "could not delete everything ({}); `attest cleanup --kubeconfig … --drop` removes what carries {}={run_id}",
+                problems.join("; "),
+                launch::RUN_LABEL
+            )
+        };
+        let code = match outcome {
+            Err(e) => {
+                error_line(&format!("attest job: {e}; {cleaned}"));
+                return exit::NOT_VERIFIED;
+            }
+            Ok(launch::End::Finished {
+                exit_code,
+                reports,
+                report_problem,
+            }) => {
+                let mut code = u8::try_from(exit_code).unwrap_or(exit::CHECK_FAILED);
+                if let Err(e) = std::fs::create_dir_all(&args.report_dir) {
+                    error_line(&format!("cannot create `{}`: {e}", args.report_dir.display()));
+                    code = code.max(exit::CHECK_FAILED);
+                }
+                let mut written = Vec::new();
+                for (name, bytes) in &reports {
+                    let path = args.report_dir.join(name);
+                    match std::fs::write(&path, bytes) {
+                        Ok(()) => written.push(path.display().to_string()),
+                        Err(e) => {
+                            error_line(&format!("cannot write `{}`: {e}", path.display()));
+                            code = code.max(exit::CHECK_FAILED);
+                        }
+                    }
+                }
+                if let Some(problem) = report_problem {
+                    error_line(&format!("attest job: reports incomplete: {problem}"));
+                    code = code.max(exit::CHECK_FAILED);
+                }
+                say(&format!(
+                    "attest job: the pod's attest exited {exit_code} after {:.1} s; reports: {}; {cleaned}",
+                    started.as_secs_f64(),
+                    if written.is_empty() { "none".into() } else { written.join(", ") }
+                ));
+                code
+            }
+            Ok(launch::End::NotStarted(why)) => {
+                error_line(&format!("attest job: nothing ran: {why}\n{cleaned}"));
+                exit::NOT_VERIFIED
+            }
+            Ok(launch::End::TimedOut(why)) => {
+                error_line(&format!(
+                    "attest job: timed out after {} s ({why}); {cleaned}",
+                    limit.as_secs()
+                ));
+                exit::NOT_VERIFIED
+            }
+            Ok(launch::End::Interrupted) => {
+                let signal = stop.interruption();
+                error_line(&format!(
+                    "attest job: interrupted ({}); {cleaned}",
+                    signal.map(|s| s.name()).unwrap_or("signal")
+                ));
+                signal.map(|s| s.exit_code()).unwrap_or(exit::INTERRUPTED)
+            }
+            Ok(launch::End::Error(e)) => {
+                error_line(&format!("attest job: {e}; {cleaned}"));
+                exit::NOT_VERIFIED
+            }
+        };
+        code
+    })
 }
 
 /// The folder all `paths` are in.

@@ -1,6 +1,6 @@
 //! `attest run`: its arguments, and the run itself (load once, plan, execute, reports).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
@@ -371,7 +371,29 @@ pub fn run_suites(
         }
     };
     verdict_line(&result.record, args.require_all);
+    frame_reports(&args.report_dir);
     Ok(code)
+}
+
+/// In `attest job`'s pod ([`launch::FRAME_ENV`] set): the reports, framed, on stdout, where the
+/// launcher reads them from the pod's log (attest_core::k8s::launch explains the choice).
+fn frame_reports(dir: &Path) {
+    use attest_core::k8s::launch;
+    use std::io::Write;
+    let Some(tag) = std::env::var(launch::FRAME_ENV)
+        .ok()
+        .filter(|t| !t.is_empty())
+    else {
+        return;
+    };
+    let mut stdout = std::io::stdout().lock();
+    for name in ["junit.xml", "report.md", "report.json"] {
+        if let Ok(bytes) = std::fs::read(dir.join(name)) {
+            let _ = stdout.write_all(launch::encode_frame(&tag, name, &bytes).as_bytes());
+        }
+    }
+    let _ = writeln!(stdout, "{}", launch::FrameReader::done_line(&tag));
+    let _ = stdout.flush();
 }
 
 /// The suite files under `paths`, or `None` after saying why there are none.

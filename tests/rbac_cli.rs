@@ -205,12 +205,41 @@ fn job_refuses_a_secret_written_into_a_suite() {
 }
 
 #[test]
-fn job_without_dry_run_is_not_built_yet() {
-    let out = job(&[]);
+fn job_without_dry_run_needs_a_cluster_and_says_so() {
+    // Live (tests/in_cluster_job.rs runs it on real nodes); here no cluster can be reached.
+    let out = job(&["--kubeconfig", "/nonexistent/kubeconfig"]);
+    out.assert_code(3);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("attest job: cannot reach the cluster"),
+        "{}",
+        out.stderr
+    );
+    for secret in [SET_SECRET, VARS_SECRET, ENV_SECRET] {
+        assert!(!out.stderr.contains(secret), "{}", out.stderr);
+    }
+    // Bad placement flags: exit 2, nothing printed.
+    let out = job(&["--dry-run", "--toleration", "key:Sometimes"]);
     out.assert_code(2);
-    assert!(out.stdout.is_empty());
-    assert!(out.stderr.contains("without --dry-run"), "{}", out.stderr);
-    assert!(out.stderr.contains("is not built yet"), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("the effect is NoSchedule"),
+        "{}",
+        out.stderr
+    );
+    let out = job(&[
+        "--dry-run",
+        "--toleration",
+        "dedicated=attest:NoSchedule",
+        "--node-selector",
+        "pool=tests",
+    ]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("key: dedicated") && out.stdout.contains("pool: tests"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

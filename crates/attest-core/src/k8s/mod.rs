@@ -5,6 +5,7 @@ pub mod access;
 pub mod disruption;
 pub mod error;
 pub mod job;
+pub mod launch;
 pub mod matching;
 pub mod permission;
 pub mod pods;

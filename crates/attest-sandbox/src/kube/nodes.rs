@@ -89,6 +89,30 @@ const HOST_TOOLS: [&str; 11] = [
 const CNI_BIN: &str = "/usr/lib/cni";
 const VETH: [&str; 2] = ["attest-rn1", "attest-rn2"];
 
+/// attest's image from an attest binary (`scripts/attest-image BINARY OUT`, cached by
+/// content): writes the tarball to `out` and returns the image's name
+/// (`docker.io/library/attest:VERSION`, what the Job's default `attest:VERSION` means).
+/// `strip`: the binary's symbols removed in the image (a debug build shrinks to a sixth).
+pub fn attest_image(binary: &Path, out: &Path, strip: bool) -> Result<String, String> {
+    let script = super::workspace_root().join("scripts/attest-image");
+    let output = Command::new("python3")
+        .arg(&script)
+        .arg(binary)
+        .arg(out)
+        .args(strip.then_some("--strip"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
 /// The folder of `scripts/node-images` (built or not) and whether it is complete.
 pub fn images_dir() -> Result<PathBuf, String> {
     let script = super::workspace_root().join("scripts/node-images");
@@ -327,6 +351,22 @@ impl Nodes {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Imports an image tarball (docker-archive or OCI layout, e.g. from
+    /// `scripts/attest-image`) into every node's containerd (`ctr -n k8s.io images import`),
+    /// as the node images are; pods then run it by the name inside the tarball with
+    /// `imagePullPolicy: IfNotPresent` or `Never`. Returns the time it took.
+    pub fn import_image(&self, tarball: &Path) -> Result<Duration, String> {
+        let clock = Instant::now();
+        if !tarball.is_file() {
+            return Err(format!("no image tarball at {}", tarball.display()));
+        }
+        for (i, name) in NODE_NAMES.iter().enumerate() {
+            let node = Node::new(&self.dir, i + 1, name, 0, "");
+            node.import_tar(tarball)?;
+        }
+        Ok(clock.elapsed())
     }
 
     /// A node's log (`kubelet` or `containerd`), for failures.
@@ -941,23 +981,27 @@ serializeImagePulls: false
 
     fn import(&self, images: &Path) -> Result<(), String> {
         for image in IMAGES {
-            let tar = images.join(format!("{image}.tar"));
-            let out = Command::new("ctr")
-                .arg("--address")
-                .arg(self.path("containerd.sock"))
-                .args(["-n", "k8s.io", "images", "import"])
-                .arg(&tar)
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| format!("cannot run ctr: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "importing {} into {}'s containerd failed: {}",
-                    tar.display(),
-                    self.name,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
+            self.import_tar(&images.join(format!("{image}.tar")))?;
+        }
+        Ok(())
+    }
+
+    fn import_tar(&self, tar: &Path) -> Result<(), String> {
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(self.path("containerd.sock"))
+            .args(["-n", "k8s.io", "images", "import"])
+            .arg(tar)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run ctr: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "importing {} into {}'s containerd failed: {}",
+                tar.display(),
+                self.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
         Ok(())
     }

@@ -1,0 +1,631 @@
+//! `attest job` live, against the testbed's control plane with its two real nodes
+//! (crates/attest-sandbox/src/kube/nodes.rs): attest's image is built from this test's own
+//! attest binary (scripts/attest-image) and imported into the nodes' containerds; the Job's
+//! pod runs that binary. Needs what tests/real_nodes.rs needs (root, scripts/kube-build,
+//! scripts/node-images, a network namespace of its own):
+//!   unshare --net sh -c 'ip link set lo up && exec cargo nextest run --offline --test in_cluster_job'
+//!
+//! One testbed start for every path (a start takes about a minute): success, a failing check,
+//! an image that does not exist, SIGTERM mid-run, SIGKILL then `attest cleanup`. After each,
+//! nothing labelled with the run marker is left.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use attest_sandbox::kube::{self, nodes, KubeOptions, KubeTestbed, PostgresTarget};
+use attest_sandbox::postgres::{PostgresOptions, TempPostgres};
+
+const PASSWORD: &str = "Sup3r-secret";
+const TOKEN: &str = "job-Token-7f3a";
+
+const SUITE: &str = r#"id: injob
+title: attest job on real nodes
+variables:
+  from_secret:
+    kubernetes_secret: {namespace: data, name: postgres-postgresql, key: postgres-password}
+  given_pw: {secret: true}
+  token: {secret: true}
+checks:
+  - id: pg-pod
+    title: the stories' PostgreSQL pod, by name
+    kube: {apiVersion: v1, kind: Pod, namespace: data, name: postgres-postgresql-0}
+  - id: pg-tcp
+    title: its Service by name, from the pod
+    tcp: {host: postgres-postgresql.data.svc.cluster.local, port: 5432}
+  - id: pg-auth-secret
+    title: the password read from the chart's Secret in the pod
+    postgres:
+      connection: {host: postgres-postgresql.data.svc.cluster.local, port: 5432, user: postgres, password: "${from_secret}", dbname: postgres, sslmode: disable}
+  - id: pg-auth-given
+    title: the password given to attest job (the Job's Secret)
+    postgres:
+      connection: {host: postgres-postgresql.data.svc.cluster.local, port: 5432, user: postgres, password: "${given_pw}", dbname: postgres, sslmode: disable}
+"#;
+
+const FAILING: &str = r#"id: fails
+title: a check that fails
+checks:
+  - id: too-many-pods
+    title: fifty pods in data
+    kube: {apiVersion: v1, kind: Pod, namespace: data, count: ">= 50"}
+"#;
+
+const SLOW: &str = r#"id: slow
+title: a check that waits
+checks:
+  - id: waits
+    title: fifty pods in data, retried for two minutes
+    timeout: 120s
+    retry: {interval: 2s}
+    kube: {apiVersion: v1, kind: Pod, namespace: data, count: ">= 50"}
+"#;
+
+/// A launcher allowed to create and delete everything `attest job` creates, and to watch its
+/// pod, but holding none of the permissions the run's Roles grant, nor `escalate`/`bind`.
+const LAUNCHER: &str = r#"apiVersion: v1
+kind: ServiceAccount
+metadata: {name: launcher, namespace: default}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: attest-test-launcher}
+rules:
+  - apiGroups: [""]
+    resources: [serviceaccounts, configmaps, secrets]
+    verbs: [create, delete]
+  - apiGroups: [""]
+    resources: [events]
+    verbs: [list]
+  - apiGroups: [batch]
+    resources: [jobs]
+    verbs: [create, delete, get]
+  - apiGroups: [rbac.authorization.k8s.io]
+    resources: [roles, rolebindings, clusterroles, clusterrolebindings]
+    verbs: [create, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: attest-test-launcher-pods, namespace: default}
+rules:
+  - apiGroups: [""]
+    resources: [pods, pods/log]
+    verbs: [get, list, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: attest-test-launcher}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: attest-test-launcher}
+subjects: [{kind: ServiceAccount, name: launcher, namespace: default}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: attest-test-launcher-pods, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: attest-test-launcher-pods}
+subjects: [{kind: ServiceAccount, name: launcher, namespace: default}]
+"#;
+
+/// A kubeconfig holding only a token of ServiceAccount `namespace/name`.
+fn token_kubeconfig(kube: &KubeTestbed, namespace: &str, name: &str) -> PathBuf {
+    let run = |args: &[&str]| kube.kubectl_output(args).unwrap_or_else(|e| panic!("{e}"));
+    let token = run(&["create", "token", name, "-n", namespace, "--duration=30m"]);
+    let view = |path: &str| run(&["config", "view", "--raw", "-o", &format!("jsonpath={path}")]);
+    let config = kube.dir().join(format!("{namespace}-{name}.kubeconfig"));
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {{server: \"{}\", certificate-authority: \"{}\"}}\nusers:\n- name: {name}\n  user: {{token: \"{}\"}}\ncontexts:\n- name: t\n  context: {{cluster: t, user: {name}}}\ncurrent-context: t\n",
+            view("{.clusters[0].cluster.server}"),
+            view("{.clusters[0].cluster.certificate-authority}"),
+            token.trim()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+struct Bed {
+    kube: Option<KubeTestbed>,
+    postgres: Option<TempPostgres>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Bed {
+    fn start() -> Bed {
+        let bin_dir = kube::bin_dir().unwrap_or_else(|e| panic!("{e}"));
+        let images = nodes::images_dir().unwrap_or_else(|e| panic!("{e}"));
+        if let Some(why) = nodes::unavailable(&bin_dir, &images) {
+            panic!("real nodes cannot run here: {why}");
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = PostgresOptions {
+            superuser_password: PASSWORD.to_owned(),
+            tls: false,
+            max_connections: None,
+        };
+        let postgres = runtime.block_on(TempPostgres::start(options)).unwrap();
+        let target = PostgresTarget {
+            host: postgres.host().to_owned(),
+            port: postgres.port(),
+            superuser_password: PASSWORD.to_owned(),
+            paperless_password: "paperless-Pw".to_owned(),
+            bin_dir: Some(postgres.bin_dir().to_path_buf()),
+        };
+        let mut options = KubeOptions::new(bin_dir, target);
+        options.real_nodes = Some(images);
+        options.timeout = Duration::from_secs(240);
+        let testbed = KubeTestbed::start(options)
+            .unwrap_or_else(|e| panic!("the testbed did not start: {e}"));
+        eprintln!(
+            "testbed {} with real nodes started in {:?}",
+            testbed.name(),
+            testbed.startup_time()
+        );
+        Bed {
+            kube: Some(testbed),
+            postgres: Some(postgres),
+            _runtime: runtime,
+        }
+    }
+
+    fn kube(&self) -> &KubeTestbed {
+        self.kube.as_ref().unwrap()
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        if let Some(testbed) = self.kube.take() {
+            let _ = testbed.stop();
+        }
+        drop(self.postgres.take());
+    }
+}
+
+fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let clock = Instant::now();
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(last) if clock.elapsed() > timeout => {
+                panic!("{what}: not within {timeout:?}; last: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+/// Everything labelled with the run marker, in every namespace (empty: nothing left).
+fn left(kube: &KubeTestbed) -> String {
+    let mut all = String::new();
+    for kinds in [
+        "all,cm,secret,sa,role,rolebinding",
+        "clusterrole,clusterrolebinding",
+    ] {
+        let out = kube
+            .kubectl()
+            .args(["get", kinds, "-A", "-l", "attest.dev/run", "-o", "name"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        all.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    all
+}
+
+fn assert_nothing_left(kube: &KubeTestbed, after: &str) {
+    let rest = left(kube);
+    assert!(rest.is_empty(), "after {after}, left behind:\n{rest}");
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+fn job_command(kube: &KubeTestbed, dir: &Path, suite: &str, extra: &[&str]) -> Command {
+    job_command_as(kube.kubeconfig(), dir, suite, extra)
+}
+
+fn job_command_as(kubeconfig: &Path, dir: &Path, suite: &str, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_attest"));
+    command
+        .current_dir(dir)
+        .env_remove("KUBECONFIG")
+        .env("NO_COLOR", "1")
+        .args(["job", suite, "-n", "default", "--kubeconfig"])
+        .arg(kubeconfig)
+        .args([
+            "--toleration",
+            "attest.dev/real-node:NoSchedule",
+            "--node-selector",
+            "type=real",
+        ])
+        .args(
+            (!extra.contains(&"--start-timeout"))
+                .then_some(["--start-timeout", "40s"])
+                .into_iter()
+                .flatten(),
+        )
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn run_job(kube: &KubeTestbed, dir: &Path, suite: &str, extra: &[&str]) -> Run {
+    let clock = Instant::now();
+    let out = job_command(kube, dir, suite, extra).output().unwrap();
+    let run = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: clock.elapsed(),
+    };
+    eprintln!(
+        "--- attest job {suite} {extra:?}: exit {:?} in {:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+        run.code, run.took, run.stdout, run.stderr
+    );
+    run
+}
+
+fn no_secret(run: &Run, reports: &Path) {
+    for value in [PASSWORD, TOKEN] {
+        assert!(!run.stdout.contains(value) && !run.stderr.contains(value));
+        for entry in std::fs::read_dir(reports).into_iter().flatten().flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            assert!(!text.contains(value), "{}", entry.path().display());
+        }
+    }
+}
+
+fn json(path: PathBuf) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Spawns `attest job` on the slow suite and returns once its pod runs.
+fn start_slow(kube: &KubeTestbed, dir: &Path) -> std::process::Child {
+    let child = job_command(
+        kube,
+        dir,
+        "slow.yaml",
+        &["--report-dir", "slow-reports", "--timeout", "5m"],
+    )
+    .spawn()
+    .unwrap();
+    eventually(
+        "the slow Job's pod running",
+        Duration::from_secs(90),
+        || {
+            let out = kube.kubectl_output(&[
+                "get",
+                "pods",
+                "-n",
+                "default",
+                "-l",
+                "attest.dev/run",
+                "-o",
+                "jsonpath={.items[*].status.phase}",
+            ])?;
+            match out.trim() {
+                "Running" => Ok(()),
+                other => Err(other.to_owned()),
+            }
+        },
+    );
+    // Let the run in the pod get going (preflight, first tries).
+    std::thread::sleep(Duration::from_secs(3));
+    child
+}
+
+fn finish(mut child: std::process::Child) -> Run {
+    let code = child.wait().unwrap().code();
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    eprintln!("--- exit {code:?}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
+    Run {
+        code,
+        stdout,
+        stderr,
+        took: Duration::ZERO,
+    }
+}
+
+#[test]
+fn attest_job_runs_in_the_cluster_brings_reports_back_and_leaves_nothing() {
+    let bed = Bed::start();
+    let kube = bed.kube();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::fs::write(dir.join("injob.yaml"), SUITE).unwrap();
+    std::fs::write(dir.join("fails.yaml"), FAILING).unwrap();
+    std::fs::write(dir.join("slow.yaml"), SLOW).unwrap();
+
+    // attest's image, from this very binary, into both real nodes.
+    let clock = Instant::now();
+    let tarball = kube.dir().join("attest-image.tar");
+    let image = nodes::attest_image(Path::new(env!("CARGO_BIN_EXE_attest")), &tarball, true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let built = clock.elapsed();
+    let imported = kube
+        .nodes()
+        .expect("real nodes")
+        .import_image(&tarball)
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "image {image}: {:.1} MB, built in {built:?}, imported into both nodes in {imported:?}",
+        std::fs::metadata(&tarball).unwrap().len() as f64 / 1e6
+    );
+    assert_eq!(
+        image,
+        format!("docker.io/library/attest:{}", env!("CARGO_PKG_VERSION"))
+    );
+    // The stories' PostgreSQL must be up for the checks.
+    eventually(
+        "the stories' PostgreSQL Ready",
+        Duration::from_secs(90),
+        || {
+            let out = kube.kubectl_output(&[
+                "get",
+                "pod",
+                "postgres-postgresql-0",
+                "-n",
+                "data",
+                "-o",
+                "jsonpath={.status.containerStatuses[0].ready}",
+            ])?;
+            (out == "true").then_some(()).ok_or(out)
+        },
+    );
+
+    // 0. A launcher that may create every object but does not hold what the Roles grant (nor
+    // `escalate`/`bind`): refused before anything is created, naming what is missing.
+    let yaml = kube.dir().join("launcher.yaml");
+    std::fs::write(&yaml, LAUNCHER).unwrap();
+    kube.kubectl_output(&["apply", "-f", yaml.to_str().unwrap()])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let limited = token_kubeconfig(kube, "default", "launcher");
+    let out = job_command_as(&limited, dir, "injob.yaml", &["--report-dir", "none"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("--- a narrowed launcher: {:?}\n{stderr}", out.status.code());
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("you may not create what the run needs (nothing was created)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`escalate` and `bind` on roles and clusterroles"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("get pods postgres-postgresql-0 in namespace data"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("create configmaps"), "{stderr}");
+    assert_nothing_left(kube, "a refused launcher");
+
+    // 1. Success: the default image (attest:VERSION), every check passing with only the
+    // generated RBAC, the console and the reports from the pod.
+    let set_pw = format!("given_pw={PASSWORD}");
+    let set_token = format!("token={TOKEN}");
+    let run = run_job(
+        kube,
+        dir,
+        "injob.yaml",
+        &[
+            "--set",
+            &set_pw,
+            "--set",
+            &set_token,
+            "--report-dir",
+            "ok-reports",
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    // The pod's console: attest run's own lines, live.
+    assert!(
+        run.stdout.contains("injob::pg-auth-given"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("attest job: the pod\'s attest exited 0"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stdout.contains("attest-report-frame"),
+        "{}",
+        run.stdout
+    );
+    let reports = dir.join("ok-reports");
+    for name in ["junit.xml", "report.md", "report.json"] {
+        assert!(reports.join(name).is_file(), "no {name}");
+    }
+    let report = json(reports.join("report.json"));
+    let text = report.to_string();
+    for check in ["pg-pod", "pg-tcp", "pg-auth-secret", "pg-auth-given"] {
+        assert!(text.contains(check), "{check} not in report.json");
+    }
+    assert!(
+        std::fs::read_to_string(reports.join("junit.xml"))
+            .unwrap()
+            .contains("failures=\"0\""),
+        "junit.xml"
+    );
+    no_secret(&run, &reports);
+    eprintln!("attest job to reports: {:?}", run.took);
+    assert_nothing_left(kube, "a passing run");
+
+    // 2. A failing check: exit 1, and its reports.
+    let run = run_job(kube, dir, "fails.yaml", &["--report-dir", "fail-reports"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let text = std::fs::read_to_string(dir.join("fail-reports/report.md")).unwrap();
+    assert!(text.contains("too-many-pods"), "{text}");
+    assert!(
+        run.stderr
+            .contains("attest job: the pod\'s attest exited 1"),
+        "{}",
+        run.stderr
+    );
+    assert_nothing_left(kube, "a failing run");
+
+    // 3. An image that does not exist: a verdict quoting the pod's events, nothing left.
+    let run = run_job(
+        kube,
+        dir,
+        "fails.yaml",
+        &[
+            "--image",
+            "docker.io/local/no-such-attest:0",
+            "--report-dir",
+            "none",
+        ],
+    );
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert!(run.stderr.contains("nothing ran"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("ImagePullBackOff") || run.stderr.contains("ErrImagePull"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("the pod's events"), "{}", run.stderr);
+    assert!(run.stderr.contains("no-such-attest"), "{}", run.stderr);
+    assert!(!dir.join("none").exists());
+    // Only this run's events (by uid), not those of the earlier Jobs of the same name.
+    assert_eq!(
+        run.stderr.matches("Created pod:").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert_nothing_left(kube, "a missing image");
+
+    // 3b. A pod that never schedules (no node has the label): a verdict after --start-timeout
+    // quoting the scheduler's event, nothing left.
+    let run = run_job(
+        kube,
+        dir,
+        "fails.yaml",
+        &[
+            "--node-selector",
+            "type=nowhere",
+            "--start-timeout",
+            "8s",
+            "--report-dir",
+            "none",
+        ],
+    );
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("did not start within 8 s: not scheduled (Unschedulable"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("FailedScheduling"), "{}", run.stderr);
+    assert_nothing_left(kube, "an unschedulable pod");
+
+    // 3c. --timeout while the pod runs: a verdict, exit 3, nothing left.
+    let run = run_job(
+        kube,
+        dir,
+        "slow.yaml",
+        &["--timeout", "20s", "--report-dir", "none"],
+    );
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("timed out after 20 s (the pod attest-"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("running 1 test"), "{}", run.stdout);
+    assert_nothing_left(kube, "--timeout");
+
+    // 4. SIGTERM mid-run: everything deleted, exit 143.
+    let child = start_slow(kube, dir);
+    assert!(!left(kube).is_empty());
+    assert!(common::signal(child.id(), "TERM"));
+    let run = finish(child);
+    assert_eq!(run.code, Some(143), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("interrupted (SIGTERM)"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("deleted the"), "{}", run.stderr);
+    assert_nothing_left(kube, "SIGTERM");
+
+    // 5. SIGKILL: leftovers, which `attest cleanup --kubeconfig` lists, then deletes.
+    let child = start_slow(kube, dir);
+    assert!(common::signal(child.id(), "KILL"));
+    let _ = finish(child);
+    let before = left(kube);
+    assert!(before.contains("job.batch/attest"), "{before}");
+    let cleanup = |drop: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_attest"));
+        command
+            .args(["cleanup", "--kubeconfig"])
+            .arg(kube.kubeconfig())
+            .env("NO_COLOR", "1");
+        for var in ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE"] {
+            command.env_remove(var);
+        }
+        if drop {
+            command.arg("--drop");
+        }
+        let out = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!(
+            "--- attest cleanup (drop: {drop}): {:?}\n{stdout}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), stdout)
+    };
+    let (code, listed) = cleanup(false);
+    assert_eq!(code, Some(1));
+    assert!(listed.contains("Job default/attest"), "{listed}");
+    assert!(
+        listed.contains("ClusterRole attest-default-attest"),
+        "{listed}"
+    );
+    let (code, _) = cleanup(true);
+    assert_eq!(code, Some(0));
+    eventually(
+        "nothing left after attest cleanup --drop",
+        Duration::from_secs(60),
+        || {
+            let rest = left(kube);
+            rest.is_empty().then_some(()).ok_or(rest)
+        },
+    );
+    let (code, _) = cleanup(false);
+    assert_eq!(code, Some(0));
+}
