@@ -432,10 +432,8 @@ fn plan(
     if let Some(filter) = &selected.filter {
         run_args.push(filter.clone());
     }
+    run_args.extend(select.names.as_flags());
     for (on, flag) in [
-        (select.exact, "--exact"),
-        (select.ignored, "--ignored"),
-        (select.include_ignored, "--include-ignored"),
         (select.allow_mutating, "--allow-mutating"),
         (select.allow_destructive, "--allow-destructive"),
         (args.require_all, "--require-all"),
@@ -443,9 +441,6 @@ fn plan(
         if on {
             run_args.push(flag.into());
         }
-    }
-    for skip in &select.skip {
-        run_args.extend(["--skip".into(), skip.clone()]);
     }
     if let Some(target) = &args.target {
         run_args.extend(["--target".into(), target.clone()]);

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use libtest_mimic::Arguments;
 
 use crate::console::{error_line, report_load_errors, report_load_warnings};
 use crate::run::{split_positionals, suite_files};
@@ -36,18 +35,8 @@ pub struct Selection {
     /// Include destructive checks too; implies --allow-mutating.
     #[arg(long)]
     pub allow_destructive: bool,
-    /// Match the filter exactly.
-    #[arg(long)]
-    pub exact: bool,
-    /// Leave out checks whose names contain FILTER (repeatable).
-    #[arg(long, value_name = "FILTER")]
-    pub skip: Vec<String>,
-    /// Only checks marked `ignore:`.
-    #[arg(long)]
-    pub ignored: bool,
-    /// Checks marked `ignore:` too.
-    #[arg(long)]
-    pub include_ignored: bool,
+    #[command(flatten)]
+    pub names: crate::run::NameFilters,
     /// Kubeconfig to discover the resources of CRDs with (without it, their plural is guessed
     /// and the output says so). Nothing else is read from the cluster.
     #[arg(long, value_name = "FILE")]
@@ -140,14 +129,7 @@ impl Selection {
             report_load_errors(&errors, &redactor);
             exit::USAGE
         })?;
-        let args = Arguments {
-            filter: filter.clone(),
-            exact: self.exact,
-            skip: self.skip.clone(),
-            ignored: self.ignored,
-            include_ignored: self.include_ignored,
-            ..Arguments::default()
-        };
+        let args = self.names.arguments(filter.clone());
         let allow = self.allow();
         let selection = runner::Selection::new(args);
         let runs = |suite, check: &attest_core::load::SuiteCheck| {

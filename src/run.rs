@@ -73,24 +73,64 @@ pub struct RunArgs {
     pub libtest: LibtestFlags,
 }
 
-/// The libtest flags, as `cargo test -- …` knows them.
+/// Which checks by name, as libtest's flags choose them: `attest run`, `rbac` and `job` share
+/// them (the name filter itself is a positional argument).
 #[derive(Args, Debug, Clone, Default)]
-pub struct LibtestFlags {
-    /// List checks instead of running them.
-    #[arg(long)]
-    pub list: bool,
+pub struct NameFilters {
     /// Match the filter exactly.
     #[arg(long)]
     pub exact: bool,
     /// Skip checks whose names contain FILTER (repeatable).
     #[arg(long, value_name = "FILTER")]
     pub skip: Vec<String>,
-    /// Run only checks marked `ignore:`.
+    /// Only checks marked `ignore:`.
     #[arg(long)]
     pub ignored: bool,
-    /// Run checks marked `ignore:` too.
+    /// Checks marked `ignore:` too.
     #[arg(long)]
     pub include_ignored: bool,
+}
+
+impl NameFilters {
+    /// libtest's arguments for these filters and `filter`; the rest as libtest defaults them.
+    pub fn arguments(&self, filter: Option<String>) -> Arguments {
+        Arguments {
+            filter,
+            exact: self.exact,
+            skip: self.skip.clone(),
+            ignored: self.ignored,
+            include_ignored: self.include_ignored,
+            ..Arguments::default()
+        }
+    }
+
+    /// The same filters as `attest run` flags (for a run elsewhere: the Job's pod).
+    pub fn as_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        for (on, flag) in [
+            (self.exact, "--exact"),
+            (self.ignored, "--ignored"),
+            (self.include_ignored, "--include-ignored"),
+        ] {
+            if on {
+                flags.push(flag.to_owned());
+            }
+        }
+        for skip in &self.skip {
+            flags.extend(["--skip".to_owned(), skip.clone()]);
+        }
+        flags
+    }
+}
+
+/// The libtest flags, as `cargo test -- …` knows them.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LibtestFlags {
+    /// List checks instead of running them.
+    #[arg(long)]
+    pub list: bool,
+    #[command(flatten)]
+    pub names: NameFilters,
     /// How many checks report at once (suites always run concurrently, checks of a suite in order).
     #[arg(long, value_name = "N")]
     pub test_threads: Option<usize>,
@@ -208,10 +248,6 @@ pub(crate) fn libtest_arguments(flags: &LibtestFlags, filter: Option<String>) ->
     };
     Arguments {
         list: flags.list,
-        exact: flags.exact,
-        skip: flags.skip.clone(),
-        ignored: flags.ignored,
-        include_ignored: flags.include_ignored,
         // One reporting thread by default: checks still run concurrently, but their lines
         // appear in cause-and-effect order (a check before the dependents it made skip).
         test_threads: Some(flags.test_threads.unwrap_or(1)),
@@ -222,8 +258,7 @@ pub(crate) fn libtest_arguments(flags: &LibtestFlags, filter: Option<String>) ->
             Format::Json => FormatSetting::Json,
         }),
         color,
-        filter,
-        ..Arguments::default()
+        ..flags.names.arguments(filter)
     }
 }
 
