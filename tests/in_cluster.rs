@@ -7,10 +7,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use attest_sandbox::kube::{self, KubeOptions, KubeTestbed, PostgresTarget};
 use base64::Engine;
+use common::testbed::token_kubeconfig;
 use common::{Attest, Output};
 
 const PAPERLESS_PASSWORD: &str = "paperless-testbed-pw-7731";
@@ -38,32 +39,6 @@ fn apply(kube: &KubeTestbed, name: &str, yaml: &str) -> String {
     let file = kube.dir().join(name);
     std::fs::write(&file, yaml).unwrap();
     kubectl(kube, &["apply", "-f", file.to_str().unwrap()])
-}
-
-/// A kubeconfig holding only a token of ServiceAccount `namespace/name`: what the pod gets.
-fn token_kubeconfig(kube: &KubeTestbed, namespace: &str, name: &str) -> PathBuf {
-    let token = kubectl(
-        kube,
-        &["create", "token", name, "-n", namespace, "--duration=30m"],
-    );
-    let view = |path: &str| {
-        kubectl(
-            kube,
-            &["config", "view", "--raw", "-o", &format!("jsonpath={path}")],
-        )
-    };
-    let config = kube.dir().join(format!("{namespace}-{name}.kubeconfig"));
-    std::fs::write(
-        &config,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {{server: \"{}\", certificate-authority: \"{}\"}}\nusers:\n- name: {name}\n  user: {{token: \"{}\"}}\ncontexts:\n- name: t\n  context: {{cluster: t, user: {name}}}\ncurrent-context: t\n",
-            view("{.clusters[0].cluster.server}"),
-            view("{.clusters[0].cluster.certificate-authority}"),
-            token.trim()
-        ),
-    )
-    .unwrap();
-    config
 }
 
 /// Every kind of read a Kubernetes check makes: a named object, a label selector, all

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use attest_sandbox::kube::{self, nodes, KubeOptions, KubeTestbed, PostgresTarget};
-use attest_sandbox::postgres::{PostgresOptions, TempPostgres};
+use attest_sandbox::kube::{nodes, KubeTestbed};
+use common::testbed::{token_kubeconfig, RealBed};
 
 const PASSWORD: &str = "Sup3r-secret";
 const TOKEN: &str = "job-Token-7f3a";
@@ -107,87 +107,6 @@ metadata: {name: attest-test-launcher-pods, namespace: default}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: attest-test-launcher-pods}
 subjects: [{kind: ServiceAccount, name: launcher, namespace: default}]
 "#;
-
-/// A kubeconfig holding only a token of ServiceAccount `namespace/name`.
-fn token_kubeconfig(kube: &KubeTestbed, namespace: &str, name: &str) -> PathBuf {
-    let run = |args: &[&str]| kube.kubectl_output(args).unwrap_or_else(|e| panic!("{e}"));
-    let token = run(&["create", "token", name, "-n", namespace, "--duration=30m"]);
-    let view = |path: &str| run(&["config", "view", "--raw", "-o", &format!("jsonpath={path}")]);
-    let config = kube.dir().join(format!("{namespace}-{name}.kubeconfig"));
-    std::fs::write(
-        &config,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {{server: \"{}\", certificate-authority: \"{}\"}}\nusers:\n- name: {name}\n  user: {{token: \"{}\"}}\ncontexts:\n- name: t\n  context: {{cluster: t, user: {name}}}\ncurrent-context: t\n",
-            view("{.clusters[0].cluster.server}"),
-            view("{.clusters[0].cluster.certificate-authority}"),
-            token.trim()
-        ),
-    )
-    .unwrap();
-    config
-}
-
-struct Bed {
-    kube: Option<KubeTestbed>,
-    postgres: Option<TempPostgres>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Bed {
-    fn start() -> Bed {
-        let bin_dir = kube::bin_dir().unwrap_or_else(|e| panic!("{e}"));
-        let images = nodes::images_dir().unwrap_or_else(|e| panic!("{e}"));
-        if let Some(why) = nodes::unavailable(&bin_dir, &images) {
-            panic!("real nodes cannot run here: {why}");
-        }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let options = PostgresOptions {
-            superuser_password: PASSWORD.to_owned(),
-            tls: false,
-            max_connections: None,
-        };
-        let postgres = runtime.block_on(TempPostgres::start(options)).unwrap();
-        let target = PostgresTarget {
-            host: postgres.host().to_owned(),
-            port: postgres.port(),
-            superuser_password: PASSWORD.to_owned(),
-            paperless_password: "paperless-Pw".to_owned(),
-            bin_dir: Some(postgres.bin_dir().to_path_buf()),
-        };
-        let mut options = KubeOptions::new(bin_dir, target);
-        options.real_nodes = Some(images);
-        options.timeout = Duration::from_secs(240);
-        let testbed = KubeTestbed::start(options)
-            .unwrap_or_else(|e| panic!("the testbed did not start: {e}"));
-        eprintln!(
-            "testbed {} with real nodes started in {:?}",
-            testbed.name(),
-            testbed.startup_time()
-        );
-        Bed {
-            kube: Some(testbed),
-            postgres: Some(postgres),
-            _runtime: runtime,
-        }
-    }
-
-    fn kube(&self) -> &KubeTestbed {
-        self.kube.as_ref().unwrap()
-    }
-}
-
-impl Drop for Bed {
-    fn drop(&mut self) {
-        if let Some(testbed) = self.kube.take() {
-            let _ = testbed.stop();
-        }
-        drop(self.postgres.take());
-    }
-}
 
 fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
     let clock = Instant::now();
@@ -356,7 +275,7 @@ fn finish(mut child: std::process::Child) -> Run {
 
 #[test]
 fn attest_job_runs_in_the_cluster_brings_reports_back_and_leaves_nothing() {
-    let bed = Bed::start();
+    let bed = RealBed::start(PASSWORD);
     let kube = bed.kube();
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();

@@ -8,13 +8,15 @@
 //! Without any of these each test fails, naming the missing piece. Every test checks at the
 //! end that no process, cgroup, mount, link or folder of its testbed is left.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use attest_sandbox::kube::{self, nodes, KubeOptions, KubeTestbed, PostgresTarget};
-use attest_sandbox::postgres::{PostgresOptions, TempPostgres};
+use common::testbed::RealBed;
 
 const PASSWORD: &str = "Sup3r-secret";
 
@@ -71,72 +73,6 @@ fn memory(kube: &KubeTestbed, dir: &Path) -> u64 {
         })
         .sum();
     kib / 1024
-}
-
-struct Bed {
-    kube: Option<KubeTestbed>,
-    postgres: Option<TempPostgres>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Bed {
-    fn start() -> Bed {
-        let bin_dir = kube::bin_dir().unwrap_or_else(|e| panic!("{e}"));
-        let images = nodes::images_dir().unwrap_or_else(|e| panic!("{e}"));
-        if let Some(why) = nodes::unavailable(&bin_dir, &images) {
-            panic!("real nodes cannot run here: {why}");
-        }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let options = PostgresOptions {
-            superuser_password: PASSWORD.to_owned(),
-            tls: false,
-            max_connections: None,
-        };
-        let postgres = runtime.block_on(TempPostgres::start(options)).unwrap();
-        let target = PostgresTarget {
-            host: postgres.host().to_owned(),
-            port: postgres.port(),
-            superuser_password: PASSWORD.to_owned(),
-            paperless_password: "paperless-Pw".to_owned(),
-            bin_dir: Some(postgres.bin_dir().to_path_buf()),
-        };
-        let mut options = KubeOptions::new(bin_dir, target);
-        options.real_nodes = Some(images);
-        options.timeout = Duration::from_secs(240);
-        let testbed = KubeTestbed::start(options)
-            .unwrap_or_else(|e| panic!("the testbed did not start: {e}"));
-        let nodes = testbed.nodes().expect("real nodes");
-        eprintln!(
-            "testbed {} with real nodes started in {:?} (nodes: {:?}, of which image import {:?})",
-            testbed.name(),
-            testbed.startup_time(),
-            nodes.startup,
-            nodes.import_time
-        );
-        Bed {
-            kube: Some(testbed),
-            postgres: Some(postgres),
-            _runtime: runtime,
-        }
-    }
-
-    fn kube(&self) -> &KubeTestbed {
-        self.kube.as_ref().unwrap()
-    }
-
-    /// Stops everything and checks that nothing of the testbed is left.
-    fn finish(mut self) {
-        let testbed = self.kube.take().unwrap();
-        let dir = testbed.dir().to_path_buf();
-        let name = testbed.name().to_owned();
-        testbed.stop().unwrap();
-        drop(self.postgres.take());
-        assert_clean(&dir, &name);
-    }
 }
 
 fn assert_clean(dir: &Path, name: &str) {
@@ -237,7 +173,7 @@ spec:
 #[test]
 fn a_pod_runs_on_a_real_node_with_real_exec_and_logs() {
     let _serial = serial();
-    let bed = Bed::start();
+    let bed = RealBed::start(PASSWORD);
     let kube = bed.kube();
 
     // Both real nodes registered, Ready, with their addresses inside the namespace, the real
@@ -371,7 +307,8 @@ fn a_pod_runs_on_a_real_node_with_real_exec_and_logs() {
     );
     eprintln!("pod deleted in {:?}", clock.elapsed());
     let clock = Instant::now();
-    bed.finish();
+    let (dir, name) = bed.stop();
+    assert_clean(&dir, &name);
     eprintln!("testbed stopped in {:?}", clock.elapsed());
 }
 
@@ -523,7 +460,7 @@ fn pg_ready(kube: &KubeTestbed, not_uid: &str) -> (String, String) {
 #[test]
 fn postgres_keeps_its_rows_across_a_pod_delete_and_a_drain_to_the_other_node() {
     let _serial = serial();
-    let bed = Bed::start();
+    let bed = RealBed::start(PASSWORD);
     let kube = bed.kube();
     let psql_bin = bed.postgres.as_ref().unwrap().bin_dir().join("psql");
 
@@ -642,7 +579,8 @@ fn postgres_keeps_its_rows_across_a_pod_delete_and_a_drain_to_the_other_node() {
     );
     assert_eq!(out.trim(), "connected");
 
-    bed.finish();
+    let (dir, name) = bed.stop();
+    assert_clean(&dir, &name);
 }
 
 /// Story 5.2's disruptions done by attest itself on the real nodes: `pod-delete` and
@@ -652,7 +590,7 @@ fn postgres_keeps_its_rows_across_a_pod_delete_and_a_drain_to_the_other_node() {
 #[test]
 fn attest_deletes_and_drains_postgres_on_real_nodes_and_the_sentinel_survives_only_on_its_volume() {
     let _serial = serial();
-    let bed = Bed::start();
+    let bed = RealBed::start(PASSWORD);
     let kube = bed.kube();
     let volume = kube.dir().join("nodes/shared/realpg-data");
     std::fs::create_dir_all(&volume).unwrap();
@@ -810,7 +748,8 @@ checks:
         "API requests: {}",
         json["environment"]["kubernetes API requests"]
     );
-    bed.finish();
+    let (dir, name) = bed.stop();
+    assert_clean(&dir, &name);
 }
 
 /// Client pods, one per real node, running as a ServiceAccount allowed to read pods in their
@@ -926,7 +865,7 @@ fn exec_in(kube: &KubeTestbed, pod: &str, script: &str) -> Output {
 #[test]
 fn pods_on_real_nodes_reach_the_api_server_and_postgres_through_cluster_ips() {
     let _serial = serial();
-    let bed = Bed::start();
+    let bed = RealBed::start(PASSWORD);
     let kube = bed.kube();
     let nodes = kube.nodes().unwrap();
     assert!(
@@ -1136,7 +1075,8 @@ fn pods_on_real_nodes_reach_the_api_server_and_postgres_through_cluster_ips() {
         !text.lines().any(|l| l == "api" || l == "pg"),
         "ClusterIPs still answer without kube-proxy:\n{text}"
     );
-    bed.finish();
+    let (dir, name) = bed.stop();
+    assert_clean(&dir, &name);
 }
 
 /// Not a test on its own: `killed_testbed_leaves_no_node_behind` runs this in a child process,
@@ -1147,7 +1087,7 @@ fn helper_start_real_nodes_and_wait_to_be_killed() {
     if std::env::var_os("ATTEST_REAL_NODES_HELPER").is_none() {
         return;
     }
-    let bed = Bed::start();
+    let bed = RealBed::start(PASSWORD);
     let kube = bed.kube();
     apply(kube, PROBE);
     eventually("the probe pod Running", Duration::from_secs(60), || {

@@ -1,6 +1,8 @@
 //! Black-box test harness: runs the real `attest` binary in a temporary folder.
 #![allow(dead_code)]
 
+pub mod testbed;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
