@@ -332,6 +332,16 @@ fn command_judges_exit_code_and_streams() {
     let out = run_one("command", "run: [definitely-not-a-program-xyz]").run();
     out.assert_code(1);
     out.expect("c", "error", "cannot start");
+    // Numbers and booleans in an argument list, written or from a variable, are arguments.
+    let out = Attest::new()
+        .suite(
+            "s",
+            "id: s\ntitle: s\nvariables:\n  port: 5432\nchecks:\n  - id: c\n    title: c\n    command: {run: [echo, \"${port}\", 7, true, 0.5, 1.0], stdout_contains: [\"5432 7 true 0.5 1.0\"]}\n",
+        )
+        .args(&["run", "suites/"])
+        .run();
+    out.assert_code(0);
+    out.expect("c", "passed", "`echo 5432 7 true 0.5 1.0` exited 0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,7 +57,16 @@ pub enum CommandLine {
 #[allow(dead_code)]
 enum CommandLineSchema {
     Shell(String),
-    Argv(Vec<String>),
+    Argv(Vec<WordSchema>),
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum WordSchema {
+    Text(String),
+    Number(f64),
+    Boolean(bool),
 }
 
 fn command_line<'de, D: Deserializer<'de>>(d: D) -> Result<CommandLine, D::Error> {
@@ -65,14 +74,50 @@ fn command_line<'de, D: Deserializer<'de>>(d: D) -> Result<CommandLine, D::Error
     #[serde(untagged)]
     enum Raw {
         Shell(String),
-        Argv(Vec<String>),
+        Argv(Vec<Word>),
     }
     match Raw::deserialize(d)? {
         Raw::Shell(line) => Ok(CommandLine::Shell(line)),
         Raw::Argv(argv) if argv.is_empty() => Err(serde::de::Error::custom(
             "`run` needs at least the program name",
         )),
-        Raw::Argv(argv) => Ok(CommandLine::Argv(argv)),
+        Raw::Argv(argv) => Ok(CommandLine::Argv(argv.into_iter().map(|w| w.0).collect())),
+    }
+}
+
+/// One argument of an argument list: text, or a number or boolean as YAML (or a variable's
+/// value) gives it: `[pg_isready, -p, 5432]`, `[echo, "${port}"]` with `port: 5432`.
+struct Word(String);
+
+impl<'de> Deserialize<'de> for Word {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Word, D::Error> {
+        struct WordVisitor;
+        impl serde::de::Visitor<'_> for WordVisitor {
+            type Value = Word;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an argument (text, a number or a boolean)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Word, E> {
+                Ok(Word(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Word, E> {
+                Ok(Word(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Word, E> {
+                Ok(Word(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Word, E> {
+                Ok(Word(v.to_string()))
+            }
+            // `{v:?}` keeps a float a float: `1.0` stays `1.0`, not `1`.
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Word, E> {
+                Ok(Word(format!("{v:?}")))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Word, E> {
+                Ok(Word(v.to_string()))
+            }
+        }
+        d.deserialize_any(WordVisitor)
     }
 }
 
