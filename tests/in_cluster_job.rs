@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use attest_sandbox::kube::{nodes, KubeTestbed};
-use common::testbed::{token_kubeconfig, RealBed};
+use common::testbed::{eventually, token_kubeconfig, Bed};
 
 const PASSWORD: &str = "Sup3r-secret";
 const TOKEN: &str = "job-Token-7f3a";
@@ -107,19 +107,6 @@ metadata: {name: attest-test-launcher-pods, namespace: default}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: attest-test-launcher-pods}
 subjects: [{kind: ServiceAccount, name: launcher, namespace: default}]
 "#;
-
-fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
-    let clock = Instant::now();
-    loop {
-        match probe() {
-            Ok(value) => return value,
-            Err(last) if clock.elapsed() > timeout => {
-                panic!("{what}: not within {timeout:?}; last: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
-    }
-}
 
 /// Everything labelled with the run marker, in every namespace (empty: nothing left).
 fn left(kube: &KubeTestbed) -> String {
@@ -275,7 +262,7 @@ fn finish(mut child: std::process::Child) -> Run {
 
 #[test]
 fn attest_job_runs_in_the_cluster_brings_reports_back_and_leaves_nothing() {
-    let bed = RealBed::start(PASSWORD);
+    let bed = Bed::start_with_real_nodes(PASSWORD);
     let kube = bed.kube();
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();

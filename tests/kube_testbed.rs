@@ -8,76 +8,24 @@
 //! (one process under nextest, so usually one testbed per function), and every function
 //! checks at the end that no process and no folder of its testbed is left.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use attest_sandbox::kube::{self, KubeOptions, KubeTestbed, PostgresTarget};
-use attest_sandbox::postgres::{PostgresOptions, TempPostgres};
+use common::testbed::{eventually, Bed};
 
 const PASSWORD: &str = "Sup3r-secret";
 const PAPERLESS_PASSWORD: &str = "paperless-Pw";
 
-/// A throwaway PostgreSQL and the testbed in front of it.
-struct Bed {
-    kube: Option<KubeTestbed>,
-    postgres: Option<TempPostgres>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Bed {
-    fn start() -> Bed {
-        let bin_dir = kube::bin_dir().unwrap_or_else(|e| panic!("{e}"));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let options = PostgresOptions {
-            superuser_password: PASSWORD.to_owned(),
-            tls: false,
-            max_connections: None,
-        };
-        let postgres = runtime.block_on(TempPostgres::start(options)).unwrap();
-        let target = PostgresTarget {
-            host: postgres.host().to_owned(),
-            port: postgres.port(),
-            superuser_password: PASSWORD.to_owned(),
-            paperless_password: PAPERLESS_PASSWORD.to_owned(),
-            bin_dir: Some(postgres.bin_dir().to_path_buf()),
-        };
-        let testbed = KubeTestbed::start(KubeOptions::new(bin_dir, target))
-            .unwrap_or_else(|e| panic!("the testbed did not start: {e}"));
-        eprintln!(
-            "testbed {} started in {:?}",
-            testbed.name(),
-            testbed.startup_time()
-        );
-        Bed {
-            kube: Some(testbed),
-            postgres: Some(postgres),
-            _runtime: runtime,
-        }
-    }
-
-    fn kube(&self) -> &KubeTestbed {
-        self.kube.as_ref().unwrap()
-    }
-
-    fn postgres(&self) -> &TempPostgres {
-        self.postgres.as_ref().unwrap()
-    }
-
-    /// Stops everything and checks that nothing of the testbed is left.
-    fn finish(mut self) {
-        let testbed = self.kube.take().unwrap();
-        let dir = testbed.dir().to_path_buf();
-        testbed.stop().unwrap();
-        drop(self.postgres.take());
-        assert_clean(&dir);
-    }
+/// Stops everything and checks that nothing of the testbed is left.
+fn finish(bed: Bed) {
+    let (dir, _) = bed.stop();
+    assert_clean(&dir);
 }
 
 fn assert_clean(dir: &Path) {
@@ -94,7 +42,7 @@ fn shared() -> Arc<Bed> {
     if let Some(bed) = slot.upgrade() {
         return bed;
     }
-    let bed = Arc::new(Bed::start());
+    let bed = Arc::new(Bed::start(PASSWORD));
     *slot = Arc::downgrade(&bed);
     bed
 }
@@ -104,26 +52,12 @@ fn release(bed: Arc<Bed>) {
     let slot = SHARED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(bed) = Arc::into_inner(bed) {
         drop(slot);
-        bed.finish();
+        finish(bed);
     }
 }
 
 fn kubectl(kube: &KubeTestbed, args: &[&str]) -> String {
     kube.kubectl_output(args).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Polls `probe` until it returns Some, or fails with its last observation.
-fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
-    let clock = Instant::now();
-    loop {
-        match probe() {
-            Ok(value) => return value,
-            Err(last) if clock.elapsed() > timeout => {
-                panic!("{what}: not within {timeout:?}; last: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
 }
 
 fn jsonpath(kube: &KubeTestbed, args: &[&str], path: &str) -> String {
@@ -135,7 +69,7 @@ fn jsonpath(kube: &KubeTestbed, args: &[&str], path: &str) -> String {
 
 #[test]
 fn claim_is_bound_on_nfs_and_survives_pod_deletion_and_drain() {
-    let bed = Bed::start();
+    let bed = Bed::start(PASSWORD);
     let kube = bed.kube();
 
     // Story 5.2 AC 2: the claim, Bound, on nfs-client, 8Gi.
@@ -283,7 +217,7 @@ fn claim_is_bound_on_nfs_and_survives_pod_deletion_and_drain() {
     );
     assert_eq!(ready, "TrueTrueTrue");
 
-    bed.finish();
+    finish(bed);
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use attest_sandbox::kube::{self, nodes, KubeOptions, KubeTestbed, PostgresTarget};
-use common::testbed::RealBed;
+use common::testbed::{eventually, Bed};
 
 const PASSWORD: &str = "Sup3r-secret";
 
@@ -128,19 +128,6 @@ fn run(kube: &KubeTestbed, args: &[&str]) -> Output {
     kube.kubectl().args(args).output().unwrap()
 }
 
-fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
-    let clock = Instant::now();
-    loop {
-        match probe() {
-            Ok(value) => return value,
-            Err(last) if clock.elapsed() > timeout => {
-                panic!("{what}: not within {timeout:?}; last: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(250)),
-        }
-    }
-}
-
 fn apply(kube: &KubeTestbed, yaml: &str) {
     let path = kube.dir().join(format!("apply-{}.yaml", rand_suffix()));
     std::fs::write(&path, yaml).unwrap();
@@ -173,7 +160,7 @@ spec:
 #[test]
 fn a_pod_runs_on_a_real_node_with_real_exec_and_logs() {
     let _serial = serial();
-    let bed = RealBed::start(PASSWORD);
+    let bed = Bed::start_with_real_nodes(PASSWORD);
     let kube = bed.kube();
 
     // Both real nodes registered, Ready, with their addresses inside the namespace, the real
@@ -460,9 +447,9 @@ fn pg_ready(kube: &KubeTestbed, not_uid: &str) -> (String, String) {
 #[test]
 fn postgres_keeps_its_rows_across_a_pod_delete_and_a_drain_to_the_other_node() {
     let _serial = serial();
-    let bed = RealBed::start(PASSWORD);
+    let bed = Bed::start_with_real_nodes(PASSWORD);
     let kube = bed.kube();
-    let psql_bin = bed.postgres.as_ref().unwrap().bin_dir().join("psql");
+    let psql_bin = bed.postgres().bin_dir().join("psql");
 
     let volume = kube.dir().join("nodes/shared/realpg-data");
     std::fs::create_dir_all(&volume).unwrap();
@@ -590,7 +577,7 @@ fn postgres_keeps_its_rows_across_a_pod_delete_and_a_drain_to_the_other_node() {
 #[test]
 fn attest_deletes_and_drains_postgres_on_real_nodes_and_the_sentinel_survives_only_on_its_volume() {
     let _serial = serial();
-    let bed = RealBed::start(PASSWORD);
+    let bed = Bed::start_with_real_nodes(PASSWORD);
     let kube = bed.kube();
     let volume = kube.dir().join("nodes/shared/realpg-data");
     std::fs::create_dir_all(&volume).unwrap();
@@ -865,7 +852,7 @@ fn exec_in(kube: &KubeTestbed, pod: &str, script: &str) -> Output {
 #[test]
 fn pods_on_real_nodes_reach_the_api_server_and_postgres_through_cluster_ips() {
     let _serial = serial();
-    let bed = RealBed::start(PASSWORD);
+    let bed = Bed::start_with_real_nodes(PASSWORD);
     let kube = bed.kube();
     let nodes = kube.nodes().unwrap();
     assert!(
@@ -1087,7 +1074,7 @@ fn helper_start_real_nodes_and_wait_to_be_killed() {
     if std::env::var_os("ATTEST_REAL_NODES_HELPER").is_none() {
         return;
     }
-    let bed = RealBed::start(PASSWORD);
+    let bed = Bed::start_with_real_nodes(PASSWORD);
     let kube = bed.kube();
     apply(kube, PROBE);
     eventually("the probe pod Running", Duration::from_secs(60), || {

@@ -1,27 +1,40 @@
-//! The local control plane with its two real nodes and the throwaway PostgreSQL the stories'
-//! pods point at, for the tests that need real pods; and a kubeconfig holding nothing but a
-//! ServiceAccount's token, for the tests that run attest with generated RBAC only.
+//! The local control plane (kwok's nodes, or with its two real nodes too) and the throwaway
+//! PostgreSQL the stories' pods point at; a kubeconfig holding nothing but a ServiceAccount's
+//! token, for the tests that run attest with generated RBAC only; and polling.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use attest_sandbox::kube::{self, nodes, KubeOptions, KubeTestbed, PostgresTarget};
 use attest_sandbox::postgres::{PostgresOptions, TempPostgres};
 
-pub struct RealBed {
+/// A throwaway PostgreSQL and the testbed in front of it.
+pub struct Bed {
     kube: Option<KubeTestbed>,
-    pub postgres: Option<TempPostgres>,
+    postgres: Option<TempPostgres>,
     _runtime: tokio::runtime::Runtime,
 }
 
-impl RealBed {
-    /// Starts PostgreSQL (superuser password `password`) and the testbed with real nodes.
-    pub fn start(password: &str) -> RealBed {
+impl Bed {
+    /// PostgreSQL (superuser password `password`) and the testbed on kwok's nodes.
+    pub fn start(password: &str) -> Bed {
+        Bed::starting(password, false)
+    }
+
+    /// The same, with the two real nodes (the stories' PostgreSQL pod runs on one).
+    pub fn start_with_real_nodes(password: &str) -> Bed {
+        Bed::starting(password, true)
+    }
+
+    fn starting(password: &str, real_nodes: bool) -> Bed {
         let bin_dir = kube::bin_dir().unwrap_or_else(|e| panic!("{e}"));
-        let images = nodes::images_dir().unwrap_or_else(|e| panic!("{e}"));
-        if let Some(why) = nodes::unavailable(&bin_dir, &images) {
-            panic!("real nodes cannot run here: {why}");
-        }
+        let images = real_nodes.then(|| {
+            let images = nodes::images_dir().unwrap_or_else(|e| panic!("{e}"));
+            if let Some(why) = nodes::unavailable(&bin_dir, &images) {
+                panic!("real nodes cannot run here: {why}");
+            }
+            images
+        });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -41,19 +54,27 @@ impl RealBed {
             bin_dir: Some(postgres.bin_dir().to_path_buf()),
         };
         let mut options = KubeOptions::new(bin_dir, target);
-        options.real_nodes = Some(images);
-        options.timeout = Duration::from_secs(240);
+        if images.is_some() {
+            options.real_nodes = images;
+            options.timeout = Duration::from_secs(240);
+        }
         let testbed = KubeTestbed::start(options)
             .unwrap_or_else(|e| panic!("the testbed did not start: {e}"));
-        let nodes = testbed.nodes().expect("real nodes");
-        eprintln!(
-            "testbed {} with real nodes started in {:?} (nodes: {:?}, of which image import {:?})",
-            testbed.name(),
-            testbed.startup_time(),
-            nodes.startup,
-            nodes.import_time
-        );
-        RealBed {
+        match testbed.nodes() {
+            Some(nodes) => eprintln!(
+                "testbed {} with real nodes started in {:?} (nodes: {:?}, of which image import {:?})",
+                testbed.name(),
+                testbed.startup_time(),
+                nodes.startup,
+                nodes.import_time
+            ),
+            None => eprintln!(
+                "testbed {} started in {:?}",
+                testbed.name(),
+                testbed.startup_time()
+            ),
+        }
+        Bed {
             kube: Some(testbed),
             postgres: Some(postgres),
             _runtime: runtime,
@@ -62,6 +83,10 @@ impl RealBed {
 
     pub fn kube(&self) -> &KubeTestbed {
         self.kube.as_ref().unwrap()
+    }
+
+    pub fn postgres(&self) -> &TempPostgres {
+        self.postgres.as_ref().unwrap()
     }
 
     /// Stops everything; the testbed's folder and name, to look for what it left.
@@ -75,7 +100,7 @@ impl RealBed {
     }
 }
 
-impl Drop for RealBed {
+impl Drop for Bed {
     fn drop(&mut self) {
         if let Some(testbed) = self.kube.take() {
             let _ = testbed.stop();
@@ -101,4 +126,22 @@ pub fn token_kubeconfig(kube: &KubeTestbed, namespace: &str, name: &str) -> Path
     )
     .unwrap();
     config
+}
+
+/// Polls `probe` until it gives a value, or fails with its last observation.
+pub fn eventually<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> T {
+    let clock = Instant::now();
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(last) if clock.elapsed() > timeout => {
+                panic!("{what}: not within {timeout:?}; last: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
 }

@@ -444,6 +444,19 @@ pub async fn wait_replacement(
     }
 }
 
+/// Delete options for exactly this pod: a UID precondition, so a pod recreated meanwhile
+/// under the same name is never the one deleted or evicted.
+fn exactly(facts: &PodFacts, grace_period: Option<u32>) -> DeleteParams {
+    DeleteParams {
+        grace_period_seconds: grace_period,
+        preconditions: Some(Preconditions {
+            uid: Some(facts.uid.clone()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    }
+}
+
 /// Deletes exactly this pod (a UID precondition: a pod recreated meanwhile under the same name
 /// is never the one deleted).
 pub async fn delete_pod(
@@ -454,14 +467,7 @@ pub async fn delete_pod(
 ) -> Result<(), KubeError> {
     let client = access.client(limit).await?;
     let api = pods_api(client, &facts.namespace);
-    let params = DeleteParams {
-        grace_period_seconds: grace_period,
-        preconditions: Some(Preconditions {
-            uid: Some(facts.uid.clone()),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
+    let params = exactly(facts, grace_period);
     let what = format!("deleting pod {}", facts.place());
     match access
         .call(limit, &what, api.delete(&facts.name, &params))
@@ -507,14 +513,7 @@ pub async fn evict(
     let client = access.unretried_client(limit).await?;
     let api = pods_api(client, &facts.namespace);
     let params = EvictParams {
-        delete_options: Some(DeleteParams {
-            grace_period_seconds: grace_period,
-            preconditions: Some(Preconditions {
-                uid: Some(facts.uid.clone()),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        }),
+        delete_options: Some(exactly(facts, grace_period)),
         ..EvictParams::default()
     };
     let what = format!("evicting pod {}", facts.place());
@@ -579,16 +578,30 @@ pub async fn cordon(
     marker: &str,
     limit: Duration,
 ) -> Result<(), KubeError> {
+    set_cordon(access, name, Some(marker), limit).await
+}
+
+/// One merge patch: cordoned with attest's `marker`, or schedulable with no mark (`None`).
+async fn set_cordon(
+    access: &KubeAccess,
+    name: &str,
+    marker: Option<&str>,
+    limit: Duration,
+) -> Result<(), KubeError> {
     let client = access.client(limit).await?;
     let api: Api<Node> = Api::all(client);
     let patch = serde_json::json!({
         "metadata": {"annotations": {CORDON_ANNOTATION: marker}},
-        "spec": {"unschedulable": true},
+        "spec": {"unschedulable": marker.is_some()},
     });
+    let what = match marker {
+        Some(_) => format!("cordoning node {name}"),
+        None => format!("uncordoning node {name}"),
+    };
     access
         .call(
             limit,
-            &format!("cordoning node {name}"),
+            &what,
             api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)),
         )
         .await
@@ -615,20 +628,7 @@ pub async fn uncordon(
     if !ours {
         return Ok(false);
     }
-    let client = access.client(limit).await?;
-    let api: Api<Node> = Api::all(client);
-    let patch = serde_json::json!({
-        "metadata": {"annotations": {CORDON_ANNOTATION: null}},
-        "spec": {"unschedulable": false},
-    });
-    access
-        .call(
-            limit,
-            &format!("uncordoning node {name}"),
-            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)),
-        )
-        .await
-        .map(|_| true)
+    set_cordon(access, name, None, limit).await.map(|()| true)
 }
 
 /// Nodes carrying attest's cordon mark: name, mark, and whether still unschedulable.
