@@ -39,7 +39,10 @@ checks:
 
 fn settings() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
+    // Filters apply in order: the run id first, since its random suffix may end like a
+    // duration (`…-mv4z1s`).
     for (pattern, replacement) in [
+        (r"\d{8}T\d{6}-[a-z0-9]{6}", "[RUN-ID]"),
         (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[TIME]"),
         (r"\d+(\.\d+)?( ?(ms|s))\b", "[DURATION]"),
         (r#"time="[0-9.]+""#, r#"time="[T]""#),
@@ -54,7 +57,6 @@ fn settings() -> insta::Settings {
         (r"(?m)^\| host \| .* \|$", "| host | [HOST] |"),
         (r#""host": "[^"]*""#, r#""host": "[HOST]""#),
         (r"finished in [0-9.]+s", "finished in [T]"),
-        (r"\d{8}T\d{6}-[a-z0-9]{6}", "[RUN-ID]"),
     ] {
         settings.add_filter(pattern, replacement);
     }
