@@ -66,6 +66,8 @@ pub const DNS_ADDRESS: &str = "100.64.0.1";
 pub const TAINT: &str = "attest.dev/real-node";
 /// Names of the real nodes, as k3s agents would register (labels below).
 pub const NODE_NAMES: [&str; 2] = ["k3s-real-01", "k3s-real-02"];
+/// Where kubelet binds its device-plugin socket, whatever its root folder (private per node).
+const DEVICE_PLUGINS: &str = "/var/lib/kubelet/device-plugins";
 /// The pause image `scripts/node-images` builds (kubernetes' build/pause at the pinned version).
 const PAUSE_IMAGE: &str = "attest.local/pause:3.10.1";
 /// Image tarballs of `scripts/node-images`, imported into each node's containerd.
@@ -935,13 +937,22 @@ serializeImagePulls: false
     }
 
     /// containerd in a mount namespace of its own, with a private `/run/containerd` (where
-    /// containerd 1.6 puts shim sockets, whatever its state folder); returns its PID.
+    /// containerd 1.6 puts shim sockets, whatever its state folder) and a private
+    /// `/var/lib/kubelet/device-plugins` (kubelet binds its device-plugin socket there whatever
+    /// its root folder: two kubelets sharing it race, and the loser's container manager never
+    /// starts, so its node never registers); returns its PID.
     fn start_containerd(&self, deadline: Instant) -> Result<Child, String> {
         let log = fs::File::create(self.dir.join("containerd.log"))
             .map_err(|e| format!("cannot create containerd's log: {e}"))?;
-        fs::create_dir_all("/run/containerd")
-            .map_err(|e| format!("cannot create /run/containerd: {e}"))?;
-        let script = r#"mount --bind "$0" /run/containerd && exec containerd --config "$1""#;
+        for dir in [
+            PathBuf::from("/run/containerd"),
+            PathBuf::from(DEVICE_PLUGINS),
+            PathBuf::from(self.path("device-plugins")),
+        ] {
+            fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let script = r#"mount --bind "$0" /run/containerd && mount --bind "$2" "$3" && exec containerd --config "$1""#;
         let child = Command::new("unshare")
             .args([
                 "--mount",
@@ -954,6 +965,8 @@ serializeImagePulls: false
             ])
             .arg(self.path("containerd/run"))
             .arg(self.path("containerd.toml"))
+            .arg(self.path("device-plugins"))
+            .arg(DEVICE_PLUGINS)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
