@@ -50,6 +50,10 @@ pub struct JobArgs {
     /// `attest run --require-all` in the pod: a skipped check fails the Job.
     #[arg(long)]
     pub require_all: bool,
+    /// `attest run --simulated` in the pod: label a check's result as measured against a
+    /// stand-in.
+    #[arg(long, value_name = "SUITE::CHECK=WHY", value_parser = crate::run::simulated_check)]
+    pub simulated: Vec<(String, String)>,
     /// How long the finished Job, its pod and logs stay (ttlSecondsAfterFinished).
     #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = humantime_duration)]
     pub ttl: Duration,
@@ -444,6 +448,9 @@ fn plan(
     }
     if let Some(target) = &args.target {
         run_args.extend(["--target".into(), target.clone()]);
+    }
+    for (check, why) in &args.simulated {
+        run_args.extend(["--simulated".into(), format!("{check}={why}")]);
     }
     Ok(JobPlan {
         account,

@@ -239,14 +239,7 @@ fn discovered(
 
 /// A name Kubernetes accepts for a namespace or ServiceAccount (and as a label value).
 pub fn check_name(flag: &str, name: &str) -> Result<(), u8> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
+    if attest_core::validate::is_dns_label(name) {
         return Ok(());
     }
     error_line(&format!(

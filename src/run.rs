@@ -14,7 +14,7 @@ use attest_core::k8s::{KubeClusters, KubeOptions};
 use attest_core::load::{self, External, Purpose, VarSources};
 use attest_core::redact::Redactor;
 use attest_core::report;
-use attest_core::runner::{self, FinalState, RunConfig, StopSignals};
+use attest_core::runner::{self, FinalState, RunConfig, Site, StopSignals};
 use attest_core::safety::Safety;
 
 use crate::console::{
@@ -64,6 +64,10 @@ pub struct RunArgs {
     /// for what they do not meet; skipped with the reason.
     #[arg(skip)]
     pub unverifiable: Vec<(String, String)>,
+    /// Label a check's result simulated: it runs against a stand-in, which WHY names (the
+    /// sandbox's DNS stand-in for CoreDNS). Every report says so next to the result.
+    #[arg(long, value_name = "SUITE::CHECK=WHY", value_parser = simulated_check)]
+    pub simulated: Vec<(String, String)>,
     /// Most `sql` sessions open at once to one PostgreSQL server (fewer when the server has
     /// less than twice that many free connection slots).
     #[arg(long, value_name = "N", default_value_t = attest_core::pg::DEFAULT_POOL_SIZE,
@@ -154,6 +158,18 @@ pub enum Format {
 
 /// Parses `--set NAME=VALUE`. Not a plain function parser: clap would echo the whole
 /// argument in its error, and the value may be a password.
+/// `--simulated SUITE::CHECK=WHY`.
+pub(crate) fn simulated_check(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, why)) if name.contains("::") && !why.trim().is_empty() => {
+            Ok((name.trim().to_owned(), why.trim().to_owned()))
+        }
+        _ => Err(format!(
+            "expected SUITE::CHECK=WHY (a check's full name, then what stands in for what), found `{text}`"
+        )),
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct AssignmentParser;
 
@@ -367,7 +383,11 @@ pub fn run_suites(
         observers: runner::Observers::default().with(Arc::new(Notices(redactor.clone()))),
         progress,
         require_all: args.require_all,
-        unverifiable: Arc::new(args.unverifiable.clone()),
+        site: Arc::new(Site {
+            unverifiable: args.unverifiable.clone(),
+            simulated: args.simulated.clone(),
+            ..Site::here()
+        }),
     };
     let result = runner::run(suites, config, redactor, runtime);
     match result.state {

@@ -171,6 +171,102 @@ fn sandbox_runs_the_bundled_suites_and_passes_every_kind() {
             "{notes}"
         );
     }
+
+    // Story 5.5's checks marked `from: { namespace: apps }`: from here, labelled as measured
+    // from outside; the DNS stand-in labelled simulated.
+    let vantage = |results: &[serde_json::Value], check: &str| {
+        let result = results
+            .iter()
+            .find(|r| r["suite"] == "story-5.5" && r["check"] == check)
+            .unwrap_or_else(|| panic!("no story-5.5::{check}"))
+            .clone();
+        assert_eq!(result["status"], "passed", "{result:#}");
+        result
+    };
+    let from_apps = [
+        "service-dns",
+        "tcp-connect-latency",
+        "superuser-auth",
+        "app-credentials-work",
+    ];
+    for check in from_apps {
+        let result = vantage(results, check);
+        assert_eq!(result["vantage"]["namespace"], "apps", "{result:#}");
+        assert_eq!(result["vantage"]["holds"], false, "{result:#}");
+        assert!(
+            result["vantage"]["measured_from"]
+                .as_str()
+                .unwrap()
+                .starts_with("from outside the cluster (host `"),
+            "{result:#}"
+        );
+    }
+    let dns = vantage(results, "service-dns");
+    assert!(
+        dns["simulated"]
+            .as_str()
+            .unwrap()
+            .contains("DNS stand-in on 127.0.0.1:"),
+        "{dns:#}"
+    );
+    assert!(
+        evidence("5.5").contains("not from a pod in namespace `apps` as the criterion asks"),
+        "the completion notes say where it was measured"
+    );
+
+    // With real nodes the same checks run again from a pod in `apps` (`attest job` with
+    // attest's image built from this binary), where the criterion holds; its reports beside.
+    if real_nodes {
+        assert!(
+            stderr.contains("attest: in-cluster run: story-5.5 from namespace apps"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("the pod's attest exited 0"), "{stderr}");
+        assert!(
+            stderr.contains("deleted the 6 objects created and the pod"),
+            "{stderr}"
+        );
+        let inside: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(reports.path().join("in-cluster/report.json")).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            inside["environment"]["runs in"]
+                .as_str()
+                .is_some_and(|p| p.contains("in namespace `apps` on node `k3s-real-0")),
+            "{inside:#}"
+        );
+        let results = inside["results"].as_array().unwrap();
+        for check in from_apps {
+            let result = vantage(results, check);
+            assert_eq!(result["vantage"]["holds"], true, "{result:#}");
+        }
+        let dns = vantage(results, "service-dns");
+        assert!(
+            dns["simulated"]
+                .as_str()
+                .unwrap()
+                .contains("on 100.64.0.1:53"),
+            "{dns:#}"
+        );
+        // Only the `from:` checks and what they need ran there.
+        let ran: Vec<&str> = results
+            .iter()
+            .filter(|r| r["status"] != "skipped")
+            .filter_map(|r| r["check"].as_str())
+            .collect();
+        assert_eq!(
+            ran,
+            [
+                "service-dns",
+                "tcp-connect-latency",
+                "superuser-auth",
+                "provision-app",
+                "app-credentials-work"
+            ],
+            "{inside:#}"
+        );
+    }
 }
 
 #[test]

@@ -280,18 +280,14 @@ fn criterion_note(c: &CriterionRow) -> String {
                 format!("did not run, so this is not verified: {}", check.evidence)
             }
         };
-        let via = check
-            .via
-            .as_deref()
-            .map(|v| {
-                format!(
-                    " (measured through a port-forward to {v}: timings include the Kubernetes API server hop, not in-cluster traffic)"
-                )
-            })
-            .unwrap_or_default();
+        let path = check.path_note(|v| {
+            format!(
+                "measured through a port-forward to {v}: timings include the Kubernetes API server hop, not in-cluster traffic"
+            )
+        });
         let _ = write!(
             note,
-            "\n   - {} `{}`: {what}{via}",
+            "\n   - {} `{}`: {what}{path}",
             check.state.icon(),
             check.check
         );

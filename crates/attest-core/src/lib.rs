@@ -33,5 +33,6 @@ pub mod suite;
 pub mod text;
 pub mod url_safety;
 pub mod validate;
+pub mod vantage;
 pub mod watchdog;
 pub mod yaml;

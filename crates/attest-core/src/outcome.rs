@@ -65,6 +65,11 @@ pub struct Outcome {
     /// The port-forward the check went through (`data/service postgres-postgresql`): its
     /// timings include the API server hop, unlike in-cluster traffic.
     pub via: Option<String>,
+    /// The check's `from:` against where this run measured it.
+    pub vantage: Option<crate::vantage::VantageNote>,
+    /// What stood in for the real thing when it was measured (the sandbox's DNS stand-in for
+    /// CoreDNS): the result is labelled simulated in every report.
+    pub simulated: Option<String>,
 }
 
 /// Why a selected check was skipped: each one is a criterion the run did not verify, and the
@@ -123,7 +128,24 @@ impl std::fmt::Display for Mismatch {
     }
 }
 
+/// What a result's reader must know of how it was measured, besides the port-forward it went
+/// through: from where (the check's `from:`), and against what stand-in. Every report shows
+/// these; with a `from:`, its note already names the port-forward.
+pub fn measurement_notes(
+    vantage: Option<&crate::vantage::VantageNote>,
+    simulated: Option<&str>,
+) -> Vec<String> {
+    let mut notes: Vec<String> = vantage.iter().map(ToString::to_string).collect();
+    notes.extend(simulated.map(|why| format!("simulated: {why}")));
+    notes
+}
+
 impl Outcome {
+    /// See [`measurement_notes`].
+    pub fn measurement_notes(&self) -> Vec<String> {
+        measurement_notes(self.vantage.as_ref(), self.simulated.as_deref())
+    }
+
     /// An outcome with nothing but its names and status, for tests.
     #[cfg(test)]
     pub(crate) fn for_tests(suite: &str, check: &str, status: Status) -> Outcome {
@@ -144,6 +166,8 @@ impl Outcome {
             evidence: Evidence::default(),
             skip: None,
             via: None,
+            vantage: None,
+            simulated: None,
         }
     }
 

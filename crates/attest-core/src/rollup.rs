@@ -82,6 +82,31 @@ pub struct CheckRef {
     /// The port-forward it measured through, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// Its `from:` against where the run measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vantage: Option<crate::vantage::VantageNote>,
+    /// What stood in for the real thing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulated: Option<String>,
+}
+
+impl CheckRef {
+    /// How it was measured, for a report line: ` (…; …)`, or nothing. With `from:`, the
+    /// vantage note names the port-forward; otherwise `via_note` says it.
+    pub fn path_note(&self, via_note: impl Fn(&str) -> String) -> String {
+        let mut notes = Vec::new();
+        if let Some(via) = self.via.as_deref().filter(|_| self.vantage.is_none()) {
+            notes.push(via_note(via));
+        }
+        notes.extend(crate::outcome::measurement_notes(
+            self.vantage.as_ref(),
+            self.simulated.as_deref(),
+        ));
+        match notes.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", notes.join("; ")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -236,6 +261,8 @@ fn covering(suites: &[&SuiteRecord], id: &str) -> Vec<CheckRef> {
                     evidence: "not selected by the name filter".into(),
                     skip: None,
                     via: None,
+                    vantage: None,
+                    simulated: None,
                 },
             });
         }
@@ -277,6 +304,8 @@ fn check_ref(o: &Outcome) -> CheckRef {
         evidence: evidence.replace('\n', " "),
         skip,
         via: o.via.clone(),
+        vantage: o.vantage.clone(),
+        simulated: o.simulated.clone(),
     }
 }
 
@@ -357,6 +386,8 @@ mod tests {
             evidence: "why".into(),
             skip: None,
             via: None,
+            vantage: None,
+            simulated: None,
         }
     }
 

@@ -49,6 +49,10 @@ const COMMON_DESCRIPTIONS: &[(&str, &str)] = &[
         "ignore",
         "The reason to leave this check out unless `--include-ignored` or `--ignored` is given.",
     ),
+    (
+        "from",
+        "The namespace of the pod the criterion is about (`{ namespace: apps }`): reports say whether the run measured it from a pod there (`attest job --namespace apps`), or from elsewhere.",
+    ),
 ];
 
 /// The schema of a whole suite file, with `checks` items spelled out kind by kind.
@@ -288,6 +292,7 @@ fn check_schema(generator: &mut SchemaGenerator) -> Schema {
         ("timeout", generator.subschema_for::<HumanDuration>()),
         ("retry", generator.subschema_for::<Retry>()),
         ("safety", generator.subschema_for::<Safety>()),
+        ("from", generator.subschema_for::<crate::vantage::Vantage>()),
     ] {
         let mut schema = schema.to_value();
         if let Some(object) = schema.as_object_mut() {

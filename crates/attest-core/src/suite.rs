@@ -15,6 +15,7 @@ use crate::checks::{self, Check, FieldProblem};
 use crate::duration::HumanDuration;
 use crate::node_de::{from_node, DeError, NodeDe, Scope, VarState};
 use crate::safety::Safety;
+use crate::vantage::Vantage;
 use crate::yaml::{is_null_text, Entry, Node, Pos, Style};
 
 /// One suite file: a story or concern, its requirements, variables and ordered checks.
@@ -271,6 +272,9 @@ pub struct CheckDecl {
     pub safety: Option<Safety>,
     pub register: Option<String>,
     pub ignore: Option<String>,
+    /// `from:`: the namespace of the pod the criterion is about (reports say whether the run
+    /// measured it from there).
+    pub from: Option<Vantage>,
     /// The kind's YAML name (`dns`, `tcp`, ...).
     pub kind: &'static str,
     pub check: Box<dyn Check>,
@@ -288,6 +292,7 @@ pub const CHECK_FIELDS: &[&str] = &[
     "safety",
     "register",
     "ignore",
+    "from",
 ];
 
 /// The keys of a suite file.
@@ -355,6 +360,7 @@ pub fn check_from_node(node: &Node, scope: &Scope) -> Result<CheckDecl, Vec<DeEr
     let mut safety = None;
     let mut register = None;
     let mut ignore = None;
+    let mut from = None;
     let mut kind: Option<(&'static str, &Entry)> = None;
     for entry in entries {
         let value = &entry.value;
@@ -436,6 +442,18 @@ pub fn check_from_node(node: &Node, scope: &Scope) -> Result<CheckDecl, Vec<DeEr
                     ignore = Some(reason);
                 }
             }
+            "from" => {
+                if let Some(vantage) = read::<Vantage>(entry, scope, &mut errors) {
+                    if !crate::validate::is_dns_label(&vantage.namespace) {
+                        let pos = value.get("namespace").map_or(value.pos, |n| n.pos);
+                        errors.push(at(pos, format!(
+                            "`from.namespace`: expected a namespace name (lowercase letters, digits and `-`, at most 63), found `{}`",
+                            vantage.namespace
+                        )));
+                    }
+                    from = Some(vantage);
+                }
+            }
             other => match checks::kind_name(other) {
                 Some(name) => {
                     if let Some((first, _)) = kind {
@@ -513,6 +531,7 @@ pub fn check_from_node(node: &Node, scope: &Scope) -> Result<CheckDecl, Vec<DeEr
             safety,
             register,
             ignore,
+            from,
             kind,
             check,
         }),

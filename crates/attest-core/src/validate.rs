@@ -27,6 +27,18 @@ impl FieldProblem {
 
 pub use crate::text::is_deferred;
 
+/// A name Kubernetes accepts for a namespace or ServiceAccount, and as a label value (an
+/// RFC 1123 label).
+pub fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
 pub fn port(field: &str, port: u16) -> Option<FieldProblem> {
     (port == 0).then(|| FieldProblem::new(field, "expected a port from 1 to 65535, found `0`"))
 }

@@ -105,7 +105,7 @@ impl NodeDrainCheck {
 /// The node attest itself runs on, when it runs in a pod: `ATTEST_NODE_NAME` (the downward
 /// API's `spec.nodeName`), else its own pod's. `Err` when in a pod and that cannot be read.
 async fn own_node(access: &KubeAccess, limit: Duration) -> Result<Option<String>, String> {
-    if let Some(node) = std::env::var("ATTEST_NODE_NAME")
+    if let Some(node) = std::env::var(crate::vantage::NODE_NAME_ENV)
         .ok()
         .filter(|n| !n.is_empty())
     {

@@ -20,6 +20,7 @@ use k8s_openapi::ByteString;
 
 use super::rbac::Account;
 use crate::redact::Redactor;
+use crate::vantage;
 
 /// Where the pod sees the ConfigMap's files.
 pub const BUNDLE_DIR: &str = "/etc/attest/bundle";
@@ -242,6 +243,17 @@ pub fn manifests(plan: &JobPlan, redactor: &Redactor) -> Result<JobManifests, Jo
         value: Some(value.into()),
         ..EnvVar::default()
     };
+    let field_env = |name: &str, path: &str| EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    };
     let quantities = |cpu: &str, memory: &str, storage: &str| {
         Some(BTreeMap::from([
             ("cpu".to_owned(), Quantity(cpu.into())),
@@ -260,18 +272,11 @@ pub fn manifests(plan: &JobPlan, redactor: &Redactor) -> Result<JobManifests, Jo
         command: Some(vec!["attest".into()]),
         args: Some(args),
         env: Some(vec![
-            // node-drain refuses to drain the node attest itself runs on.
-            EnvVar {
-                name: "ATTEST_NODE_NAME".into(),
-                value_from: Some(EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector {
-                        field_path: "spec.nodeName".into(),
-                        ..ObjectFieldSelector::default()
-                    }),
-                    ..EnvVarSource::default()
-                }),
-                ..EnvVar::default()
-            },
+            // Where attest runs: node-drain refuses to drain its own node, and a check's
+            // `from:` is judged against the pod's namespace.
+            field_env(vantage::NODE_NAME_ENV, "spec.nodeName"),
+            field_env(vantage::POD_NAMESPACE_ENV, "metadata.namespace"),
+            field_env(vantage::POD_NAME_ENV, "metadata.name"),
             env("HOME", "/tmp"),
             env("TMPDIR", "/tmp"),
             env("NO_COLOR", "1"),

@@ -77,6 +77,12 @@ struct JsonResult<'a> {
     /// The port-forward the check measured through.
     #[serde(skip_serializing_if = "Option::is_none")]
     via: Option<&'a str>,
+    /// The check's `from:` against where the run measured it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vantage: Option<&'a crate::vantage::VantageNote>,
+    /// What stood in for the real thing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simulated: Option<&'a str>,
 }
 
 pub fn render(record: &RunRecord) -> String {
@@ -104,6 +110,8 @@ pub fn render(record: &RunRecord) -> String {
             measurements: &o.evidence.measurements,
             skip: o.skip.as_ref(),
             via: o.via.as_deref(),
+            vantage: o.vantage.as_ref(),
+            simulated: o.simulated.as_deref(),
         })
         .collect();
     let report = JsonReport {

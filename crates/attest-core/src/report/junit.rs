@@ -149,11 +149,14 @@ fn covers_lines(outcome: &Outcome, suite: &SuiteRecord) -> String {
             None => format!("covers {id}"),
         });
     }
-    if let Some(via) = &outcome.via {
-        lines.push(format!(
+    let notes = outcome.measurement_notes();
+    match &outcome.via {
+        Some(via) if outcome.vantage.is_none() => lines.push(format!(
             "measured through a port-forward to {via} (timings include the API server hop)"
-        ));
+        )),
+        _ => {}
     }
+    lines.extend(notes);
     lines.join("\n")
 }
 

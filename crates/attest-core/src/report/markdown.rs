@@ -167,12 +167,8 @@ fn check_lines(checks: &[crate::rollup::CheckRef]) -> String {
     checks
         .iter()
         .map(|c| {
-            let via = c
-                .via
-                .as_deref()
-                .map(|v| format!(" (through a port-forward to {v})"))
-                .unwrap_or_default();
-            format!("{} `{}`: {}{via}", c.state.icon(), c.check, c.evidence)
+            let path = c.path_note(|v| format!("through a port-forward to {v}"));
+            format!("{} `{}`: {}{path}", c.state.icon(), c.check, c.evidence)
         })
         .collect::<Vec<_>>()
         .join("\n")

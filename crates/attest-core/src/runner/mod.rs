@@ -40,6 +40,7 @@ use crate::outcome::{Environment, Interruption, Outcome, RunRecord, SkipCause, S
 use crate::progress::Progress;
 use crate::redact::Redactor;
 use crate::safety::Safety;
+use crate::vantage::Place;
 
 /// How long one teardown step may take before it is reported as failed (a DROP DATABASE WITH
 /// (FORCE) of a large copy takes seconds; a server that does not answer must not hold the run).
@@ -67,10 +68,59 @@ pub struct RunConfig {
     pub progress: bool,
     /// `--require-all`: a selected check that was skipped fails the run ([`FinalState::Incomplete`]).
     pub require_all: bool,
+    /// Where the run happens and what it knows of its environment.
+    pub site: Arc<Site>,
+}
+
+/// Where a run happens, and what it knows of its environment that the suites cannot say.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// Where this process runs: a check with `from:` is judged against it.
+    pub place: Place,
     /// Checks this environment cannot verify (`suite::check`, why): skipped with that reason,
     /// never run. The sandbox names criteria its stand-ins do not meet (an NFS volume where
     /// the volume is a host folder), so they are reported as not verified, not passed.
-    pub unverifiable: Arc<Vec<(String, String)>>,
+    pub unverifiable: Vec<(String, String)>,
+    /// Checks that run against a stand-in (`suite::check`, what stands in for what): they
+    /// run, and every report labels their result simulated.
+    pub simulated: Vec<(String, String)>,
+}
+
+impl Site {
+    /// This process's place; nothing unverifiable or simulated.
+    pub fn here() -> Site {
+        Site {
+            place: Place::capture(),
+            unverifiable: Vec::new(),
+            simulated: Vec::new(),
+        }
+    }
+
+    fn unverifiable(&self, name: &str) -> Option<&str> {
+        lookup(&self.unverifiable, name)
+    }
+
+    /// What the run knows of where a finished check was measured: its `from:` judged
+    /// against this place, and whether it met a stand-in.
+    fn annotate(&self, name: &str, check: &SuiteCheck, outcome: &mut Outcome, redactor: &Redactor) {
+        if outcome.status == Status::Skipped {
+            return;
+        }
+        if let Some(wanted) = &check.decl.from {
+            outcome.vantage = Some(
+                self.place
+                    .judge(wanted, check.via.as_deref())
+                    .redacted(redactor),
+            );
+        }
+        outcome.simulated = lookup(&self.simulated, name).map(|why| redactor.redact(why));
+    }
+}
+
+fn lookup<'a>(list: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    list.iter()
+        .find(|(id, _)| id == name)
+        .map(|(_, why)| why.as_str())
 }
 
 pub struct RunResult {
@@ -241,7 +291,7 @@ pub fn run(
                     services: config.services.for_context(suite.kube_context.as_deref()),
                     events: events.clone(),
                     denials,
-                    unverifiable: config.unverifiable.clone(),
+                    site: config.site.clone(),
                     exclusive: exclusive.clone(),
                 },
             ));
@@ -328,6 +378,11 @@ fn crashed_suite(
 
 fn empty_record(config: &RunConfig, started_at: SystemTime) -> RunRecord {
     let mut environment = Environment::capture();
+    if let place @ Place::Pod { .. } = &config.site.place {
+        environment
+            .facts
+            .push(("runs in".into(), place.to_string()));
+    }
     // One value per cluster the run used, in order of first use.
     let clusters = config.services.clusters.all();
     let known: Vec<ClusterInfo> = clusters.iter().filter_map(|c| c.cluster()).collect();
@@ -389,8 +444,8 @@ struct SuiteEnv {
     redactor: Redactor,
     services: Services,
     events: Observers,
-    /// See [`RunConfig::unverifiable`].
-    unverifiable: Arc<Vec<(String, String)>>,
+    /// See [`RunConfig::site`].
+    site: Arc<Site>,
     /// Destructive checks run alone: see [`Exclusive`].
     exclusive: Exclusive,
 }
@@ -430,6 +485,7 @@ async fn run_suite(index: usize, suite: Arc<Suite>, decisions: Vec<Decision>, en
             statuses.insert(&check.decl.id, None);
             continue;
         }
+        let name = format!("{}::{}", suite.id, check.decl.id);
         let skip_reason = if cancel.is_cancelled() {
             Some((
                 "not started: the run was interrupted".to_owned(),
@@ -445,11 +501,7 @@ async fn run_suite(index: usize, suite: Arc<Suite>, decisions: Vec<Decision>, en
                 format!("ignored: {reason} (run with --include-ignored)"),
                 SkipCause::Ignored,
             ))
-        } else if let Some((_, why)) = env
-            .unverifiable
-            .iter()
-            .find(|(id, _)| *id == format!("{}::{}", suite.id, check.decl.id))
-        {
+        } else if let Some(why) = env.site.unverifiable(&name) {
             let why = format!("not verifiable here: {why}");
             Some((why.clone(), SkipCause::Unavailable(redactor.redact(&why))))
         } else if let Some(reason) = env
@@ -581,6 +633,8 @@ async fn run_suite(index: usize, suite: Arc<Suite>, decisions: Vec<Decision>, en
                 )
             }
         };
+        let mut outcome = outcome;
+        env.site.annotate(&name, check, &mut outcome, redactor);
         statuses.insert(&check.decl.id, Some(outcome.status));
         env.events.emit(RunEvent::CheckFinished {
             key,

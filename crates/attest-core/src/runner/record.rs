@@ -171,6 +171,8 @@ pub(super) fn base_outcome(
         evidence: Evidence::default(),
         skip: None,
         via: check.via.as_deref().map(|v| redactor.redact(v)),
+        vantage: None,
+        simulated: None,
     }
 }
 

@@ -63,6 +63,7 @@ fn check(id: &str, check: Box<dyn crate::checks::Check>) -> SuiteCheck {
             safety: None,
             register: None,
             ignore: None,
+            from: None,
             kind: "test",
             check,
         },
@@ -111,7 +112,7 @@ async fn run_suites(suites: Vec<Suite>, allow: Safety) -> Vec<SuiteRecord> {
                 services: Services::default(),
                 events: Observers::default().with(recorder.clone()),
                 denials: Vec::new(),
-                unverifiable: Arc::default(),
+                site: Arc::new(super::Site::here()),
                 exclusive: exclusive.clone(),
             };
             let decisions = vec![Decision::Run; suite.checks.len()];

@@ -20,6 +20,8 @@ use crate::console::{error_line, exit_code, say};
 use crate::run::{run_suites, RunArgs};
 use clap::{Args, Subcommand};
 
+mod in_cluster;
+
 /// Set in the re-executed child that already runs in its own network namespace.
 const ISOLATED: &str = "ATTEST_SANDBOX_ISOLATED";
 
@@ -178,6 +180,9 @@ pub fn main(
                     "the sandbox's PostgreSQL runs on real nodes whose claim is bound to a host folder (hostPath) both nodes mount, not NFS: this kernel has no NFS client or server".to_owned(),
                 ));
             }
+            // Without CoreDNS, cluster names are answered by the sandbox's DNS stand-in: say so.
+            run.simulated
+                .extend(simulated_dns(&format!("on {}", sandbox.dns.addr())));
             let mut set = sandbox.variables();
             // With the testbed, Paperless's password is read from its Secret, as from a real
             // cluster (story 10.2's `kubernetes_secret`); without it, it is handed over.
@@ -194,7 +199,10 @@ pub fn main(
             };
             let target = run.target.clone().unwrap_or_else(|| "sandbox".into());
             // Said and mapped now: the sandbox still has to be stopped after a failed run.
-            let code = exit_code(run_suites(&run, extra, target, runtime, stop_signals));
+            let mut code = exit_code(run_suites(&run, extra, target, runtime, stop_signals));
+            if on_testbed && !args.no_in_cluster && stop_signals.interruption().is_none() {
+                code = code.max(in_cluster::run(&sandbox, &run, runtime, stop_signals));
+            }
             match runtime.block_on(sandbox.leftovers()) {
                 Ok(left) if left.is_empty() => code,
                 Ok(left) => {
@@ -346,9 +354,8 @@ fn run_isolated(
     }
     let exe = std::env::current_exe().ok()?;
     eprintln!("attest: running the sandbox in a network namespace of its own (loopback only)");
-    // tokio's child handling needs its runtime.
-    let _context = runtime.enter();
-    let mut child = tokio::process::Command::new("unshare")
+    let mut command = tokio::process::Command::new("unshare");
+    command
         .args([
             "--net",
             "sh",
@@ -362,33 +369,61 @@ fn run_isolated(
             kubernetes
                 .encode()
                 .map(|decision| (KUBERNETES_DECISION, decision)),
-        )
-        .spawn()
-        .ok()?;
+        );
+    let status = wait_passing_signals(command, runtime, stop_signals);
+    Some(match status {
+        Ok(code) => code,
+        Err(e) => {
+            error_line(&format!("cannot run the isolated sandbox: {e}"));
+            exit::USAGE
+        }
+    })
+}
+
+/// Runs a child attest to its end and returns its exit code. The terminal's Ctrl-C reaches
+/// it too; any other stop signal is passed on as SIGTERM, so the child cleans up (and writes
+/// its reports) before it exits.
+fn wait_passing_signals(
+    mut command: tokio::process::Command,
+    runtime: &tokio::runtime::Runtime,
+    stop_signals: &StopSignals,
+) -> std::io::Result<u8> {
+    // tokio's child handling needs its runtime.
+    let _context = runtime.enter();
+    let mut child = command.spawn()?;
     let status = runtime.block_on(async {
         tokio::select! {
             status = child.wait() => return status,
             _ = stop_signals.cancel.cancelled() => {}
         }
-        // The terminal's Ctrl-C reaches the child too; anything else is passed on, so the
-        // child cleans up and writes its reports.
         if stop_signals.interruption() != Some(Interruption::Sigint) {
             if let Some(pid) = child.id() {
-                // `sh` exec'd into attest, so this pid is the sandbox itself.
                 let _ = std::process::Command::new("kill")
                     .args(["-TERM", &pid.to_string()])
                     .status();
             }
         }
         child.wait().await
-    });
-    Some(match status {
-        Ok(status) => status.code().map_or(exit::INTERRUPTED, |c| c as u8),
-        Err(e) => {
-            error_line(&format!("cannot wait for the isolated sandbox: {e}"));
-            exit::USAGE
-        }
+    })?;
+    Ok(status.code().map_or(exit::INTERRUPTED, |c| c as u8))
+}
+
+/// The DNS checks of the bundled suites, labelled simulated: the sandbox's stand-in (`on`
+/// where it listens) answers them, not CoreDNS.
+fn simulated_dns(on: &str) -> Vec<(String, String)> {
+    [
+        "story-5.5::service-dns",
+        "story-10.2::dbhost-resolves",
+        "story-10.2::wrong-dbhost-absent",
+    ]
+    .iter()
+    .map(|name| {
+        (
+            (*name).to_owned(),
+            format!("no CoreDNS in the sandbox: its DNS stand-in {on} answers for the testbed's Services"),
+        )
     })
+    .collect()
 }
 
 #[derive(Args, Debug)]
@@ -403,6 +438,10 @@ pub struct SandboxArgs {
     /// PostgreSQL pod is then a stand-in for the host's throwaway PostgreSQL.
     #[arg(long, global = true)]
     pub no_real_nodes: bool,
+    /// Skip the in-cluster run: with real nodes, the checks marked `from: { namespace: … }`
+    /// (story 5.5) run again from a pod there, through `attest job` with attest's image.
+    #[arg(long)]
+    pub no_in_cluster: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
