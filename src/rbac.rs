@@ -41,9 +41,10 @@ pub struct Selection {
     /// and the output says so). Nothing else is read from the cluster.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context for that discovery.
+    /// Kubeconfig context for that discovery. `attest job` takes several: a fleet run, one
+    /// Job per cluster side by side, with merged reports.
     #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
+    pub context: Vec<String>,
 }
 
 /// The ServiceAccount an in-cluster run uses.
@@ -52,9 +53,10 @@ pub struct AccountArgs {
     /// The ServiceAccount's name.
     #[arg(long, value_name = "NAME", default_value = "attest")]
     pub service_account: String,
-    /// The ServiceAccount's namespace (and the Job's).
-    #[arg(long, short = 'n', value_name = "NS", default_value = "default")]
-    pub namespace: String,
+    /// The ServiceAccount's namespace (and the Job's); default `default` (`attest job`: the
+    /// namespace its context sets, if it sets one).
+    #[arg(long, short = 'n', value_name = "NS")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -95,6 +97,20 @@ impl Selected {
 }
 
 impl Selection {
+    /// The one `--context` of a command that talks to one cluster.
+    pub fn one_context(&self) -> Result<Option<&str>, u8> {
+        match self.context.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            _ => {
+                error_line(
+                    "--context: this command talks to one cluster; only `attest job` takes several",
+                );
+                Err(exit::USAGE)
+            }
+        }
+    }
+
     pub fn allow(&self) -> Safety {
         if self.allow_destructive {
             Safety::Destructive
@@ -191,6 +207,7 @@ const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(15);
 fn discovered(
     needs: &[CheckNeeds],
     select: &Selection,
+    context: Option<&str>,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<BTreeMap<(String, String), KindResource>, u8> {
     let mut found = BTreeMap::new();
@@ -200,7 +217,7 @@ fn discovered(
     let clusters = KubeClusters::new(
         KubeOptions {
             kubeconfig: Some(kubeconfig.clone()),
-            context: select.context.clone(),
+            context: context.map(str::to_owned),
             suite_default: false,
         },
         None,
@@ -249,25 +266,32 @@ pub fn check_name(flag: &str, name: &str) -> Result<(), u8> {
 }
 
 impl AccountArgs {
+    /// The account in `--namespace`, else `default`.
     pub fn account(&self) -> Result<Account, u8> {
+        self.account_in(self.namespace.as_deref().unwrap_or("default"))
+    }
+
+    /// The account in `namespace` (which `--namespace`, when given, is).
+    pub fn account_in(&self, namespace: &str) -> Result<Account, u8> {
         check_name("--service-account", &self.service_account)?;
-        check_name("--namespace", &self.namespace)?;
+        check_name("--namespace", namespace)?;
         Ok(Account {
             name: self.service_account.clone(),
-            namespace: self.namespace.clone(),
+            namespace: namespace.to_owned(),
         })
     }
 }
 
-/// The RBAC of the selected checks.
+/// The RBAC of the selected checks; CRDs' resources discovered through `context`.
 pub fn generate(
     selected: &Selected,
     select: &Selection,
+    context: Option<&str>,
     account: &Account,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Rbac, u8> {
     let needs = needs(selected);
-    let known = discovered(&needs, select, runtime)?;
+    let known = discovered(&needs, select, context, runtime)?;
     let resource = |api_version: &str, kind: &str, namespaced: bool| {
         known
             .get(&(api_version.to_owned(), kind.to_owned()))
@@ -327,8 +351,9 @@ pub fn comments(lines: &[String]) -> String {
 pub fn main(args: RbacArgs, runtime: &tokio::runtime::Runtime) -> u8 {
     let run = || -> Result<(), u8> {
         let account = args.account.account()?;
+        let context = args.select.one_context()?;
         let selected = args.select.load()?;
-        let rbac = generate(&selected, &args.select, &account, runtime)?;
+        let rbac = generate(&selected, &args.select, context, &account, runtime)?;
         let mut text = comments(&header(&selected, &rbac, &account, "Least-privilege RBAC"));
         text.push_str(&rbac::yaml_documents(&rbac.documents()));
         refuse_secrets(&text, &selected.redactor, "the RBAC")?;

@@ -6,8 +6,11 @@
 //!   unshare --net sh -c 'ip link set lo up && exec cargo nextest run --offline --test in_cluster_job'
 //!
 //! One testbed start for every path (a start takes about a minute): success, a failing check,
-//! an image that does not exist, SIGTERM mid-run, SIGKILL then `attest cleanup`. After each,
-//! nothing labelled with the run marker is left.
+//! an image that does not exist, SIGTERM mid-run, SIGKILL then `attest cleanup`; a fleet run
+//! over two kubeconfig contexts (same API server and real nodes, two namespaces) with merged
+//! reports, and one refused by one context's preflight; and the image built by dockerd from
+//! deploy/Dockerfile (while the testbed starts) running the Job. After each, nothing labelled
+//! with the run marker is left.
 
 mod common;
 
@@ -16,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use attest_sandbox::docker::{self, DockerEngine};
 use attest_sandbox::kube::{nodes, KubeTestbed};
 use common::testbed::{eventually, token_kubeconfig, Bed};
 
@@ -142,13 +146,21 @@ fn job_command(kube: &KubeTestbed, dir: &Path, suite: &str, extra: &[&str]) -> C
     job_command_as(kube.kubeconfig(), dir, suite, extra)
 }
 
+/// `attest job` in namespace `default`, unless `extra` names contexts (each its own).
 fn job_command_as(kubeconfig: &Path, dir: &Path, suite: &str, extra: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_attest"));
     command
         .current_dir(dir)
         .env_remove("KUBECONFIG")
         .env("NO_COLOR", "1")
-        .args(["job", suite, "-n", "default", "--kubeconfig"])
+        .args(["job", suite])
+        .args(
+            (!extra.contains(&"--context"))
+                .then_some(["-n", "default"])
+                .into_iter()
+                .flatten(),
+        )
+        .arg("--kubeconfig")
         .arg(kubeconfig)
         .args([
             "--toleration",
@@ -170,8 +182,14 @@ fn job_command_as(kubeconfig: &Path, dir: &Path, suite: &str, extra: &[&str]) ->
 }
 
 fn run_job(kube: &KubeTestbed, dir: &Path, suite: &str, extra: &[&str]) -> Run {
+    run_job_as(kube.kubeconfig(), dir, suite, extra)
+}
+
+fn run_job_as(kubeconfig: &Path, dir: &Path, suite: &str, extra: &[&str]) -> Run {
     let clock = Instant::now();
-    let out = job_command(kube, dir, suite, extra).output().unwrap();
+    let out = job_command_as(kubeconfig, dir, suite, extra)
+        .output()
+        .unwrap();
     let run = Run {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -202,34 +220,45 @@ fn json(path: PathBuf) -> serde_json::Value {
 
 /// Spawns `attest job` on the slow suite and returns once its pod runs.
 fn start_slow(kube: &KubeTestbed, dir: &Path) -> std::process::Child {
-    let child = job_command(
+    let command = job_command(
         kube,
         dir,
         "slow.yaml",
         &["--report-dir", "slow-reports", "--timeout", "5m"],
-    )
-    .spawn()
-    .unwrap();
-    eventually(
-        "the slow Job's pod running",
-        Duration::from_secs(90),
-        || {
-            let out = kube.kubectl_output(&[
-                "get",
-                "pods",
-                "-n",
-                "default",
-                "-l",
-                "attest.dev/run",
-                "-o",
-                "jsonpath={.items[*].status.phase}",
-            ])?;
-            match out.trim() {
-                "Running" => Ok(()),
-                other => Err(other.to_owned()),
-            }
-        },
     );
+    start_slow_in(kube, command, &["default"])
+}
+
+/// Spawns `command` (an `attest job` of the slow suite) and returns once its pod runs in
+/// each of `namespaces`.
+fn start_slow_in(
+    kube: &KubeTestbed,
+    mut command: Command,
+    namespaces: &[&str],
+) -> std::process::Child {
+    let child = command.spawn().unwrap();
+    for namespace in namespaces {
+        eventually(
+            &format!("the slow Job's pod running in {namespace}"),
+            Duration::from_secs(90),
+            || {
+                let out = kube.kubectl_output(&[
+                    "get",
+                    "pods",
+                    "-n",
+                    namespace,
+                    "-l",
+                    "attest.dev/run",
+                    "-o",
+                    "jsonpath={.items[*].status.phase}",
+                ])?;
+                match out.trim() {
+                    "Running" => Ok(()),
+                    other => Err(other.to_owned()),
+                }
+            },
+        );
+    }
     // Let the run in the pod get going (preflight, first tries).
     std::thread::sleep(Duration::from_secs(3));
     child
@@ -260,8 +289,123 @@ fn finish(mut child: std::process::Child) -> Run {
     }
 }
 
+/// A kubeconfig with the admin's cluster under several contexts: (name, namespace, user),
+/// the user `admin` (the testbed's) or a ServiceAccount `default/NAME` by its token.
+fn fleet_kubeconfig(kube: &KubeTestbed, contexts: &[(&str, &str, &str)]) -> PathBuf {
+    let view = kube
+        .kubectl_output(&["config", "view", "--raw", "-o", "json"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut config: serde_json::Value = serde_json::from_str(&view).unwrap();
+    let cluster = config["contexts"][0]["context"]["cluster"].clone();
+    let admin = config["contexts"][0]["context"]["user"].clone();
+    let mut users = config["users"].as_array().cloned().unwrap_or_default();
+    let mut named = Vec::new();
+    for (name, namespace, user) in contexts {
+        let user = match *user {
+            "admin" => admin.clone(),
+            account => {
+                let token = kube
+                    .kubectl_output(&[
+                        "create",
+                        "token",
+                        account,
+                        "-n",
+                        "default",
+                        "--duration=30m",
+                    ])
+                    .unwrap_or_else(|e| panic!("{e}"));
+                users.push(serde_json::json!({"name": account, "user": {"token": token.trim()}}));
+                serde_json::Value::from(account)
+            }
+        };
+        named.push(serde_json::json!({
+            "name": name,
+            "context": {"cluster": cluster, "user": user, "namespace": namespace},
+        }));
+    }
+    config["users"] = users.into();
+    config["contexts"] = named.into();
+    config["current-context"] = contexts[0].0.into();
+    let names: Vec<&str> = contexts.iter().map(|c| c.0).collect();
+    let path = kube
+        .dir()
+        .join(format!("fleet-{}.kubeconfig", names.join("-")));
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+/// deploy/Dockerfile built by a dockerd of the test's own (its network and mount namespaces,
+/// no bridge, no firewall rules, `--network none`) on the base image of scripts/node-images,
+/// with its .deb files in the build context and this test's attest binary (stripped), then
+/// `docker save`d into `out`. Err: why no engine can run here (the step is skipped).
+fn docker_build(images: &Path, work: &Path, out: &Path) -> Result<Duration, String> {
+    if let Some(why) = docker::unavailable() {
+        return Err(why);
+    }
+    let clock = Instant::now();
+    let context = work.join("context");
+    std::fs::create_dir_all(&context).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(root.join("deploy/Dockerfile"), context.join("Dockerfile")).unwrap();
+    let strip = Command::new("strip")
+        .arg("-o")
+        .arg(context.join("attest"))
+        .arg(env!("CARGO_BIN_EXE_attest"))
+        .status()
+        .unwrap();
+    assert!(strip.success());
+    let debs = std::fs::read_dir(images.join("deploy-debs")).unwrap_or_else(|e| {
+        panic!(
+            "{}/deploy-debs: {e}; run scripts/node-images",
+            images.display()
+        )
+    });
+    for deb in debs.flatten() {
+        std::fs::copy(deb.path(), context.join(deb.file_name())).unwrap();
+    }
+    let engine = DockerEngine::start(&work.join("engine")).unwrap_or_else(|e| panic!("{e}"));
+    let started = clock.elapsed();
+    let base = images.join("base.tar");
+    let run = |args: &[&str]| engine.docker(args).unwrap_or_else(|e| panic!("{e}"));
+    run(&["load", "-i", base.to_str().unwrap()]);
+    let build = Instant::now();
+    let log = run(&[
+        "build",
+        "--network",
+        "none",
+        "-t",
+        "attest-docker:test",
+        context.to_str().unwrap(),
+    ]);
+    assert!(
+        log.contains("Successfully tagged attest-docker:test"),
+        "{log}"
+    );
+    let built = build.elapsed();
+    run(&["save", "-o", out.to_str().unwrap(), "attest-docker:test"]);
+    drop(engine);
+    eprintln!(
+        "deploy/Dockerfile: dockerd up in {started:?}, built in {built:?}, saved ({:.1} MB), {:?} in all",
+        std::fs::metadata(out).unwrap().len() as f64 / 1e6,
+        clock.elapsed()
+    );
+    Ok(clock.elapsed())
+}
+
 #[test]
 fn attest_job_runs_in_the_cluster_brings_reports_back_and_leaves_nothing() {
+    // The Dockerfile's image builds while the testbed starts.
+    let work = tempfile::tempdir().unwrap();
+    let docker_tar = work.path().join("attest-docker.tar");
+    let images = nodes::images_dir().unwrap_or_else(|e| panic!("{e}"));
+    let docker = {
+        let (images, work, out) = (
+            images.clone(),
+            work.path().join("docker"),
+            docker_tar.clone(),
+        );
+        std::thread::spawn(move || docker_build(&images, &work, &out))
+    };
     let bed = Bed::start_with_real_nodes(PASSWORD);
     let kube = bed.kube();
     let dir = tempfile::tempdir().unwrap();
@@ -388,6 +532,171 @@ fn attest_job_runs_in_the_cluster_brings_reports_back_and_leaves_nothing() {
     no_secret(&run, &reports);
     eprintln!("attest job to reports: {:?}", run.took);
     assert_nothing_left(kube, "a passing run");
+
+    // 1b. A fleet: two contexts (the same API server and real nodes, namespaces attest-east
+    // and attest-west), their Jobs side by side, the reports merged and labelled.
+    for namespace in ["attest-east", "attest-west"] {
+        kube.kubectl_output(&["create", "namespace", namespace])
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let fleet = fleet_kubeconfig(
+        kube,
+        &[
+            ("east", "attest-east", "admin"),
+            ("west", "attest-west", "admin"),
+        ],
+    );
+    let run = run_job_as(
+        &fleet,
+        dir,
+        "injob.yaml",
+        &[
+            "--context",
+            "east",
+            "--context",
+            "west",
+            "--set",
+            &set_pw,
+            "--set",
+            &set_token,
+            "--report-dir",
+            "fleet-reports",
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the preflight passed in all 2 clusters (east, west)"),
+        "{}",
+        run.stderr
+    );
+    for context in ["east", "west"] {
+        // Each cluster's live console, prefixed; its own reports in its folder.
+        let line = format!("[{context}] ");
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with(&line) && l.contains("injob::pg-auth-given")),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.stderr.contains(&format!(
+                "[{context}] attest job: the pod's attest exited 0"
+            )),
+            "{}",
+            run.stderr
+        );
+        let own = json(dir.join(format!("fleet-reports/{context}/report.json")));
+        assert_eq!(own["results"].as_array().unwrap().len(), 4);
+    }
+    let reports = dir.join("fleet-reports");
+    let merged = json(reports.join("report.json"));
+    assert_eq!(merged["exit_code"], 0);
+    let results = merged["results"].as_array().unwrap();
+    assert_eq!(results.len(), 8, "{merged:#}");
+    for (context, namespace) in [("east", "attest-east"), ("west", "attest-west")] {
+        let mine: Vec<_> = results
+            .iter()
+            .filter(|r| r["cluster"] == context && r["namespace"] == namespace)
+            .collect();
+        assert_eq!(mine.len(), 4, "{merged:#}");
+        assert!(mine.iter().all(|r| r["status"] == "passed"), "{merged:#}");
+    }
+    common::assert_valid_junit(&reports.join("junit.xml"));
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains(r#"<testsuite name="east/attest-east/injob""#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<testsuite name="west/attest-west/injob""#),
+        "{junit}"
+    );
+    let markdown = std::fs::read_to_string(reports.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("## Cluster `west`, namespace `attest-west`"),
+        "{markdown}"
+    );
+    no_secret(&run, &reports);
+    for context in ["east", "west"] {
+        no_secret(&run, &reports.join(context));
+    }
+    eprintln!(
+        "attest job, two contexts, to merged reports: {:?}",
+        run.took
+    );
+    assert_nothing_left(kube, "a fleet run");
+
+    // 1c. One context's preflight fails (the narrowed launcher): nothing is created in either.
+    let refused = fleet_kubeconfig(
+        kube,
+        &[
+            ("east", "attest-east", "admin"),
+            ("narrow", "default", "launcher"),
+        ],
+    );
+    let run = run_job_as(
+        &refused,
+        dir,
+        "injob.yaml",
+        &[
+            "--context",
+            "east",
+            "--context",
+            "narrow",
+            "--report-dir",
+            "none",
+        ],
+    );
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("[narrow] attest job: you may not create what the run needs"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "nothing was created in any of the 2 clusters: the preflight failed in narrow"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("creating"), "{}", run.stderr);
+    assert!(!dir.join("none").exists());
+    assert_nothing_left(kube, "a fleet refused by one preflight");
+
+    // 1d. SIGTERM while both clusters' pods run: everything deleted in both, exit 143.
+    let command = job_command_as(
+        &fleet,
+        dir,
+        "slow.yaml",
+        &[
+            "--context",
+            "east",
+            "--context",
+            "west",
+            "--report-dir",
+            "slow-fleet",
+            "--timeout",
+            "5m",
+        ],
+    );
+    let child = start_slow_in(kube, command, &["attest-east", "attest-west"]);
+    assert!(common::signal(child.id(), "TERM"));
+    let run = finish(child);
+    assert_eq!(run.code, Some(143), "{}", run.stderr);
+    for context in ["east", "west"] {
+        assert!(
+            run.stderr.contains(&format!(
+                "[{context}] attest job: interrupted (SIGTERM); deleted the"
+            )),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_nothing_left(kube, "SIGTERM to a fleet run");
 
     // 2. A failing check: exit 1, and its reports.
     let run = run_job(kube, dir, "fails.yaml", &["--report-dir", "fail-reports"]);
@@ -534,4 +843,51 @@ fn attest_job_runs_in_the_cluster_brings_reports_back_and_leaves_nothing() {
     );
     let (code, _) = cleanup(false);
     assert_eq!(code, Some(0));
+
+    // 6. The image deploy/Dockerfile builds (with dockerd, while the testbed started), saved,
+    // imported into the real nodes' containerds, as the Job's image: the pod's console,
+    // reports and exit code come from the attest in it.
+    match docker.join().unwrap() {
+        Err(why) => eprintln!("SKIPPED the Dockerfile image: {why}"),
+        Ok(took) => {
+            let imported = kube
+                .nodes()
+                .expect("real nodes")
+                .import_image(&docker_tar)
+                .unwrap_or_else(|e| panic!("{e}"));
+            eprintln!(
+                "deploy/Dockerfile's image: built and saved in {took:?}, imported in {imported:?}"
+            );
+            let run = run_job(
+                kube,
+                dir,
+                "fails.yaml",
+                &[
+                    "--image",
+                    "docker.io/library/attest-docker:test",
+                    "--report-dir",
+                    "docker-reports",
+                ],
+            );
+            assert_eq!(run.code, Some(1), "{}", run.stderr);
+            assert!(
+                run.stdout.contains("fails::too-many-pods"),
+                "{}",
+                run.stdout
+            );
+            assert!(
+                run.stderr.contains("attest job: the pod's attest exited 1"),
+                "{}",
+                run.stderr
+            );
+            let report = json(dir.join("docker-reports/report.json"));
+            assert_eq!(report["results"][0]["check"], "too-many-pods");
+            assert_eq!(report["results"][0]["status"], "failed");
+            eprintln!(
+                "attest job with the Dockerfile's image, to reports: {:?}",
+                run.took
+            );
+            assert_nothing_left(kube, "the Dockerfile's image");
+        }
+    }
 }

@@ -275,3 +275,23 @@ pub async fn postgres(
     .await
     .expect("start PostgreSQL (Debian package `postgresql`)")
 }
+
+/// Fails unless `junit` validates against the repository's copy of the Jenkins JUnit schema
+/// (tests/data/jenkins-junit-10.xsd), with xmllint (Debian's libxml2-utils).
+pub fn assert_valid_junit(junit: &Path) {
+    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jenkins-junit-10.xsd");
+    assert!(xsd.exists(), "schema missing at {}", xsd.display());
+    let lint = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&xsd)
+        .arg(junit)
+        .output()
+        .expect("xmllint not found: install Debian's libxml2-utils");
+    assert!(
+        lint.status.success(),
+        "{} does not validate:\n{}\n{}",
+        junit.display(),
+        String::from_utf8_lossy(&lint.stderr),
+        std::fs::read_to_string(junit).unwrap_or_default()
+    );
+}

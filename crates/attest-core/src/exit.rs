@@ -23,3 +23,10 @@ pub fn code(state: FinalState) -> u8 {
         FinalState::Interrupted(signal) => signal.exit_code(),
     }
 }
+
+/// The worst of several runs' codes (a fleet's clusters): an interruption (129, 130, 143)
+/// over not verified (3) over a usage error (2) over a failed check (1) over success; the
+/// codes are numbered so that this is their maximum.
+pub fn worst(codes: impl IntoIterator<Item = u8>) -> u8 {
+    codes.into_iter().max().unwrap_or(SUCCESS)
+}

@@ -6,6 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 pub mod dns_server;
+pub mod docker;
 pub mod kube;
 pub mod listeners;
 pub mod postgres;

@@ -27,6 +27,29 @@ pub struct KubeOptions {
     pub suite_default: bool,
 }
 
+impl KubeOptions {
+    /// The namespace the context (the named one, else the kubeconfig's current one) sets, read
+    /// from the kubeconfig alone (no request); `None` when it sets none or no kubeconfig can
+    /// be read (connecting says why).
+    pub fn context_namespace(&self) -> Option<String> {
+        let kubeconfig = match &self.kubeconfig {
+            Some(path) => kube::config::Kubeconfig::read_from(path).ok()?,
+            None => kube::config::Kubeconfig::read().ok()?,
+        };
+        let name = self
+            .context
+            .clone()
+            .or_else(|| kubeconfig.current_context.clone())?;
+        kubeconfig
+            .contexts
+            .into_iter()
+            .find(|c| c.name == name)?
+            .context?
+            .namespace
+            .filter(|n| !n.is_empty())
+    }
+}
+
 /// What the environment fingerprint says about the cluster used.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterInfo {

@@ -22,7 +22,7 @@ pub fn render(record: &RunRecord) -> String {
 
 /// quick-junit always writes `skipped` on `<testsuites>`, which the Jenkins schema (and so
 /// Jenkins' own parser) does not allow there; per-suite counts keep the number.
-fn without_root_skipped(xml: String) -> String {
+pub(crate) fn without_root_skipped(xml: String) -> String {
     let Some(start) = xml.find("<testsuites ") else {
         return xml;
     };

@@ -174,7 +174,7 @@ fn check_lines(checks: &[crate::rollup::CheckRef]) -> String {
         .join("\n")
 }
 
-fn result_word(status: Status) -> &'static str {
+pub(crate) fn result_word(status: Status) -> &'static str {
     match status {
         Status::Passed => "✅ passed",
         Status::Failed => "❌ failed",

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::outcome::RunRecord;
 
+pub mod fleet;
 pub mod json;
 pub mod junit;
 pub mod markdown;
