@@ -12,7 +12,7 @@ use attest_core::net::{DirectNetwork, Network};
 use attest_core::pg::{ConnectionSpec, SslMode};
 use attest_core::redact::Redactor;
 
-use crate::console::{error_line, say};
+use crate::console::{error_line, exit_code, say, Failure};
 
 /// Where the server is and who connects: the fields of a suite's `connection:`; unset ones
 /// fall back to the PG* environment (`PGHOST`, `PGPASSWORD`, ...), like psql.
@@ -71,7 +71,7 @@ impl CleanupArgs {
 }
 
 /// Nodes left cordoned by attest: listed, and with `drop` uncordoned.
-fn cluster(args: &CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
+fn cluster(args: &CleanupArgs, runtime: &tokio::runtime::Runtime) -> Result<u8, Failure> {
     use attest_core::k8s::disruption;
     use attest_core::k8s::{KubeAccess, KubeOptions};
     let access = KubeAccess::new(KubeOptions {
@@ -81,13 +81,9 @@ fn cluster(args: &CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
     });
     let limit = std::time::Duration::from_secs(20);
     let nodes_code = runtime.block_on(async {
-        let marked = match disruption::marked_nodes(&access, limit).await {
-            Ok(marked) => marked,
-            Err(e) => {
-                error_line(&format!("{e} (hint: {})", e.hint()));
-                return exit::CHECK_FAILED;
-            }
-        };
+        let marked = disruption::marked_nodes(&access, limit)
+            .await
+            .map_err(|e| Failure::failed(e.to_string()).with_hint(e.hint()))?;
         let where_ = access
             .cluster()
             .map(|c| format!("context {} ({})", c.context, c.server))
@@ -96,7 +92,7 @@ fn cluster(args: &CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
             say(&format!(
                 "attest cleanup: no node left cordoned by attest on {where_}"
             ));
-            return exit::SUCCESS;
+            return Ok(exit::SUCCESS);
         }
         for (node, mark, cordoned) in &marked {
             let state = if *cordoned { "cordoned" } else { "schedulable" };
@@ -107,7 +103,7 @@ fn cluster(args: &CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
                 "attest cleanup: {} node(s) marked by attest; run again with --drop to uncordon them",
                 marked.len()
             ));
-            return exit::CHECK_FAILED;
+            return Ok(exit::CHECK_FAILED);
         }
         let mut failed = 0;
         for (node, _, _) in &marked {
@@ -120,13 +116,13 @@ fn cluster(args: &CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
                 }
             }
         }
-        if failed == 0 {
+        Ok(if failed == 0 {
             exit::SUCCESS
         } else {
             exit::CHECK_FAILED
-        }
-    });
-    nodes_code.max(job_leftovers(args, &access, runtime))
+        })
+    })?;
+    Ok(nodes_code.max(job_leftovers(args, &access, runtime)?))
 }
 
 /// Objects of `attest job` runs that could not delete them (killed with SIGKILL): everything
@@ -135,16 +131,13 @@ fn job_leftovers(
     args: &CleanupArgs,
     access: &attest_core::k8s::KubeAccess,
     runtime: &tokio::runtime::Runtime,
-) -> u8 {
+) -> Result<u8, Failure> {
     use attest_core::k8s::launch;
     runtime.block_on(async {
-        let client = match access.client(std::time::Duration::from_secs(20)).await {
-            Ok(client) => client,
-            Err(e) => {
-                error_line(&format!("{e} (hint: {})", e.hint()));
-                return exit::CHECK_FAILED;
-            }
-        };
+        let client = access
+            .client(std::time::Duration::from_secs(20))
+            .await
+            .map_err(|e| Failure::failed(e.to_string()).with_hint(e.hint()))?;
         let (found, problems) = launch::leftovers(&client, args.drop).await;
         for problem in &problems {
             error_line(&format!("attest cleanup: {problem}"));
@@ -164,34 +157,39 @@ fn job_leftovers(
                 "attest cleanup: {} object(s) of `attest job` runs; run again with --drop to delete them",
                 found.len()
             ));
-            return exit::CHECK_FAILED;
+            return Ok(exit::CHECK_FAILED);
         }
-        if problems.is_empty() {
+        Ok(if problems.is_empty() {
             exit::SUCCESS
         } else {
             exit::CHECK_FAILED
-        }
+        })
     })
 }
 
-pub fn main(args: CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
-    let cluster_code =
-        (args.kubeconfig.is_some() || args.context.is_some()).then(|| cluster(&args, runtime));
+pub fn main(args: CleanupArgs, runtime: &tokio::runtime::Runtime) -> Result<u8, Failure> {
+    let cluster_code = match args.kubeconfig.is_some() || args.context.is_some() {
+        true => Some(cluster(&args, runtime)),
+        false => None,
+    };
     if !args.postgres_meant() {
-        return cluster_code.unwrap_or(exit::SUCCESS);
+        return cluster_code.unwrap_or(Ok(exit::SUCCESS));
     }
+    // Both are cleaned even when the cluster could not be; each says what went wrong.
     let pg_code = postgres(args, runtime);
-    cluster_code.map_or(pg_code, |code| code.max(pg_code))
+    match cluster_code {
+        None => pg_code,
+        Some(cluster_code) => Ok(exit_code(cluster_code).max(exit_code(pg_code))),
+    }
 }
 
-fn postgres(args: CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
-    let sslmode = match args.sslmode.as_deref().map(SslMode::parse).transpose() {
-        Ok(mode) => mode,
-        Err(e) => {
-            error_line(&e);
-            return exit::USAGE;
-        }
-    };
+fn postgres(args: CleanupArgs, runtime: &tokio::runtime::Runtime) -> Result<u8, Failure> {
+    let sslmode = args
+        .sslmode
+        .as_deref()
+        .map(SslMode::parse)
+        .transpose()
+        .map_err(Failure::usage)?;
     let spec = ConnectionSpec {
         uri: args.uri,
         host: args.host,
@@ -207,31 +205,23 @@ fn postgres(args: CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
     };
     let redactor = Redactor::default();
     let ctx = CheckContext::standalone(redactor.clone());
-    let admin = match runtime.block_on(attest_core::checks::resolve_connection(&spec, &ctx)) {
-        Ok(target) => target,
-        Err(fault) => {
-            error_line(&redactor.redact(&fault.message));
-            if let Some(hint) = &fault.hint {
-                error_line(&format!("hint: {}", redactor.redact(hint)));
-            }
-            return exit::USAGE;
-        }
-    };
+    let admin = runtime
+        .block_on(attest_core::checks::resolve_connection(&spec, &ctx))
+        .map_err(|fault| Failure::Usage {
+            message: redactor.redact(&fault.message),
+            hint: fault.hint.as_deref().map(|h| redactor.redact(h)),
+        })?;
     let network: std::sync::Arc<dyn Network> = std::sync::Arc::new(DirectNetwork);
     runtime.block_on(async {
-        let found = match cleanup::find(network.as_ref(), &admin).await {
-            Ok(found) => found,
-            Err(e) => {
-                error_line(&redactor.redact(&e));
-                return exit::CHECK_FAILED;
-            }
-        };
+        let found = cleanup::find(network.as_ref(), &admin)
+            .await
+            .map_err(|e| Failure::failed(redactor.redact(&e)))?;
         if found.is_empty() {
             say(&format!(
                 "attest cleanup: nothing left behind on {}",
                 admin.describe()
             ));
-            return exit::SUCCESS;
+            return Ok(exit::SUCCESS);
         }
         for leftover in &found {
             println!("{}", redactor.redact(&leftover.to_string()));
@@ -241,7 +231,7 @@ fn postgres(args: CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
                 "attest cleanup: {} leftover(s); run again with --drop to remove them",
                 found.len()
             ));
-            return exit::CHECK_FAILED;
+            return Ok(exit::CHECK_FAILED);
         }
         let mut failed = 0;
         for line in cleanup::drop_all(network.clone(), &admin, &found).await {
@@ -253,10 +243,10 @@ fn postgres(args: CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
                 }
             }
         }
-        if failed == 0 {
+        Ok(if failed == 0 {
             exit::SUCCESS
         } else {
             exit::CHECK_FAILED
-        }
+        })
     })
 }

@@ -87,12 +87,12 @@ pub fn main() -> ExitCode {
                 &stop,
             )
         }
-        Command::Cleanup(args) => Ok(crate::cleanup::main(args, &runtime)),
-        Command::Rbac(args) => Ok(crate::rbac::main(args, &runtime)),
-        Command::Job(args) => Ok(crate::job::main(args, &runtime, &stop)),
+        Command::Cleanup(args) => crate::cleanup::main(args, &runtime),
+        Command::Rbac(args) => crate::rbac::main(args, &runtime),
+        Command::Job(args) => crate::job::main(args, &runtime, &stop),
         Command::Sandbox(args) => {
             setup_color(args.run.libtest.color);
-            Ok(sandbox::main(args, &runtime, &stop))
+            sandbox::main(args, &runtime, &stop)
         }
     };
     ExitCode::from(exit_code(result))

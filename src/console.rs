@@ -137,6 +137,19 @@ pub(crate) enum Failure {
     /// The input is wrong and every problem is already on the console, each at its place.
     #[error("problems listed above")]
     Listed,
+    /// The command could not do its job: the cluster or server it acts on is out of reach, a
+    /// delete failed. Like a failed check.
+    #[error("{message}")]
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
+    /// Nothing was verified: what should have run never did (a Job whose pod never started).
+    #[error("{message}")]
+    NotRun {
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 impl Failure {
@@ -147,18 +160,43 @@ impl Failure {
         }
     }
 
+    pub(crate) fn failed(message: impl Into<String>) -> Failure {
+        Failure::Failed {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// The same failure, with what to do about it.
+    pub(crate) fn with_hint(mut self, text: impl Into<String>) -> Failure {
+        if let Failure::Usage { hint, .. }
+        | Failure::Failed { hint, .. }
+        | Failure::NotRun { hint, .. } = &mut self
+        {
+            *hint = Some(text.into());
+        }
+        self
+    }
+
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Failure::Usage { .. } | Failure::Listed => exit::USAGE,
+            Failure::Failed { .. } => exit::CHECK_FAILED,
+            Failure::NotRun { .. } => exit::NOT_VERIFIED,
         }
     }
 
     /// Says what went wrong, once, on stderr.
     pub(crate) fn report(&self) {
-        if let Failure::Usage { message, hint } = self {
-            error_line(message);
-            if let Some(hint) = hint {
-                say(&format!("hint: {hint}"));
+        match self {
+            Failure::Listed => {}
+            Failure::Usage { message, hint }
+            | Failure::Failed { message, hint }
+            | Failure::NotRun { message, hint } => {
+                error_line(message);
+                if let Some(hint) = hint {
+                    say(&format!("hint: {hint}"));
+                }
             }
         }
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 
-use crate::console::{error_line, say};
+use crate::console::{error_line, say, Failure};
 use crate::rbac::{self, AccountArgs, Selected, Selection};
 use attest_core::exit;
 use attest_core::k8s::job::{self, BundleFile, JobPlan};
@@ -111,13 +111,13 @@ fn toleration(text: &str) -> Result<serde_json::Value, String> {
 }
 
 /// `--node-selector` and `--toleration` on the Job's pod template.
-fn place(args: &JobArgs, documents: &mut [(Vec<String>, serde_json::Value)]) -> Result<(), u8> {
+fn place(
+    args: &JobArgs,
+    documents: &mut [(Vec<String>, serde_json::Value)],
+) -> Result<(), Failure> {
     let mut tolerations = Vec::new();
     for text in &args.toleration {
-        tolerations.push(toleration(text).map_err(|e| {
-            error_line(&e);
-            exit::USAGE
-        })?);
+        tolerations.push(toleration(text).map_err(Failure::usage)?);
     }
     for (_, object) in documents.iter_mut() {
         if object["kind"] != "Job" {
@@ -144,37 +144,30 @@ pub fn main(
     args: JobArgs,
     runtime: &tokio::runtime::Runtime,
     stop: &std::sync::Arc<StopSignals>,
-) -> u8 {
-    let run = || -> Result<u8, u8> {
-        rbac::check_name("--name", &args.name)?;
-        let contexts = contexts(&args.select.context)?;
-        let fleet = contexts.len() > 1;
-        let selected = args.select.load()?;
-        let mut clusters = Vec::new();
-        let mut text = String::new();
-        for context in contexts {
-            let (cluster, manifests) = prepare(&args, &selected, context, fleet, runtime)?;
-            text.push_str(&manifests);
-            clusters.push(cluster);
-        }
-        if !args.dry_run {
-            return Ok(live(&args, clusters, &selected.redactor, runtime, stop));
-        }
-        print!("{text}");
-        Ok(exit::SUCCESS)
-    };
-    match run() {
-        Ok(code) => code,
-        Err(code) => code,
+) -> Result<u8, Failure> {
+    rbac::check_name("--name", &args.name)?;
+    let contexts = contexts(&args.select.context)?;
+    let fleet = contexts.len() > 1;
+    let selected = args.select.load()?;
+    let mut clusters = Vec::new();
+    let mut text = String::new();
+    for context in contexts {
+        let (cluster, manifests) = prepare(&args, &selected, context, fleet, runtime)?;
+        text.push_str(&manifests);
+        clusters.push(cluster);
     }
+    if !args.dry_run {
+        return Ok(live(&args, clusters, &selected.redactor, runtime, stop));
+    }
+    print!("{text}");
+    Ok(exit::SUCCESS)
 }
 
 /// The contexts given: none (`[None]`, the kubeconfig's current one), one, or a fleet.
-fn contexts(given: &[String]) -> Result<Vec<Option<String>>, u8> {
+fn contexts(given: &[String]) -> Result<Vec<Option<String>>, Failure> {
     for (i, context) in given.iter().enumerate() {
         if given[..i].contains(context) {
-            error_line(&format!("--context {context}: given twice"));
-            return Err(exit::USAGE);
+            return Err(Failure::usage(format!("--context {context}: given twice")));
         }
     }
     match given.is_empty() {
@@ -209,6 +202,14 @@ impl Cluster {
         say(&format!("{}{text}", self.prefix));
     }
 
+    /// Nothing ran on this cluster, and why.
+    fn not_run(&self, text: String) -> Failure {
+        Failure::NotRun {
+            message: format!("{}{text}", self.prefix),
+            hint: None,
+        }
+    }
+
     fn error(&self, text: &str) {
         error_line(&format!("{}{text}", self.prefix));
     }
@@ -222,7 +223,7 @@ fn prepare(
     context: Option<String>,
     fleet: bool,
     runtime: &tokio::runtime::Runtime,
-) -> Result<(Cluster, String), u8> {
+) -> Result<(Cluster, String), Failure> {
     let options = KubeOptions {
         kubeconfig: args.select.kubeconfig.clone(),
         context: context.clone(),
@@ -243,10 +244,8 @@ fn prepare(
         runtime,
     )?;
     let plan = plan(args, selected, account.clone())?;
-    let manifests = job::manifests(&plan, &selected.redactor).map_err(|e| {
-        error_line(&e.to_string());
-        exit::USAGE
-    })?;
+    let manifests =
+        job::manifests(&plan, &selected.redactor).map_err(|e| Failure::usage(e.to_string()))?;
     let mut header = rbac::header(selected, &rbac, &account, "An in-cluster run");
     if fleet {
         header.insert(
@@ -313,13 +312,14 @@ fn live(
     runtime.block_on(async {
         let ready =
             futures::future::join_all(clusters.iter().map(|cluster| ready(args, cluster))).await;
-        let refused: Vec<(&Cluster, u8)> = clusters
+        let refused: Vec<(&Cluster, &Failure)> = clusters
             .iter()
             .zip(&ready)
-            .filter_map(|(cluster, ready)| ready.as_ref().err().map(|code| (cluster, *code)))
+            .filter_map(|(cluster, ready)| ready.as_ref().err().map(|f| (cluster, f)))
             .collect();
         if !refused.is_empty() {
-            let code = exit::worst(refused.iter().map(|(_, code)| *code));
+            refused.iter().for_each(|(_, failure)| failure.report());
+            let code = exit::worst(refused.iter().map(|(_, failure)| failure.exit_code()));
             if fleet {
                 let names: Vec<&str> = refused
                     .iter()
@@ -373,30 +373,22 @@ fn live(
     })
 }
 
-/// Reaches the cluster and asks whether the launcher may create and watch everything; `Err`
-/// is the exit code, after saying why (nothing was created).
-async fn ready(args: &JobArgs, cluster: &Cluster) -> Result<kube::Client, u8> {
+/// Reaches the cluster and asks whether the launcher may create and watch everything
+/// (nothing is created yet).
+async fn ready(args: &JobArgs, cluster: &Cluster) -> Result<kube::Client, Failure> {
     let access = KubeAccess::new(cluster.options(args));
-    let client = match access.client(Duration::from_secs(30)).await {
-        Ok(client) => client,
-        Err(e) => {
-            cluster.error(&format!("attest job: cannot reach the cluster: {e}"));
-            return Err(exit::NOT_VERIFIED);
-        }
-    };
+    let client = access
+        .client(Duration::from_secs(30))
+        .await
+        .map_err(|e| cluster.not_run(format!("attest job: cannot reach the cluster: {e}")))?;
     match launch::preflight(&client, &cluster.documents, &cluster.namespace).await {
         Ok(missing) if missing.is_empty() => Ok(client),
-        Ok(missing) => {
-            cluster.error(&format!(
-                "attest job: you may not create what the run needs (nothing was created); missing:\n  {}",
-                missing.join("\n  ")
-            ));
-            Err(exit::USAGE)
-        }
-        Err(e) => {
-            cluster.error(&format!("attest job: {e}"));
-            Err(exit::NOT_VERIFIED)
-        }
+        Ok(missing) => Err(Failure::usage(format!(
+            "{}attest job: you may not create what the run needs (nothing was created); missing:\n  {}",
+            cluster.prefix,
+            missing.join("\n  ")
+        ))),
+        Err(e) => Err(cluster.not_run(format!("attest job: {e}"))),
     }
 }
 
@@ -661,7 +653,7 @@ fn plan(
     args: &JobArgs,
     selected: &Selected,
     account: attest_core::k8s::rbac::Account,
-) -> Result<JobPlan, u8> {
+) -> Result<JobPlan, Failure> {
     let mut sources: Vec<(PathBuf, bool)> = Vec::new();
     let mut plain_vars = BTreeMap::new();
     let mut secret_vars = BTreeMap::new();
@@ -690,8 +682,10 @@ fn plan(
         match std::fs::canonicalize(path) {
             Ok(path) => absolute.push(path),
             Err(e) => {
-                error_line(&format!("cannot read `{}`: {e}", path.display()));
-                return Err(exit::USAGE);
+                return Err(Failure::usage(format!(
+                    "cannot read `{}`: {e}",
+                    path.display()
+                )));
             }
         }
     }
@@ -707,10 +701,8 @@ fn plan(
         if files.iter().any(|f| f.path == relative) {
             continue;
         }
-        let text = std::fs::read_to_string(full).map_err(|e| {
-            error_line(&format!("cannot read `{}`: {e}", path.display()));
-            exit::USAGE
-        })?;
+        let text = std::fs::read_to_string(full)
+            .map_err(|e| Failure::usage(format!("cannot read `{}`: {e}", path.display())))?;
         if *is_suite {
             suites.push(relative.clone());
         }

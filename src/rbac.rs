@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::console::{error_line, report_load_errors, report_load_warnings};
+use crate::console::{report_load_errors, report_load_warnings, Failure};
 use crate::run::{split_positionals, suite_files};
 use attest_core::exit;
 use attest_core::k8s::rbac::{self, Account, CheckNeeds, KindResource, Rbac};
@@ -98,16 +98,13 @@ impl Selected {
 
 impl Selection {
     /// The one `--context` of a command that talks to one cluster.
-    pub fn one_context(&self) -> Result<Option<&str>, u8> {
+    pub fn one_context(&self) -> Result<Option<&str>, Failure> {
         match self.context.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some(one)),
-            _ => {
-                error_line(
-                    "--context: this command talks to one cluster; only `attest job` takes several",
-                );
-                Err(exit::USAGE)
-            }
+            _ => Err(Failure::usage(
+                "--context: this command talks to one cluster; only `attest job` takes several",
+            )),
         }
     }
 
@@ -122,17 +119,13 @@ impl Selection {
     }
 
     /// Loads the suites as for listing (no variable needs a value, no Secret is read) and
-    /// picks the checks `attest run` with the same flags would run; `Err` is the exit code,
-    /// after saying why.
-    pub fn load(&self) -> Result<Selected, u8> {
-        let (mut paths, filter) = split_positionals(&self.positional).map_err(|message| {
-            error_line(&message);
-            exit::USAGE
-        })?;
+    /// picks the checks `attest run` with the same flags would run.
+    pub fn load(&self) -> Result<Selected, Failure> {
+        let (mut paths, filter) = split_positionals(&self.positional).map_err(Failure::usage)?;
         if paths.is_empty() {
             paths.push(PathBuf::from("suites"));
         }
-        let files = suite_files(&paths).ok_or(exit::USAGE)?;
+        let files = suite_files(&paths).ok_or(Failure::Listed)?;
         let redactor = Redactor::default();
         let sources = VarSources {
             set: self.set.clone(),
@@ -143,7 +136,7 @@ impl Selection {
         report_load_warnings(&loaded.warnings, &redactor);
         let suites = loaded.suites.map_err(|errors| {
             report_load_errors(&errors, &redactor);
-            exit::USAGE
+            Failure::Listed
         })?;
         let args = self.names.arguments(filter.clone());
         let allow = self.allow();
@@ -165,8 +158,7 @@ impl Selection {
             })
             .collect();
         if chosen.iter().flatten().all(|on| !on) {
-            error_line("no check matched the given filters and opt-ins (mutating and destructive checks need --allow-mutating / --allow-destructive); `attest run --list` shows the check names");
-            return Err(exit::USAGE);
+            return Err(Failure::usage("no check matched the given filters and opt-ins (mutating and destructive checks need --allow-mutating / --allow-destructive); `attest run --list` shows the check names"));
         }
         Ok(Selected {
             suites,
@@ -209,7 +201,7 @@ fn discovered(
     select: &Selection,
     context: Option<&str>,
     runtime: &tokio::runtime::Runtime,
-) -> Result<BTreeMap<(String, String), KindResource>, u8> {
+) -> Result<BTreeMap<(String, String), KindResource>, Failure> {
     let mut found = BTreeMap::new();
     let Some(kubeconfig) = &select.kubeconfig else {
         return Ok(found);
@@ -241,13 +233,12 @@ fn discovered(
             // Not installed there: guessed, and the output says so.
             Ok(None) => {}
             Err(e) => {
-                error_line(&format!(
+                return Err(Failure::usage(format!(
                     "cannot discover {} {} through `{}`: {e}",
                     p.api_version,
                     p.kind,
                     kubeconfig.display()
-                ));
-                return Err(exit::USAGE);
+                )));
             }
         }
     }
@@ -255,24 +246,23 @@ fn discovered(
 }
 
 /// A name Kubernetes accepts for a namespace or ServiceAccount (and as a label value).
-pub fn check_name(flag: &str, name: &str) -> Result<(), u8> {
+pub fn check_name(flag: &str, name: &str) -> Result<(), Failure> {
     if attest_core::validate::is_dns_label(name) {
         return Ok(());
     }
-    error_line(&format!(
+    Err(Failure::usage(format!(
         "{flag}: expected a DNS label (lower-case letters, digits and `-`, at most 63, not starting or ending with `-`), found `{name}`"
-    ));
-    Err(exit::USAGE)
+    )))
 }
 
 impl AccountArgs {
     /// The account in `--namespace`, else `default`.
-    pub fn account(&self) -> Result<Account, u8> {
+    pub fn account(&self) -> Result<Account, Failure> {
         self.account_in(self.namespace.as_deref().unwrap_or("default"))
     }
 
     /// The account in `namespace` (which `--namespace`, when given, is).
-    pub fn account_in(&self, namespace: &str) -> Result<Account, u8> {
+    pub fn account_in(&self, namespace: &str) -> Result<Account, Failure> {
         check_name("--service-account", &self.service_account)?;
         check_name("--namespace", namespace)?;
         Ok(Account {
@@ -289,7 +279,7 @@ pub fn generate(
     context: Option<&str>,
     account: &Account,
     runtime: &tokio::runtime::Runtime,
-) -> Result<Rbac, u8> {
+) -> Result<Rbac, Failure> {
     let needs = needs(selected);
     let known = discovered(&needs, select, context, runtime)?;
     let resource = |api_version: &str, kind: &str, namespaced: bool| {
@@ -298,10 +288,8 @@ pub fn generate(
             .cloned()
             .unwrap_or_else(|| rbac::offline_resource(api_version, kind, namespaced))
     };
-    rbac::generate(&needs, account, resource).map_err(|e| {
-        error_line(&selected.redactor.redact(&e.to_string()));
-        exit::USAGE
-    })
+    rbac::generate(&needs, account, resource)
+        .map_err(|e| Failure::usage(selected.redactor.redact(&e.to_string())))
 }
 
 /// The comment lines that open the output.
@@ -333,14 +321,13 @@ pub fn header(selected: &Selected, rbac: &Rbac, account: &Account, what: &str) -
 
 /// Text that is printed, refused if a secret value is in it (a name RBAC needs taken from a
 /// secret variable): masking it would print RBAC that grants nothing.
-pub fn refuse_secrets(text: &str, redactor: &Redactor, what: &str) -> Result<(), u8> {
+pub fn refuse_secrets(text: &str, redactor: &Redactor, what: &str) -> Result<(), Failure> {
     if redactor.redact(text) == text {
         return Ok(());
     }
-    error_line(&format!(
+    Err(Failure::usage(format!(
         "{what} would contain the value of a secret variable (a namespace or object name taken from one?); nothing was printed"
-    ));
-    Err(exit::USAGE)
+    )))
 }
 
 pub fn comments(lines: &[String]) -> String {
@@ -348,20 +335,14 @@ pub fn comments(lines: &[String]) -> String {
 }
 
 /// `attest rbac`: prints the RBAC; exit 2 on bad input.
-pub fn main(args: RbacArgs, runtime: &tokio::runtime::Runtime) -> u8 {
-    let run = || -> Result<(), u8> {
-        let account = args.account.account()?;
-        let context = args.select.one_context()?;
-        let selected = args.select.load()?;
-        let rbac = generate(&selected, &args.select, context, &account, runtime)?;
-        let mut text = comments(&header(&selected, &rbac, &account, "Least-privilege RBAC"));
-        text.push_str(&rbac::yaml_documents(&rbac.documents()));
-        refuse_secrets(&text, &selected.redactor, "the RBAC")?;
-        print!("{text}");
-        Ok(())
-    };
-    match run() {
-        Ok(()) => exit::SUCCESS,
-        Err(code) => code,
-    }
+pub fn main(args: RbacArgs, runtime: &tokio::runtime::Runtime) -> Result<u8, Failure> {
+    let account = args.account.account()?;
+    let context = args.select.one_context()?;
+    let selected = args.select.load()?;
+    let rbac = generate(&selected, &args.select, context, &account, runtime)?;
+    let mut text = comments(&header(&selected, &rbac, &account, "Least-privilege RBAC"));
+    text.push_str(&rbac::yaml_documents(&rbac.documents()));
+    refuse_secrets(&text, &selected.redactor, "the RBAC")?;
+    print!("{text}");
+    Ok(exit::SUCCESS)
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use attest_core::outcome::Interruption;
 use attest_core::runner::StopSignals;
 
-use crate::console::{error_line, exit_code, say};
+use crate::console::{error_line, exit_code, say, Failure};
 use crate::run::{run_suites, RunArgs};
 use clap::{Args, Subcommand};
 
@@ -33,14 +33,13 @@ pub fn main(
     args: SandboxArgs,
     runtime: &tokio::runtime::Runtime,
     stop_signals: &Arc<StopSignals>,
-) -> u8 {
+) -> Result<u8, Failure> {
     if let Some(word) = subcommand_read_as_filter(&args) {
-        error_line(&format!(
+        return Err(Failure::usage(format!(
             "`{word}` here is read as a name filter, because options before it end the subcommand; \
              to start the sandbox and keep it running, put `{word}` first: `attest sandbox {word} [OPTIONS]`; \
              to select checks whose names contain `{word}`, write a longer filter (e.g. `::{word}`)"
-        ));
-        return exit::USAGE;
+        )));
     }
     // From here on there is something to stop cleanly: the build, then the stand-ins.
     stop_signals.arm();
@@ -61,20 +60,14 @@ pub fn main(
     };
     if let Some(signal) = stop_signals.interruption() {
         eprintln!("attest: {} while preparing the sandbox", signal.name());
-        return signal.exit_code();
+        return Ok(signal.exit_code());
     }
     if let Some(code) = run_isolated(&args, &kubernetes, runtime, stop_signals) {
         return code;
     }
     // Signals are caught from the start (`StopSignals`): the default action would kill us
     // with a PostgreSQL server, a Kubernetes control plane and temporary folders in place.
-    let mut sandbox = match runtime.block_on(Sandbox::start()) {
-        Ok(sandbox) => sandbox,
-        Err(message) => {
-            error_line(&message);
-            return exit::USAGE;
-        }
-    };
+    let mut sandbox = runtime.block_on(Sandbox::start()).map_err(Failure::usage)?;
     let mut kube_skipped = None;
     match kubernetes {
         Kubernetes::Start(bin_dir) => {
@@ -108,17 +101,15 @@ pub fn main(
                     );
                 }
                 Err(message) => {
-                    error_line(&format!("the Kubernetes testbed did not start: {message}"));
-                    match with_real_nodes {
-                        true => eprintln!(
-                            "attest: (run with simulated nodes only: attest sandbox --no-real-nodes; without the testbed: --no-kubernetes)"
-                        ),
-                        false => {
-                            eprintln!("attest: (run without it: attest sandbox --no-kubernetes)")
-                        }
-                    }
                     stop(sandbox, runtime);
-                    return exit::USAGE;
+                    let failure =
+                        Failure::usage(format!("the Kubernetes testbed did not start: {message}"));
+                    return Err(match with_real_nodes {
+                        true => failure.with_hint(
+                            "run with simulated nodes only: attest sandbox --no-real-nodes; without the testbed: --no-kubernetes",
+                        ),
+                        false => failure.with_hint("run without it: attest sandbox --no-kubernetes"),
+                    });
                 }
             }
         }
@@ -134,7 +125,7 @@ pub fn main(
             signal.name()
         );
         stop(sandbox, runtime);
-        return signal.exit_code();
+        return Ok(signal.exit_code());
     }
     let code = match args.action {
         Some(SandboxAction::Up) => {
@@ -221,10 +212,10 @@ pub fn main(
             }
         }
     };
-    match stop(sandbox, runtime) {
+    Ok(match stop(sandbox, runtime) {
         true => code,
         false => code.max(exit::CHECK_FAILED),
-    }
+    })
 }
 
 /// Stops everything; false (after saying why) if the Kubernetes testbed left something.
@@ -338,7 +329,7 @@ fn run_isolated(
     kubernetes: &Kubernetes,
     runtime: &tokio::runtime::Runtime,
     stop_signals: &StopSignals,
-) -> Option<u8> {
+) -> Option<Result<u8, Failure>> {
     use std::os::unix::fs::MetadataExt;
     let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
     if args.action.is_some() || std::env::var_os(ISOLATED).is_some() || !root {
@@ -371,13 +362,7 @@ fn run_isolated(
                 .map(|decision| (KUBERNETES_DECISION, decision)),
         );
     let status = wait_passing_signals(command, runtime, stop_signals);
-    Some(match status {
-        Ok(code) => code,
-        Err(e) => {
-            error_line(&format!("cannot run the isolated sandbox: {e}"));
-            exit::USAGE
-        }
-    })
+    Some(status.map_err(|e| Failure::usage(format!("cannot run the isolated sandbox: {e}"))))
 }
 
 /// Runs a child attest to its end and returns its exit code. The terminal's Ctrl-C reaches
