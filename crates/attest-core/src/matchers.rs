@@ -95,12 +95,24 @@ pub enum ShowMatch<'r> {
     LineNumber,
 }
 
+/// Something that matches text and shows as the suite wrote it: a [`Pattern`], or a pattern
+/// matched regardless of case.
+pub trait TextMatcher: fmt::Display {
+    fn is_match(&self, text: &str) -> bool;
+}
+
+impl TextMatcher for Pattern {
+    fn is_match(&self, text: &str) -> bool {
+        Pattern::is_match(self, text)
+    }
+}
+
 /// Checks `contains` (each must match) and `excludes` (none may match) against a text; returns
 /// one line per problem, empty when all is well.
-pub fn check_patterns(
+pub fn check_patterns<M: TextMatcher>(
     text: &str,
-    contains: &[Pattern],
-    excludes: &[Pattern],
+    contains: &[M],
+    excludes: &[M],
     show: ShowMatch<'_>,
 ) -> Vec<String> {
     let missing = contains
