@@ -956,3 +956,71 @@ checks:
     drop(bed.runtime);
     let _ = bed.postgres;
 }
+
+#[test]
+fn a_rollout_is_judged_by_comparing_fields_of_the_same_object() {
+    let bed = start();
+    let suite = r#"id: r
+title: rollout by field operands
+checks:
+  - id: rolled-out
+    title: the StatefulSet's controller has seen its spec and every replica is updated and ready
+    timeout: 60s
+    retry: {interval: 500ms}
+    kube:
+      apiVersion: apps/v1
+      kind: StatefulSet
+      namespace: data
+      name: postgres-postgresql
+      fields:
+        - status.observedGeneration == metadata.generation
+        - status.updatedReplicas == spec.replicas
+        - status.readyReplicas == .spec.replicas
+        - status.replicas != 'spec.replicas'
+  - id: operand-differs
+    title: a field compared with another field of a different value
+    kube:
+      apiVersion: apps/v1
+      kind: StatefulSet
+      namespace: data
+      name: postgres-postgresql
+      fields: ["status.replicas == spec.revisionHistoryLimit"]
+  - id: operand-missing
+    title: a field compared with a field the object does not have
+    kube:
+      apiVersion: apps/v1
+      kind: StatefulSet
+      namespace: data
+      name: postgres-postgresql
+      fields: ["status.readyReplicas == spec.replicaz"]
+"#;
+    let out = run(bed.kube.kubeconfig(), suite);
+    out.assert_code(1);
+    out.assert_passed(&["rolled-out"]);
+    out.expect(
+        "rolled-out",
+        "passed",
+        "status.observedGeneration == metadata.generation, status.updatedReplicas == spec.replicas",
+    );
+    out.expect(
+        "operand-differs",
+        "failed",
+        "apps/v1/StatefulSet data/postgres-postgresql: status.replicas is 1",
+    );
+    let mismatch = &out.result("operand-differs")["mismatches"][0];
+    assert_eq!(mismatch["path"], "status.replicas");
+    assert_eq!(mismatch["expected"], "== spec.revisionHistoryLimit (10)");
+    assert_eq!(mismatch["found"], "1");
+    assert!(
+        out.stdout
+            .contains("* status.replicas: expected == spec.revisionHistoryLimit (10), found 1"),
+        "{}",
+        out.stdout
+    );
+    let mismatch = &out.result("operand-missing")["mismatches"][0];
+    assert_eq!(mismatch["expected"], "== spec.replicaz (absent)");
+    assert_eq!(
+        mismatch["found"],
+        "nothing to compare with: spec.replicaz is absent"
+    );
+}

@@ -95,12 +95,24 @@ pub enum ShowMatch<'r> {
     LineNumber,
 }
 
+/// Something that matches text and shows as the suite wrote it: a [`Pattern`], or a pattern
+/// matched regardless of case.
+pub trait TextMatcher: fmt::Display {
+    fn is_match(&self, text: &str) -> bool;
+}
+
+impl TextMatcher for Pattern {
+    fn is_match(&self, text: &str) -> bool {
+        Pattern::is_match(self, text)
+    }
+}
+
 /// Checks `contains` (each must match) and `excludes` (none may match) against a text; returns
 /// one line per problem, empty when all is well.
-pub fn check_patterns(
+pub fn check_patterns<M: TextMatcher>(
     text: &str,
-    contains: &[Pattern],
-    excludes: &[Pattern],
+    contains: &[M],
+    excludes: &[M],
     show: ShowMatch<'_>,
 ) -> Vec<String> {
     let missing = contains
@@ -123,13 +135,19 @@ pub fn check_patterns(
 
 /// A comparison written in a suite as `op operand` and parsed when the suite loads:
 /// `>= 215`, `== false`, `!= ''`, `== null`, `~ /^active$/`, `in [active, idle]`, `< 26h`.
-/// Observed values arrive as text (PostgreSQL's text output, a Kubernetes field) and are read
-/// as the kind of value the operand is.
+/// The one grammar of comparisons: the `sql` kind's `expect:` and `rows:`, a `kube` check's
+/// `count:` and the right side of its `fields:` (`status.phase == Bound`) are all read here,
+/// with one set of operators ([`OPERATORS`]). Observed values arrive as text (PostgreSQL's
+/// text output, a Kubernetes field) and are read as the kind of value the operand is.
 #[derive(Clone, JsonSchema)]
 #[schemars(with = "String")]
 pub struct Comparison {
     pub op: Op,
+    /// The operator as written (`=~` and `~` are one operator).
+    pub symbol: &'static str,
     pub operand: Operand,
+    /// The operand as written, without the quotes around it (`Bound`, `[a, b]`, `/re/`).
+    pub written: String,
     /// As written, for messages.
     text: String,
 }
@@ -146,6 +164,40 @@ pub enum Op {
     In,
 }
 
+/// Every spelling of every operator, longest first where one starts another.
+pub const OPERATORS: [(&str, Op); 9] = [
+    ("==", Op::Eq),
+    ("!=", Op::Ne),
+    (">=", Op::Ge),
+    ("<=", Op::Le),
+    (">", Op::Gt),
+    ("<", Op::Lt),
+    ("=~", Op::Matches),
+    ("~", Op::Matches),
+    ("in", Op::In),
+];
+
+impl Op {
+    /// Whether an ordering of found against expected satisfies the operator (`==` and `!=`
+    /// included; never `~` or `in`).
+    pub fn holds(self, ordering: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::*;
+        match self {
+            Op::Eq => ordering == Equal,
+            Op::Ne => ordering != Equal,
+            Op::Lt => ordering == Less,
+            Op::Le => ordering != Greater,
+            Op::Gt => ordering == Greater,
+            Op::Ge => ordering != Less,
+            Op::Matches | Op::In => false,
+        }
+    }
+
+    fn orders(self) -> bool {
+        matches!(self, Op::Gt | Op::Ge | Op::Lt | Op::Le)
+    }
+}
+
 /// What the observed value is compared with.
 #[derive(Debug, Clone)]
 pub enum Operand {
@@ -153,8 +205,60 @@ pub enum Operand {
     Value(Value),
     /// `~ /re/`.
     Pattern(Regex),
-    /// `in [a, b]`: equal to one of them.
-    OneOf(Vec<Value>),
+    /// `in [a, b]`: equal to one of them (each as written, and as a value).
+    OneOf(Vec<(String, Value)>),
+    /// Another field of the same object (`== spec.replicas`, `== .spec.replicas`), where
+    /// [`Operands::ValuesOrFields`] allows one.
+    Field(crate::k8s::matching::FieldPath),
+}
+
+/// Which operands a comparison may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operands {
+    /// Values only, and an order only between numbers or durations (SQL values, counts).
+    Values,
+    /// Values, or a field of the same object; any two values have an order (quantities such
+    /// as `8Gi` by size, text by its characters). Kubernetes fields.
+    ValuesOrFields,
+}
+
+/// The top-level keys of a Kubernetes object that make an unquoted operand a field of the
+/// same object (`spec.replicas`); any path can be written with a leading dot instead
+/// (`.data.password`), and quotes always make text (`'spec.replicas'`).
+const FIELD_ROOTS: [&str; 3] = ["metadata", "spec", "status"];
+
+/// An unquoted operand that names a field: `.PATH`, or `PATH` under one of [`FIELD_ROOTS`].
+fn field_operand(written: &str) -> Option<&str> {
+    if let Some(path) = written.strip_prefix('.') {
+        return path
+            .starts_with(|c: char| c.is_ascii_alphabetic())
+            .then_some(path);
+    }
+    FIELD_ROOTS
+        .iter()
+        .any(|root| {
+            written
+                .strip_prefix(root)
+                .is_some_and(|rest| rest.starts_with(['.', '[']))
+        })
+        .then_some(written)
+}
+
+/// Why a comparison cannot be read; `shown` is the text the suite wrote (the whole field
+/// assertion for a Kubernetes field).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ComparisonError {
+    #[error("`{shown}` should start with ==, !=, >, >=, <, <=, ~ or in (e.g. `>= 215`)")]
+    NoOperator { shown: String },
+    #[error("expected one operator (==, !=, >, >=, <, <=, ~ or in) and a value, found `{shown}`")]
+    TwoOperators { shown: String },
+    #[error("expected a list such as `in [a, b]`, found `{shown}`")]
+    NotAList { shown: String },
+    #[error("`{shown}`: only numbers and durations (`26h`) can be ordered")]
+    Unordered { shown: String },
+    /// A regular expression or a field path that cannot be read.
+    #[error("`{shown}`: {reason}")]
+    Operand { shown: String, reason: String },
 }
 
 /// A typed operand. Extension point: a new kind of value (Kubernetes quantities such as `8Gi`
@@ -259,59 +363,82 @@ impl fmt::Display for Comparison {
 }
 
 impl std::str::FromStr for Comparison {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
+    type Err = ComparisonError;
+    fn from_str(text: &str) -> Result<Self, ComparisonError> {
+        Comparison::parse(text, Operands::Values, text.trim())
+    }
+}
+
+/// Removes one pair of matching quotes: `'5'` is the text `5`.
+fn unquoted(text: &str) -> Option<&str> {
+    ['\'', '"'].into_iter().find_map(|quote| {
+        text.strip_prefix(quote)
+            .and_then(|t| t.strip_suffix(quote))
+            .filter(|_| text.len() >= 2)
+    })
+}
+
+impl Comparison {
+    /// The one parser of `op operand`; `shown` is what messages quote.
+    pub fn parse(
+        text: &str,
+        operands: Operands,
+        shown: &str,
+    ) -> Result<Comparison, ComparisonError> {
         let text = text.trim();
-        let ops = [
-            ("==", Op::Eq),
-            ("!=", Op::Ne),
-            (">=", Op::Ge),
-            ("<=", Op::Le),
-            (">", Op::Gt),
-            ("<", Op::Lt),
-            ("~", Op::Matches),
-            ("in ", Op::In),
-        ];
-        let (op, rest) = ops
+        let shown = || shown.to_owned();
+        let (symbol, op, rest) = OPERATORS
             .iter()
-            .find_map(|(token, op)| text.strip_prefix(token).map(|rest| (*op, rest.trim())))
-            .ok_or_else(|| {
-                format!("`{text}` should start with ==, !=, >, >=, <, <=, ~ or in (e.g. `>= 215`)")
-            })?;
+            .find_map(|(symbol, op)| {
+                let rest = text.strip_prefix(symbol)?;
+                // `in` is a word: `in [a]`, never `inactive`.
+                if *op == Op::In && !rest.starts_with(char::is_whitespace) {
+                    return None;
+                }
+                Some((*symbol, *op, rest.trim()))
+            })
+            .ok_or_else(|| ComparisonError::NoOperator { shown: shown() })?;
         if rest.starts_with(['=', '<', '>', '!', '~']) {
-            return Err(format!(
-                "expected one operator (==, !=, >, >=, <, <=, ~ or in) and a value, found `{text}`"
-            ));
+            return Err(ComparisonError::TwoOperators { shown: shown() });
         }
         if op == Op::In && !(rest.starts_with('[') && rest.ends_with(']')) {
-            return Err(format!(
-                "expected a list such as `in [a, b]`, found `{text}`"
-            ));
+            return Err(ComparisonError::NotAList { shown: shown() });
         }
+        let bad_operand = |reason: String| ComparisonError::Operand {
+            shown: shown(),
+            reason,
+        };
         let operand = match op {
-            Op::Matches => {
-                Operand::Pattern(parse_regex(rest).map_err(|e| format!("`{text}`: {e}"))?)
-            }
+            Op::Matches => Operand::Pattern(parse_regex(rest).map_err(bad_operand)?),
             Op::In => Operand::OneOf(
                 rest.trim_start_matches('[')
                     .trim_end_matches(']')
                     .split(',')
-                    .map(Value::parse)
+                    .map(|choice| {
+                        let choice = choice.trim();
+                        let written = unquoted(choice).unwrap_or(choice).to_owned();
+                        (written, Value::parse(choice))
+                    })
                     .collect(),
             ),
-            _ => {
-                let value = Value::parse(rest);
-                if matches!(op, Op::Gt | Op::Ge | Op::Lt | Op::Le) && value.magnitude().is_none() {
-                    return Err(format!(
-                        "`{text}`: only numbers and durations (`26h`) can be ordered"
-                    ));
+            _ => match field_operand(rest).filter(|_| operands == Operands::ValuesOrFields) {
+                Some(path) => Operand::Field(
+                    crate::k8s::matching::FieldPath::parse(path).map_err(bad_operand)?,
+                ),
+                None => {
+                    let value = Value::parse(rest);
+                    if op.orders() && operands == Operands::Values && value.magnitude().is_none() {
+                        return Err(ComparisonError::Unordered { shown: shown() });
+                    }
+                    Operand::Value(value)
                 }
-                Operand::Value(value)
-            }
+            },
         };
         Ok(Comparison {
             op,
+            symbol,
             operand,
+            written: unquoted(rest).unwrap_or(rest).to_owned(),
             text: text.to_owned(),
         })
     }
@@ -338,7 +465,9 @@ impl Comparison {
 
 impl<'de> Deserialize<'de> for Comparison {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(de::Error::custom)
+        String::deserialize(d)?
+            .parse::<Comparison>()
+            .map_err(de::Error::custom)
     }
 }
 
@@ -349,7 +478,11 @@ impl Comparison {
     pub fn holds(&self, observed: Option<&str>) -> Result<bool, String> {
         match &self.operand {
             Operand::Pattern(re) => Ok(observed.is_some_and(|text| re.is_match(text))),
-            Operand::OneOf(choices) => Ok(choices.iter().any(|c| c.equals(observed))),
+            Operand::OneOf(choices) => Ok(choices.iter().any(|(_, c)| c.equals(observed))),
+            Operand::Field(path) => Err(format!(
+                "`{}`: the field `{path}` is a field of an object, and there is none here",
+                self.text
+            )),
             Operand::Value(value) => match self.op {
                 Op::Eq => Ok(value.equals(observed)),
                 Op::Ne => Ok(!value.equals(observed)),
@@ -371,13 +504,7 @@ impl Comparison {
                 _ => format!("cannot order `{text}` against `{}`: not a number", self.text),
             });
         };
-        Ok(match self.op {
-            Op::Gt => a > b,
-            Op::Ge => a >= b,
-            Op::Lt => a < b,
-            Op::Le => a <= b,
-            Op::Eq | Op::Ne | Op::Matches | Op::In => unreachable!("not an ordering"),
-        })
+        Ok(a.partial_cmp(&b).is_some_and(|o| self.op.holds(o)))
     }
 }
 
@@ -486,6 +613,7 @@ mod tests {
         assert!("=> 3"
             .parse::<Comparison>()
             .unwrap_err()
+            .to_string()
             .contains("should start with"));
     }
 
@@ -501,7 +629,7 @@ mod tests {
         assert!(c("~ ^act").holds(Some("active")).unwrap());
         // Flags after the closing slash, and bad expressions, are refused when loading.
         for bad in ["~ /active/i", "~ /(/"] {
-            let err = bad.parse::<Comparison>().unwrap_err();
+            let err = bad.parse::<Comparison>().unwrap_err().to_string();
             assert!(err.starts_with(&format!("`{bad}`: ")), "{err}");
         }
         assert!(parse_regex("/x/i").unwrap_err().contains("flags inside"));
@@ -550,7 +678,7 @@ mod tests {
             .unwrap_err()
             .contains("not a number"));
         // Only numbers and durations have an order.
-        let err = ">= abc".parse::<Comparison>().unwrap_err();
+        let err = ">= abc".parse::<Comparison>().unwrap_err().to_string();
         assert!(err.contains("can be ordered"), "{err}");
     }
 }

@@ -14,10 +14,11 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use group::{ProcessGroup, Stop};
 
+use super::output::{Exit, ProcessKeys, ProcessOutput};
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::duration::format_duration;
-use crate::matchers::{check_patterns, Pattern, ShowMatch};
+use crate::matchers::{Pattern, ShowMatch};
 use crate::text::clip;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -131,6 +132,17 @@ impl CommandLine {
 }
 
 impl CommandCheck {
+    /// What the command must show, from its `exit_code` and pattern keys.
+    fn output(&self) -> ProcessOutput {
+        ProcessOutput::new(ProcessKeys {
+            exit_code: self.exit_code,
+            stdout_contains: &self.stdout_contains,
+            stdout_excludes: &self.stdout_excludes,
+            stderr_contains: &self.stderr_contains,
+            stderr_excludes: &self.stderr_excludes,
+        })
+    }
+
     fn build(&self, ctx: &CheckContext) -> Result<tokio::process::Command, String> {
         let mut command = match &self.run {
             CommandLine::Shell(line) => {
@@ -211,38 +223,7 @@ impl Kind for CommandCheck {
     }
 
     fn validate(&self) -> Vec<super::FieldProblem> {
-        use crate::validate;
-        let mut problems = Vec::new();
-        if !(0..=255).contains(&self.exit_code) {
-            problems.push(super::FieldProblem::new(
-                "exit_code",
-                format!(
-                    "expected an exit code from 0 to 255, found `{}`",
-                    self.exit_code
-                ),
-            ));
-        }
-        problems.extend(validate::patterns(
-            "stdout_contains",
-            &self.stdout_contains,
-            true,
-        ));
-        problems.extend(validate::patterns(
-            "stdout_excludes",
-            &self.stdout_excludes,
-            true,
-        ));
-        problems.extend(validate::patterns(
-            "stderr_contains",
-            &self.stderr_contains,
-            true,
-        ));
-        problems.extend(validate::patterns(
-            "stderr_excludes",
-            &self.stderr_excludes,
-            true,
-        ));
-        problems
+        self.output().validate()
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
@@ -270,31 +251,10 @@ impl Kind for CommandCheck {
         let stderr = String::from_utf8_lossy(&stderr);
         let code = status.code();
 
-        let mut problems = Vec::new();
-        if code != Some(self.exit_code) {
-            problems.push(match code {
-                Some(code) => format!("exit code {code}, expected {}", self.exit_code),
-                None => "killed by a signal".to_owned(),
-            });
-        }
-        let labelled = |stream: &str, text: &str, contains: &[Pattern], excludes: &[Pattern]| {
-            check_patterns(text, contains, excludes, ShowMatch::Line(&ctx.redactor))
-                .into_iter()
-                .map(|p| format!("{stream}: {p}"))
-                .collect::<Vec<_>>()
-        };
-        problems.extend(labelled(
-            "stdout",
-            &stdout,
-            &self.stdout_contains,
-            &self.stdout_excludes,
-        ));
-        problems.extend(labelled(
-            "stderr",
-            &stderr,
-            &self.stderr_contains,
-            &self.stderr_excludes,
-        ));
+        let exit = code.map_or(Exit::Signal, Exit::Code);
+        let problems = self
+            .output()
+            .judge(&exit, &stdout, &stderr, ShowMatch::Line(&ctx.redactor));
 
         let took = format_duration(elapsed);
         let stopped = match leftovers {

@@ -42,7 +42,9 @@ pub struct KubeObjectCheck {
     #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     pub expect: Option<Value>,
     /// Field assertions every selected object must meet: `status.phase == Bound`,
-    /// `status.capacity.storage >= 8Gi`, `age(status.lastSuccessfulTime) < 26h`.
+    /// `status.capacity.storage >= 8Gi`, `age(status.lastSuccessfulTime) < 26h`, or another
+    /// field of the same object: `status.readyReplicas == spec.replicas` (a path under
+    /// `metadata.`, `spec.` or `status.`, or any path with a leading dot; quoted text is text).
     #[serde(default)]
     pub fields: Vec<FieldAssertion>,
     /// How many objects must be selected: `3`, `>= 1`, `== 0`.

@@ -18,6 +18,7 @@ pub mod file;
 pub mod http;
 pub mod kube_object;
 pub mod node_drain;
+pub mod output;
 pub mod pg_backup;
 pub mod pg_crud;
 pub mod pg_isolation;

@@ -4,12 +4,12 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::output::{Exit, ProcessKeys, ProcessOutput};
 use super::{FieldProblem, Kind, Permission, Verdict};
 use crate::context::CheckContext;
 use crate::k8s::pods::{ExecEnd, PodError, PodRef};
-use crate::matchers::{check_patterns, Pattern, ShowMatch};
+use crate::matchers::{Pattern, ShowMatch};
 use crate::text::clip;
-use crate::validate;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +29,19 @@ pub struct PodExecCheck {
     pub stderr_contains: Vec<Pattern>,
     #[serde(default)]
     pub stderr_excludes: Vec<Pattern>,
+}
+
+impl PodExecCheck {
+    /// What the command must show, from its `exit_code` and pattern keys.
+    fn output(&self) -> ProcessOutput {
+        ProcessOutput::new(ProcessKeys {
+            exit_code: self.exit_code,
+            stdout_contains: &self.stdout_contains,
+            stdout_excludes: &self.stdout_excludes,
+            stderr_contains: &self.stderr_contains,
+            stderr_excludes: &self.stderr_excludes,
+        })
+    }
 }
 
 /// How a pod lookup failure becomes a verdict.
@@ -62,23 +75,7 @@ impl Kind for PodExecCheck {
                 "expected the program and its arguments, such as `[pg_isready]` or `[sh, -c, \"ls /data\"]`, found an empty list",
             ));
         }
-        if !(0..=255).contains(&self.exit_code) {
-            problems.push(FieldProblem::new(
-                "exit_code",
-                format!(
-                    "expected an exit code from 0 to 255, found `{}`",
-                    self.exit_code
-                ),
-            ));
-        }
-        for (field, patterns) in [
-            ("stdout_contains", &self.stdout_contains),
-            ("stdout_excludes", &self.stdout_excludes),
-            ("stderr_contains", &self.stderr_contains),
-            ("stderr_excludes", &self.stderr_excludes),
-        ] {
-            problems.extend(validate::patterns(field, patterns, true));
-        }
+        problems.extend(self.output().validate());
         problems
     }
 
@@ -98,29 +95,13 @@ impl Kind for PodExecCheck {
                 Ok(result) => result,
                 Err(e) => return pod_verdict(&e),
             };
-        let show = ShowMatch::Line(&ctx.redactor);
-        let mut problems = Vec::new();
-        match &end {
-            ExecEnd::Exited(code) if *code == self.exit_code => {}
-            ExecEnd::Exited(code) => {
-                problems.push(format!("exit code {code}, expected {}", self.exit_code))
-            }
-            ExecEnd::Unknown(message) => problems.push(format!(
-                "expected exit code {}, but the API gave no exit code, only: {}",
-                self.exit_code,
-                clip(&ctx.redactor.redact(message.trim()), 200)
-            )),
-        }
-        problems.extend(
-            check_patterns(&stdout, &self.stdout_contains, &self.stdout_excludes, show)
-                .into_iter()
-                .map(|p| format!("stdout: {p}")),
-        );
-        problems.extend(
-            check_patterns(&stderr, &self.stderr_contains, &self.stderr_excludes, show)
-                .into_iter()
-                .map(|p| format!("stderr: {p}")),
-        );
+        let exit = match &end {
+            ExecEnd::Exited(code) => Exit::Code(*code),
+            ExecEnd::Unknown(message) => Exit::Unknown(ctx.redactor.redact(message.trim())),
+        };
+        let problems = self
+            .output()
+            .judge(&exit, &stdout, &stderr, ShowMatch::Line(&ctx.redactor));
         let place = format!("pod {}/{pod}", self.pod.namespace);
         let verdict = if problems.is_empty() {
             Verdict::pass(format!(
@@ -141,5 +122,49 @@ impl Kind for PodExecCheck {
             ExecEnd::Exited(code) => verdict.measure("exit_code", f64::from(code)),
             ExecEnd::Unknown(_) => verdict,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redact::Redactor;
+
+    fn check(yaml: &str) -> Result<PodExecCheck, String> {
+        let head = "pod: {namespace: data, name: postgres-postgresql-0}\ncommand: [ls, /data]\n";
+        serde_saphyr::from_str(&format!("{head}{yaml}")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn its_exit_code_and_output_are_judged_by_the_shared_expectation() {
+        let check =
+            check("stdout_contains: [pg_wal]\nstdout_excludes: [\"/\\\\.sqlite3/\"]").unwrap();
+        let redactor = Redactor::default();
+        let show = ShowMatch::Line(&redactor);
+        let output = check.output();
+        assert!(output
+            .judge(&Exit::Code(0), "base\npg_wal\n", "", show)
+            .is_empty());
+        let problems = output.judge(&Exit::Code(0), "db.sqlite3\n", "", show);
+        assert_eq!(
+            problems,
+            [
+                "stdout: `pg_wal` not found",
+                "stdout: `/\\.sqlite3/` found: `db.sqlite3`"
+            ]
+        );
+        let unknown = output.judge(&Exit::Unknown("no status".into()), "pg_wal", "", show);
+        assert_eq!(
+            unknown,
+            ["expected exit code 0, but the API gave no exit code, only: no status"]
+        );
+    }
+
+    #[test]
+    fn a_bad_regex_is_refused_when_the_suite_is_read() {
+        let err = check("stderr_excludes: [\"/(/\"]").unwrap_err();
+        assert!(err.contains("invalid regular expression `/(/`"), "{err}");
+        let flags = check("stdout_contains: [\"/x/q\"]").unwrap().validate();
+        assert_eq!(flags[0].field, "stdout_contains.0");
     }
 }

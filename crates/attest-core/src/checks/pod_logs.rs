@@ -3,10 +3,10 @@
 //! SQLite errors". Evidence quotes the matching or offending lines, redacted and clipped.
 
 use kube::api::LogParams;
-use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::output::OutputExpectation;
 use super::pod_exec::pod_verdict;
 use super::{FieldProblem, Kind, Permission, Verdict};
 use crate::context::CheckContext;
@@ -40,27 +40,14 @@ pub struct PodLogsCheck {
     pub previous: bool,
 }
 
-/// A pattern's matcher, case-insensitive when asked.
-fn matcher(pattern: &Pattern, ignore_case: bool) -> Result<Regex, String> {
-    let source = match pattern {
-        Pattern::Literal(text) => regex::escape(text),
-        Pattern::Regex(re) => re.as_str().to_owned(),
-    };
-    let source = if ignore_case {
-        format!("(?i){source}")
-    } else {
-        source
-    };
-    Regex::new(&source).map_err(|e| format!("invalid regular expression {pattern}: {e}"))
-}
-
 impl PodLogsCheck {
-    /// The matchers of `patterns`, in order.
-    fn matchers(&self, patterns: &[Pattern]) -> Result<Vec<Regex>, String> {
-        patterns
-            .iter()
-            .map(|p| matcher(p, self.ignore_case))
-            .collect()
+    /// What the logs must show, from the `contains`, `excludes` and `ignore_case` keys.
+    fn output(&self) -> OutputExpectation {
+        OutputExpectation::new(
+            ("contains", &self.contains),
+            ("excludes", &self.excludes),
+            self.ignore_case,
+        )
     }
 }
 
@@ -75,16 +62,7 @@ impl Kind for PodLogsCheck {
     }
 
     fn validate(&self) -> Vec<FieldProblem> {
-        let mut problems = crate::validate::patterns("contains", &self.contains, true);
-        problems.extend(crate::validate::patterns("excludes", &self.excludes, true));
-        // A literal escaped, or `(?i)` added, can outgrow the regex size limit.
-        for (field, patterns) in [("contains", &self.contains), ("excludes", &self.excludes)] {
-            for (i, pattern) in patterns.iter().enumerate() {
-                if let Err(e) = matcher(pattern, self.ignore_case) {
-                    problems.push(FieldProblem::new(format!("{field}.{i}"), e));
-                }
-            }
-        }
+        let mut problems = self.output().validate();
         if let Some(tail) = self.tail.filter(|n| *n < 1) {
             problems.push(FieldProblem::new(
                 "tail",
@@ -95,12 +73,6 @@ impl Kind for PodLogsCheck {
     }
 
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
-        // Checked at load; a failure here is reported, never a panic.
-        let (contains, excludes) =
-            match (self.matchers(&self.contains), self.matchers(&self.excludes)) {
-                (Ok(contains), Ok(excludes)) => (contains, excludes),
-                (Err(e), _) | (_, Err(e)) => return Verdict::error(e),
-            };
         let access = &ctx.services.kube;
         let pods = match self.pod.pods(access, ctx.remaining()).await {
             Ok(pods) => pods,
@@ -126,24 +98,7 @@ impl Kind for PodLogsCheck {
         let quote = |pod: &str, line: &str| {
             format!("{pod}: {}", clip(&ctx.redactor.redact(line.trim()), 160))
         };
-        let mut problems = Vec::new();
-        let mut evidence = Vec::new();
-        for (pattern, re) in self.contains.iter().zip(&contains) {
-            match lines.iter().find(|(_, line)| re.is_match(line)) {
-                Some((pod, line)) => evidence.push(quote(pod, line)),
-                None => problems.push(format!("{pattern} not found")),
-            }
-        }
-        for (pattern, re) in self.excludes.iter().zip(&excludes) {
-            let offending: Vec<_> = lines.iter().filter(|(_, line)| re.is_match(line)).collect();
-            if let Some((pod, line)) = offending.first() {
-                problems.push(format!(
-                    "{pattern} found in {} line(s), first: {}",
-                    offending.len(),
-                    quote(pod, line)
-                ));
-            }
-        }
+        let (problems, evidence) = self.output().judge_lines(&lines, quote);
         let scope = format!("{} line(s) from {} pod(s)", lines.len(), pods.len());
         let verdict = if problems.is_empty() {
             let mut summary = format!("logs as expected ({scope})");
@@ -156,5 +111,60 @@ impl Kind for PodLogsCheck {
                 .hint("`kubectl logs` with the same selector shows them; `since:`/`tail:` narrow the window")
         };
         verdict.measure("lines", lines.len() as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(yaml: &str) -> Result<PodLogsCheck, String> {
+        let head = "pod: {namespace: docs, selector: app=paperless}\n";
+        serde_saphyr::from_str(&format!("{head}{yaml}")).map_err(|e| e.to_string())
+    }
+
+    fn lines(text: &[(&str, &str)]) -> Vec<(String, String)> {
+        text.iter()
+            .map(|(pod, line)| (pod.to_string(), line.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn its_lines_are_judged_by_the_shared_expectation() {
+        let check =
+            check("contains: [\"/^Applying/\", postgresql]\nexcludes: [sqlite]\nignore_case: true")
+                .unwrap();
+        let quote = |pod: &str, line: &str| format!("{pod}: {line}");
+        let good = lines(&[
+            ("web-0", "applying migrations"),
+            ("web-1", "PostgreSQL ready"),
+        ]);
+        let (problems, evidence) = check.output().judge_lines(&good, quote);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            evidence,
+            ["web-0: applying migrations", "web-1: PostgreSQL ready"]
+        );
+        let bad = lines(&[("web-0", "x Applying"), ("web-1", "SQLite locked")]);
+        let (problems, _) = check.output().judge_lines(&bad, quote);
+        assert_eq!(
+            problems,
+            [
+                "`/^Applying/` not found",
+                "`postgresql` not found",
+                "`sqlite` found in 1 line(s), first: web-1: SQLite locked"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_regex_is_refused_when_the_suite_is_read() {
+        let err = check("excludes: [\"/sqlite[/\"]").unwrap_err();
+        assert!(
+            err.contains("invalid regular expression `/sqlite[/`"),
+            "{err}"
+        );
+        let flags = check("contains: [\"/migrat/i\"]").unwrap().validate();
+        assert_eq!(flags[0].field, "contains.0");
     }
 }

@@ -16,7 +16,7 @@ use crate::text::clip;
 pub struct SqlCheck {
     pub connection: ConnectionSpec,
     pub query: String,
-    /// Condition on the value: `>= 215`, `== false`, `!= ''`, `~ /^active$/`, `in [a, b]`,
+    /// Condition on the value: `>= 215`, `== false`, `!= ''`, `~ /^active$/` (or `=~`), `in [a, b]`,
     /// `< 26h` (the value is an interval, e.g. `now() - max(created_at)`).
     #[serde(default)]
     pub expect: Option<Comparison>,

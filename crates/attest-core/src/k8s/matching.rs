@@ -21,12 +21,12 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use regex::Regex;
 use schemars::JsonSchema;
 use serde::{de, Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::quantity;
+use crate::matchers::{Comparison, Op, Operand, Operands, OPERATORS};
 use crate::outcome::Mismatch;
 
 /// One step of a path.
@@ -336,43 +336,6 @@ fn short(value: &Value) -> String {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Matches,
-}
-
-impl Op {
-    fn symbol(self) -> &'static str {
-        match self {
-            Op::Eq => "==",
-            Op::Ne => "!=",
-            Op::Lt => "<",
-            Op::Le => "<=",
-            Op::Gt => ">",
-            Op::Ge => ">=",
-            Op::Matches => "=~",
-        }
-    }
-    fn holds(self, ordering: std::cmp::Ordering) -> bool {
-        use std::cmp::Ordering::*;
-        match self {
-            Op::Eq => ordering == Equal,
-            Op::Ne => ordering != Equal,
-            Op::Lt => ordering == Less,
-            Op::Le => ordering != Greater,
-            Op::Gt => ordering == Greater,
-            Op::Ge => ordering != Less,
-            Op::Matches => false,
-        }
-    }
-}
-
 /// What a field assertion says, as the grammar's error messages list it.
 const ASSERTION_FORMS: &str = "`PATH OP VALUE` with one of ==, !=, <, <=, >, >=, =~ (spaces around it), `PATH exists`, `PATH absent` or `age(PATH) < 26h`";
 
@@ -383,20 +346,18 @@ const ASSERTION_FORMS: &str = "`PATH OP VALUE` with one of ==, !=, <, <=, >, >=,
 pub enum FieldAssertion {
     Exists(FieldPath),
     Absent(FieldPath),
+    /// `PATH OP OPERAND`, the operand read by the one grammar of comparisons
+    /// ([`Comparison`]): a value, `/re/`, `[a, b]`, or another field of the object.
     Compare {
         path: FieldPath,
-        op: Op,
-        /// The operand as written.
-        value: String,
-        /// For `=~`: the operand, compiled.
-        regex: Option<Regex>,
-        /// When the operand is another field of the same object (`== .spec.replicas`).
-        other: Option<FieldPath>,
+        comparison: Comparison,
     },
     /// `age(PATH) OP DURATION`: how long ago a timestamp was.
     Age {
         path: FieldPath,
         op: Op,
+        /// The operator as written.
+        symbol: &'static str,
         limit: Duration,
         /// The limit as written (`26h`), for messages.
         written: String,
@@ -418,23 +379,12 @@ impl FieldAssertion {
         if let Some(path) = text.strip_suffix(" absent") {
             return Ok(FieldAssertion::Absent(FieldPath::parse(path)?));
         }
-        let ops = [
-            ("==", Op::Eq),
-            ("!=", Op::Ne),
-            ("=~", Op::Matches),
-            ("<=", Op::Le),
-            (">=", Op::Ge),
-            ("<", Op::Lt),
-            (">", Op::Gt),
-        ];
-        let found = ops
+        // The first operator with spaces around it splits the path from the comparison.
+        let found = OPERATORS
             .iter()
-            .filter_map(|(symbol, op)| {
-                text.find(&format!(" {symbol} "))
-                    .map(|at| (at, *symbol, *op))
-            })
-            .min_by_key(|(at, _, _)| *at);
-        let Some((at, symbol, op)) = found else {
+            .filter_map(|(symbol, _)| text.find(&format!(" {symbol} ")).map(|at| (at, *symbol)))
+            .min_by_key(|(at, symbol)| (*at, std::cmp::Reverse(symbol.len())));
+        let Some((at, _)) = found else {
             // `status.phase = Bound`: SQL's and YAML's habit, not an operator here.
             let single_equals = text.contains(" = ");
             return Err(format!(
@@ -447,45 +397,28 @@ impl FieldAssertion {
             ));
         };
         let left = text[..at].trim();
-        let written = text[at + symbol.len() + 2..].trim();
-        let value = written.trim_matches('"').to_owned();
+        let comparison = Comparison::parse(&text[at..], Operands::ValuesOrFields, text)
+            .map_err(|e| e.to_string())?;
         if let Some(inner) = left.strip_prefix("age(").and_then(|s| s.strip_suffix(')')) {
-            if op == Op::Matches {
+            if matches!(comparison.op, Op::Matches | Op::In) {
                 return Err(format!(
                     "`{text}`: age() compares with <, <=, >, >=, == or !="
                 ));
             }
+            let written = comparison.written;
             let limit =
-                crate::duration::parse_duration(&value).map_err(|e| format!("`{text}`: {e}"))?;
+                crate::duration::parse_duration(&written).map_err(|e| format!("`{text}`: {e}"))?;
             return Ok(FieldAssertion::Age {
                 path: FieldPath::parse(inner)?,
-                op,
+                op: comparison.op,
+                symbol: comparison.symbol,
                 limit,
-                written: value,
+                written,
             });
         }
-        let regex = match op {
-            Op::Matches => {
-                Some(crate::matchers::parse_regex(&value).map_err(|e| format!("`{text}`: {e}"))?)
-            }
-            _ => None,
-        };
-        // `.spec.replicas`, unquoted: another field of the same object (a rollout is done when
-        // `status.updatedReplicas == .spec.replicas`). A regex is never a field.
-        let other = match written.strip_prefix('.') {
-            Some(path)
-                if op != Op::Matches && path.starts_with(|c: char| c.is_ascii_alphabetic()) =>
-            {
-                Some(FieldPath::parse(path).map_err(|e| format!("`{text}`: {e}"))?)
-            }
-            _ => None,
-        };
         Ok(FieldAssertion::Compare {
             path: FieldPath::parse(left)?,
-            op,
-            value,
-            regex,
-            other,
+            comparison,
         })
     }
 
@@ -494,16 +427,17 @@ impl FieldAssertion {
         match self {
             FieldAssertion::Exists(path) => format!("{path} exists"),
             FieldAssertion::Absent(path) => format!("{path} absent"),
-            FieldAssertion::Compare {
-                path, op, value, ..
-            } => format!(
+            FieldAssertion::Compare { path, comparison } => format!(
                 "{path} {} {}",
-                op.symbol(),
-                shown.show_text(&path.steps, value)
+                comparison.symbol,
+                shown.show_text(&path.steps, &comparison.written)
             ),
             FieldAssertion::Age {
-                path, op, written, ..
-            } => format!("age({path}) {} {written}", op.symbol()),
+                path,
+                symbol,
+                written,
+                ..
+            } => format!("age({path}) {symbol} {written}"),
         }
     }
 
@@ -528,49 +462,37 @@ impl FieldAssertion {
                 None => Ok(None),
                 Some(found) => miss(path, "absent".into(), shown.show(&path.steps, found)),
             },
-            FieldAssertion::Compare {
-                path,
-                op,
-                value,
-                regex,
-                other,
-            } => {
+            FieldAssertion::Compare { path, comparison } => {
+                let symbol = comparison.symbol;
                 // The operand: as written, or the other field's value (shown next to its path).
-                let (value, expected) = match other {
-                    None => (
-                        value.clone(),
-                        format!("{} {}", op.symbol(), shown.show_text(&path.steps, value)),
-                    ),
-                    Some(other) => match other.lookup(object) {
+                let (operand, expected) = match &comparison.operand {
+                    Operand::Field(other) => match other.lookup(object) {
                         Some(operand) => (
-                            scalar_text(operand),
+                            operand.clone(),
                             format!(
-                                "{} .{other} ({})",
-                                op.symbol(),
+                                "{symbol} {} ({})",
+                                comparison.written,
                                 shown.show(&other.steps, operand)
                             ),
                         ),
                         None => {
-                            let expected = format!("{} .{other} (absent)", op.symbol());
-                            return miss(path, expected, "nothing to compare with".into());
+                            let expected = format!("{symbol} {} (absent)", comparison.written);
+                            let found = format!("nothing to compare with: {other} is absent");
+                            return miss(path, expected, found);
                         }
                     },
+                    _ => (
+                        Value::String(comparison.written.clone()),
+                        format!(
+                            "{symbol} {}",
+                            shown.show_text(&path.steps, &comparison.written)
+                        ),
+                    ),
                 };
-                let value = &value;
                 let Some(found) = path.lookup(object) else {
                     return miss(path, expected, "nothing (absent)".into());
                 };
-                let text = scalar_text(found);
-                let holds = match (op, regex) {
-                    (Op::Matches, Some(regex)) => regex.is_match(&text),
-                    (Op::Eq, _) => scalars_equal(&Value::String(value.clone()), found),
-                    (Op::Ne, _) => !scalars_equal(&Value::String(value.clone()), found),
-                    (op, _) => match (quantity::parse(&text), quantity::parse(value)) {
-                        (Some(a), Some(b)) => a.partial_cmp(&b).is_some_and(|o| op.holds(o)),
-                        _ => op.holds(text.as_str().cmp(value.as_str())),
-                    },
-                };
-                if holds {
+                if field_holds(comparison, &operand, found) {
                     Ok(None)
                 } else {
                     miss(path, expected, shown.show(&path.steps, found))
@@ -579,10 +501,11 @@ impl FieldAssertion {
             FieldAssertion::Age {
                 path,
                 op,
+                symbol,
                 limit,
                 written,
             } => {
-                let expected = format!("age {} {written}", op.symbol());
+                let expected = format!("age {symbol} {written}");
                 let Some(found) = path.lookup(object) else {
                     return miss(path, expected, "nothing (absent)".into());
                 };
@@ -602,6 +525,28 @@ impl FieldAssertion {
                 } else {
                     miss(path, expected, format!("{text} (age {age})"))
                 }
+            }
+        }
+    }
+}
+
+/// Whether a field's value meets a comparison whose operand is `operand` (the value as
+/// written, or the other field's): equal as quantities, numbers or text; ordered as
+/// quantities when both are, else as text; `~` by the expression; `in` equal to one choice.
+fn field_holds(comparison: &Comparison, operand: &Value, found: &Value) -> bool {
+    let text = scalar_text(found);
+    match (&comparison.operand, comparison.op) {
+        (Operand::Pattern(re), _) => re.is_match(&text),
+        (Operand::OneOf(choices), _) => choices
+            .iter()
+            .any(|(choice, _)| scalars_equal(&Value::String(choice.clone()), found)),
+        (_, Op::Eq) => scalars_equal(operand, found),
+        (_, Op::Ne) => !scalars_equal(operand, found),
+        (_, op) => {
+            let operand = scalar_text(operand);
+            match (quantity::parse(&text), quantity::parse(&operand)) {
+                (Some(a), Some(b)) => a.partial_cmp(&b).is_some_and(|o| op.holds(o)),
+                _ => op.holds(text.as_str().cmp(operand.as_str())),
             }
         }
     }
@@ -676,6 +621,82 @@ mod tests {
         assert!(judge(r#"status.readyReplicas != ".spec.replicas""#).is_ok());
         assert!(judge("status.readyReplicas =~ .").is_ok());
         assert!(FieldAssertion::parse("status.readyReplicas == .spec[").is_err());
+    }
+
+    #[test]
+    fn a_bare_path_under_metadata_spec_or_status_is_a_field_and_quotes_make_text() {
+        let now = SystemTime::now();
+        let rolling = json!({
+            "kind": "Deployment",
+            "metadata": {"generation": 4},
+            "spec": {"replicas": 3},
+            "status": {"observedGeneration": 4, "updatedReplicas": 3, "readyReplicas": 2},
+        });
+        let judge = |text: &str| FieldAssertion::parse(text).unwrap().judge(&rolling, now);
+        assert!(judge("status.observedGeneration == metadata.generation").is_ok());
+        assert!(judge("status.updatedReplicas == spec.replicas").is_ok());
+        assert!(judge("status.readyReplicas < spec.replicas").is_ok());
+        let miss = judge("status.readyReplicas == spec.replicas").unwrap_err();
+        assert_eq!(
+            miss.to_string(),
+            "* status.readyReplicas: expected == spec.replicas (3), found 2"
+        );
+        let miss = judge("status.readyReplicas >= spec.replicaz").unwrap_err();
+        assert_eq!(miss.expected, ">= spec.replicaz (absent)");
+        assert_eq!(
+            miss.found,
+            "nothing to compare with: spec.replicaz is absent"
+        );
+        // Quoted, the same words are text.
+        assert!(judge("status.readyReplicas != 'spec.replicas'").is_ok());
+        assert!(judge(r#"status.readyReplicas == "spec.replicas""#).is_err());
+        // Other roots stay text unless written with a leading dot.
+        let config = json!({"kind": "ConfigMap", "data": {"host": "db.data", "copy": "db.data"}});
+        let judge = |text: &str| FieldAssertion::parse(text).unwrap().judge(&config, now);
+        assert!(judge("data.host == db.data").is_ok());
+        assert!(judge("data.host == .data.copy").is_ok());
+    }
+
+    #[test]
+    fn kubernetes_fields_and_sql_values_share_one_operator_set() {
+        let now = SystemTime::now();
+        let object = pvc();
+        let judge = |text: &str| FieldAssertion::parse(text).unwrap().judge(&object, now);
+        // `~` and `=~` are one operator; `in` takes a list, read as quantities too.
+        assert!(judge("status.phase ~ /^Pend/").is_ok());
+        assert!(judge("status.phase =~ /^Pend/").is_ok());
+        assert!(judge("status.phase in [Bound, Pending]").is_ok());
+        assert!(judge("status.capacity.storage in [8589934592]").is_ok());
+        let miss = judge("status.phase in [Bound, Lost]").unwrap_err();
+        assert_eq!(
+            miss.to_string(),
+            "* status.phase: expected in [Bound, Lost], found Pending"
+        );
+        // The regex is what is between the slashes, not the slashes themselves.
+        let slashes = json!({"spec": {"path": "/re/"}, "status": {"phase": "re"}});
+        let re = FieldAssertion::parse("status.phase =~ /^re$/").unwrap();
+        assert!(re.judge(&slashes, now).is_ok());
+        let re = FieldAssertion::parse("spec.path =~ /^re$/").unwrap();
+        assert!(re.judge(&slashes, now).is_err());
+        // The same parser's errors, with the assertion as written.
+        let err = FieldAssertion::parse("status.phase in Bound").unwrap_err();
+        assert_eq!(
+            err,
+            "expected a list such as `in [a, b]`, found `status.phase in Bound`"
+        );
+        let err = FieldAssertion::parse("status.phase == spec.[").unwrap_err();
+        assert!(
+            err.starts_with("`status.phase == spec.[`: field path `spec.[`"),
+            "{err}"
+        );
+        // In SQL, a dotted word is text, never a field.
+        let sql: Comparison = "== spec.replicas".parse().unwrap();
+        assert!(sql.holds(Some("spec.replicas")).unwrap());
+        assert!("=~ /^a/"
+            .parse::<Comparison>()
+            .unwrap()
+            .holds(Some("ab"))
+            .unwrap());
     }
 
     #[test]
