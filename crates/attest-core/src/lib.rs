@@ -11,6 +11,7 @@ pub mod evidence;
 pub mod exit;
 pub mod external;
 pub mod fault;
+pub mod field_path;
 pub mod interpolate;
 pub mod k8s;
 pub mod load;

@@ -209,7 +209,7 @@ pub enum Operand {
     OneOf(Vec<(String, Value)>),
     /// Another field of the same object (`== spec.replicas`, `== .spec.replicas`), where
     /// [`Operands::ValuesOrFields`] allows one.
-    Field(crate::k8s::matching::FieldPath),
+    Field(crate::field_path::FieldPath),
 }
 
 /// Which operands a comparison may have.
@@ -422,9 +422,9 @@ impl Comparison {
                     .collect(),
             ),
             _ => match field_operand(rest).filter(|_| operands == Operands::ValuesOrFields) {
-                Some(path) => Operand::Field(
-                    crate::k8s::matching::FieldPath::parse(path).map_err(bad_operand)?,
-                ),
+                Some(path) => {
+                    Operand::Field(crate::field_path::FieldPath::parse(path).map_err(bad_operand)?)
+                }
                 None => {
                     let value = Value::parse(rest);
                     if op.orders() && operands == Operands::Values && value.magnitude().is_none() {
