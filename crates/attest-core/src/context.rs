@@ -67,6 +67,15 @@ pub struct CheckContext {
     pub services: Services,
     /// When the check's time runs out; every request it makes is bounded by what is left.
     pub deadline: std::time::Instant,
+    /// The check's query, sent ahead with its neighbours' (see [`crate::pg::Pipeline`]).
+    pub ahead: Option<Ahead>,
+}
+
+/// Where a check's query was sent ahead: its pipeline, and its place in it.
+#[derive(Clone)]
+pub struct Ahead {
+    pub pipeline: Arc<crate::pg::Pipeline>,
+    pub position: usize,
 }
 
 /// What every check of a run shares, passed in through the run configuration so that tests
@@ -187,6 +196,7 @@ impl CheckContext {
             redactor: Redactor::default(),
             services: Services::default(),
             deadline: std::time::Instant::now() + std::time::Duration::from_secs(30),
+            ahead: None,
         }
     }
 }

@@ -25,13 +25,15 @@ pub use crate::k8s::secrets::SecretRef;
 use crate::net::{NetError, Network, Route, Stream, Via};
 use crate::url_safety;
 
+mod pipeline;
 mod pool;
+pub use pipeline::{Answer, Pipeline};
 pub use pool::{Lease, Sessions, DEFAULT_POOL_SIZE};
 
 /// How a suite says where PostgreSQL is and who connects. Unset fields fall back to the URI,
 /// then to the standard `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`,
 /// `PGSSLROOTCERT`, `PGAPPNAME` environment variables, then to libpq's defaults.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionSpec {
     /// A libpq URI: `postgresql://user@host:5432/dbname?sslmode=require`.

@@ -46,6 +46,16 @@ pub trait Check: Send + Sync + fmt::Debug {
     fn validate(&self) -> Vec<FieldProblem>;
     /// Observes and judges. Returns data; never prints.
     fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict>;
+    /// See [`Kind::query_ahead`].
+    fn query_ahead(&self) -> Option<QueryAhead<'_>>;
+}
+
+/// A query a check will send, known before it runs: a run of such checks on one connection
+/// is sent at once, pipelined on one session (see [`crate::pg::Pipeline`]).
+#[derive(Debug, PartialEq)]
+pub struct QueryAhead<'a> {
+    pub connection: &'a crate::pg::ConnectionSpec,
+    pub query: &'a str,
 }
 
 /// One check kind: its fields (the `Deserialize` type), what it observes, and its facts.
@@ -97,6 +107,13 @@ pub trait Kind: Send + Sync + fmt::Debug {
 
     /// Observes and judges. Returns data; never prints.
     fn observe(&self, ctx: &CheckContext) -> impl Future<Output = Verdict> + Send;
+
+    /// The one query this check sends, if it is known before the check runs (no value an
+    /// earlier check registers in it or its connection) and answering it changes nothing
+    /// (the runner sends it ahead only for read-only checks). `None` by default.
+    fn query_ahead(&self) -> Option<QueryAhead<'_>> {
+        None
+    }
 }
 
 pub use crate::validate::FieldProblem;
@@ -116,6 +133,9 @@ impl<K: Kind> Check for K {
     }
     fn run<'a>(&'a self, ctx: &'a CheckContext) -> BoxFuture<'a, Verdict> {
         Box::pin(self.observe(ctx))
+    }
+    fn query_ahead(&self) -> Option<QueryAhead<'_>> {
+        Kind::query_ahead(self)
     }
 }
 

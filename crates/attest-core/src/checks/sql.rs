@@ -57,6 +57,16 @@ impl Kind for SqlCheck {
         problems
     }
 
+    fn query_ahead(&self) -> Option<super::QueryAhead<'_>> {
+        // A value registered by an earlier check is known only once that check has run.
+        let deferred = crate::text::is_deferred(&self.query)
+            || crate::text::is_deferred(&format!("{:?}", self.connection));
+        (!deferred).then_some(super::QueryAhead {
+            connection: &self.connection,
+            query: &self.query,
+        })
+    }
+
     async fn observe(&self, ctx: &CheckContext) -> Verdict {
         let target = match super::resolve_connection(&self.connection, ctx).await {
             Ok(target) => target,
@@ -66,19 +76,42 @@ impl Kind for SqlCheck {
             Ok(query) => query,
             Err(e) => return Verdict::error(e),
         };
-        // Waits for a free session when the server's share of the pool is in use; a timeout
-        // or Ctrl-C while the query runs cancels it on the server (see `pg::Lease`).
-        let mut session = match ctx
-            .services
-            .sessions
-            .lease(&ctx.services.network, &target)
-            .await
-        {
-            Ok(session) => session,
-            Err(e) => return super::cannot_connect(&target, &e),
+        let mut started = std::time::Instant::now();
+        let answer = match &ctx.ahead {
+            Some(ahead) => {
+                let services = &ctx.services;
+                let pipeline = &ahead.pipeline;
+                pipeline
+                    .answer(
+                        ahead.position,
+                        &target,
+                        &services.sessions,
+                        &services.network,
+                    )
+                    .await
+            }
+            None => None,
         };
-        let started = std::time::Instant::now();
-        let messages = match session.simple_query(&query).await {
+        let answer = match answer {
+            Some(answer) => answer,
+            None => {
+                // Waits for a free session when the server's share of the pool is in use; a
+                // timeout or Ctrl-C while the query runs cancels it on the server (see
+                // `pg::Lease`).
+                let mut session = match ctx
+                    .services
+                    .sessions
+                    .lease(&ctx.services.network, &target)
+                    .await
+                {
+                    Ok(session) => session,
+                    Err(e) => return super::cannot_connect(&target, &e),
+                };
+                started = std::time::Instant::now();
+                session.simple_query(&query).await
+            }
+        };
+        let messages = match answer {
             Ok(messages) => messages,
             Err(e) => {
                 return Verdict::fail(format!("query failed: {}", server_error(&e)))

@@ -288,6 +288,31 @@ impl Lease {
         self.in_query = false;
         result
     }
+
+    /// Sends every query at once, pipelined: the server runs them in order, each in its own
+    /// implicit transaction, as it would one after another, without a round trip each. Each
+    /// answer goes to `each` as it arrives. Dropped before the end, the running query is
+    /// cancelled on the server, as with [`Lease::simple_query`].
+    pub async fn simple_queries(
+        &mut self,
+        queries: &[String],
+        mut each: impl FnMut(usize, Result<Vec<SimpleQueryMessage>, tokio_postgres::Error>),
+    ) {
+        use futures::StreamExt;
+        let client = self
+            .client
+            .as_ref()
+            .expect("a lease holds its client until dropped");
+        self.in_query = true;
+        let mut answers: futures::stream::FuturesOrdered<_> =
+            queries.iter().map(|sql| client.simple_query(sql)).collect();
+        let mut position = 0;
+        while let Some(answer) = answers.next().await {
+            each(position, answer);
+            position += 1;
+        }
+        self.in_query = false;
+    }
 }
 
 impl Drop for Lease {

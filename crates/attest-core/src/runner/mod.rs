@@ -31,7 +31,7 @@ pub use self::plan::{trial_name, Decision, Plan, Planned, Selection};
 use self::record::{base_outcome, finished, skipped, Recorder};
 pub use self::signals::StopSignals;
 use crate::checks::Verdict;
-use crate::context::{CheckContext, RuntimeVars, Services, TeardownStack};
+use crate::context::{Ahead, CheckContext, RuntimeVars, Services, TeardownStack};
 use crate::k8s::preflight::Denial;
 use crate::k8s::ClusterInfo;
 use crate::load::{Suite, SuiteCheck};
@@ -269,6 +269,12 @@ pub fn run(
         .progress
         .then(|| runtime.spawn(progress.clone().tick(config.stop.cancel.clone())));
     let exclusive = Exclusive::default();
+    let destructive =
+        suites.iter().zip(&plan.suites).any(|(suite, planned)| {
+            suite.checks.iter().zip(planned).any(|(check, p)| {
+                p.decision == Decision::Run && check.safety == Safety::Destructive
+            })
+        });
     let running: Vec<_> = suites
         .iter()
         .zip(plan.suites)
@@ -293,6 +299,7 @@ pub fn run(
                     denials,
                     site: config.site.clone(),
                     exclusive: exclusive.clone(),
+                    ahead: !destructive,
                 },
             ));
             (index, decisions, handle)
@@ -334,6 +341,56 @@ pub fn run(
     record.finished_at = SystemTime::now();
     let state = record.final_state();
     RunResult { record, state }
+}
+
+/// The checks whose queries are sent ahead, pipelined (see [`crate::pg::Pipeline`]): runs of
+/// two or more consecutive checks that will run whatever happens before them (selected, no
+/// `needs`, no preflight denial, nothing unverifiable or missing), read-only, not polling
+/// (`retry` observes afresh each time), whose kind knows its query before it runs, on one
+/// connection. Their answers do not depend on when they were asked within the run: the server
+/// runs them in order on one session, as it would one after another.
+fn queries_ahead(suite: &Suite, decisions: &[Decision], env: &SuiteEnv) -> Vec<Option<Ahead>> {
+    let mut aheads = vec![None; suite.checks.len()];
+    let eligible = |c: usize| {
+        let check = &suite.checks[c];
+        let decl = &check.decl;
+        let name = format!("{}::{}", suite.id, decl.id);
+        let runs = decisions[c] == Decision::Run
+            && decl.needs.is_empty()
+            && decl.retry.is_none()
+            && check.safety == Safety::ReadOnly
+            && check.unavailable.is_none()
+            && env.denials.get(c).is_none_or(Option::is_none)
+            && env.site.unverifiable(&name).is_none();
+        runs.then(|| decl.check.query_ahead()).flatten()
+    };
+    let mut c = 0;
+    while c < suite.checks.len() {
+        let Some(first) = eligible(c) else {
+            c += 1;
+            continue;
+        };
+        let mut queries = vec![first.query.to_owned()];
+        let mut end = c + 1;
+        while let Some(next) = (end < suite.checks.len()).then(|| eligible(end)).flatten() {
+            if next.connection != first.connection {
+                break;
+            }
+            queries.push(next.query.to_owned());
+            end += 1;
+        }
+        if queries.len() > 1 {
+            let pipeline = crate::pg::Pipeline::new(queries);
+            for (position, slot) in aheads[c..end].iter_mut().enumerate() {
+                *slot = Some(Ahead {
+                    pipeline: pipeline.clone(),
+                    position,
+                });
+            }
+        }
+        c = end;
+    }
+    aheads
 }
 
 /// A suite whose task died: each selected check without an outcome becomes an `error`, so
@@ -448,6 +505,9 @@ struct SuiteEnv {
     site: Arc<Site>,
     /// Destructive checks run alone: see [`Exclusive`].
     exclusive: Exclusive,
+    /// Whether queries may be sent ahead ([`queries_ahead`]): not in a run with destructive
+    /// checks, whose disruption must not meet a query sent before it.
+    ahead: bool,
 }
 
 /// Destructive checks run alone. Every check holds a shared turn while it runs; a destructive
@@ -475,6 +535,10 @@ async fn run_suite(index: usize, suite: Arc<Suite>, decisions: Vec<Decision>, en
     let cancel = &env.stop.cancel;
     let redactor = &env.redactor;
     let mut exclusive_turn: Option<Turn> = None;
+    let aheads = match env.ahead {
+        true => queries_ahead(&suite, &decisions, &env),
+        false => vec![None; suite.checks.len()],
+    };
 
     for (c, (check, decision)) in suite.checks.iter().zip(decisions).enumerate() {
         let key = CheckKey {
@@ -597,6 +661,7 @@ async fn run_suite(index: usize, suite: Arc<Suite>, decisions: Vec<Decision>, en
                     deadline: Instant::now()
                         .checked_add(check.decl.timeout)
                         .unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365)),
+                    ahead: aheads[c].clone(),
                 };
                 let started = Instant::now();
                 env.events.emit(RunEvent::CheckStarted {

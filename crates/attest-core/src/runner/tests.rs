@@ -105,6 +105,7 @@ async fn run_suites(suites: Vec<Suite>, allow: Safety) -> Vec<SuiteRecord> {
         .enumerate()
         .map(|(index, suite)| {
             let env = SuiteEnv {
+                ahead: true,
                 run_id: "r".into(),
                 allow,
                 stop: Arc::new(StopSignals::unwired()),
