@@ -9,13 +9,14 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio_postgres::Client;
 
+use super::ConnectionSpec;
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::duration::format_duration;
 use crate::net::{endpoint, Endpoint};
 use crate::pg::{
     connect, drop_database, find_program, ident, literal, quote_parts, quote_qualified,
-    server_error, unique_name, ConnectionSpec, SslMode, Target,
+    server_error, unique_name, SslMode, Target,
 };
 use crate::safety::Safety;
 

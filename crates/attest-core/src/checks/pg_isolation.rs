@@ -5,11 +5,12 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::ConnectionSpec;
 use super::{Kind, Verdict};
 use crate::context::CheckContext;
 use crate::pg::{
     connect, ident, quote_qualified, server_error, sqlstate, teardown_session, unique_name,
-    ConnectError, ConnectionSpec,
+    ConnectError,
 };
 use crate::safety::Safety;
 

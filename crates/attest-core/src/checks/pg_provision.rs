@@ -7,13 +7,14 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::ConnectionSpec;
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::duration::format_duration;
 use crate::net::Network;
 use crate::pg::{
     connect, drop_database, ident, literal, server_error, sqlstate, teardown_session, unique_name,
-    ConnectionSpec, Target,
+    Target,
 };
 use crate::safety::Safety;
 

@@ -4,9 +4,10 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::ConnectionSpec;
 use super::{Kind, Verdict};
 use crate::context::CheckContext;
-use crate::pg::{literal, server_error, teardown_session, ConnectionSpec};
+use crate::pg::{literal, server_error, teardown_session};
 use crate::safety::Safety;
 
 const TABLE: &str = "attest_sentinel";
