@@ -189,7 +189,7 @@ fn postgres(args: CleanupArgs, runtime: &tokio::runtime::Runtime) -> u8 {
     let sslmode = match args.sslmode.as_deref().map(SslMode::parse).transpose() {
         Ok(mode) => mode,
         Err(e) => {
-            error_line(&e);
+            error_line(&e.to_string());
             return exit::USAGE;
         }
     };

@@ -113,7 +113,10 @@ impl ConnectionSpec {
                             }
                             false => format!("connection URI is not valid: {e}"),
                         })?;
-                let sslmode = sslmode.map(|m| SslMode::parse(&m)).transpose()?;
+                let sslmode = sslmode
+                    .map(|m| SslMode::parse(&m))
+                    .transpose()
+                    .map_err(|e| e.to_string())?;
                 (Some(config), sslmode, sslrootcert.map(PathBuf::from))
             }
             None => (None, None, None),
@@ -183,7 +186,7 @@ impl ConnectionSpec {
         let sslmode = match self.sslmode.or(uri_sslmode) {
             Some(mode) => mode,
             None => match env("PGSSLMODE") {
-                Some(mode) => SslMode::parse(&mode)?,
+                Some(mode) => SslMode::parse(&mode).map_err(|e| e.to_string())?,
                 None => SslMode::Prefer,
             },
         };

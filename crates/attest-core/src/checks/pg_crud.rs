@@ -96,8 +96,9 @@ impl Kind for PgCrudCheck {
                 if !attempted.load(Ordering::SeqCst) {
                     return Ok(());
                 }
-                let (session, _) =
-                    teardown_session(network.as_ref(), &target, &target.dbname).await?;
+                let (session, _) = teardown_session(network.as_ref(), &target, &target.dbname)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 session
                     .client
                     .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))

@@ -76,9 +76,13 @@ async fn drop_created(
     if !created.database.load(Ordering::SeqCst) && !created.role.load(Ordering::SeqCst) {
         return Ok(());
     }
-    let (session, _) = teardown_session(network.as_ref(), &admin, "postgres").await?;
+    let (session, _) = teardown_session(network.as_ref(), &admin, "postgres")
+        .await
+        .map_err(|e| e.to_string())?;
     if created.database.load(Ordering::SeqCst) {
-        drop_database(network.clone(), admin.clone(), database).await?;
+        drop_database(network.clone(), admin.clone(), database)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     if created.role.load(Ordering::SeqCst) {
         let role_exists = session

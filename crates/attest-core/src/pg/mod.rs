@@ -14,14 +14,14 @@ pub(crate) mod target;
 mod tls;
 
 pub use admin::{
-    drop_database, scalar, server_error, sqlstate, teardown_session, terminate_tagged,
+    drop_database, scalar, server_error, sqlstate, teardown_session, terminate_tagged, AdminError,
 };
 pub use connect::{connect, connect_once, ConnectError, Session, TOO_MANY_CONNECTIONS};
 pub use names::{generate_password, unique_name};
 pub use pool::{Lease, Sessions, DEFAULT_POOL_SIZE};
-pub use programs::find_program;
+pub use programs::{find_program, ProgramNotFound};
 pub use quote::{ident, literal, quote_parts, quote_qualified};
-pub use target::{SslMode, Target};
+pub use target::{SslMode, Target, UnknownSslMode};
 
 /// Where suites' connection settings used to live; kept so files still naming
 /// `pg::ConnectionSpec` need no edit (a transitional arrow from pg up to the checks).

@@ -20,21 +20,22 @@ pub enum SslMode {
 }
 
 impl SslMode {
-    pub fn parse(text: &str) -> Result<SslMode, String> {
+    pub fn parse(text: &str) -> Result<SslMode, UnknownSslMode> {
         Ok(match text {
             "disable" => SslMode::Disable,
             "allow" | "prefer" => SslMode::Prefer,
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            other => {
-                return Err(format!(
-                "sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"
-            ))
-            }
+            other => return Err(UnknownSslMode(other.to_owned())),
         })
     }
 }
+
+/// An sslmode libpq does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sslmode `{0}` is not one of disable, prefer, require, verify-ca, verify-full")]
+pub struct UnknownSslMode(pub String);
 
 /// Fully resolved connection settings.
 #[derive(Clone, PartialEq, Eq, Hash)]
