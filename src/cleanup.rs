@@ -5,11 +5,12 @@
 
 use clap::Args;
 
+use attest_core::checks::ConnectionSpec;
 use attest_core::cleanup;
 use attest_core::context::CheckContext;
 use attest_core::exit;
 use attest_core::net::{DirectNetwork, Network};
-use attest_core::pg::{ConnectionSpec, SslMode};
+use attest_core::pg::SslMode;
 use attest_core::redact::Redactor;
 
 use crate::console::{error_line, exit_code, say, Failure};
@@ -189,7 +190,7 @@ fn postgres(args: CleanupArgs, runtime: &tokio::runtime::Runtime) -> Result<u8, 
         .as_deref()
         .map(SslMode::parse)
         .transpose()
-        .map_err(Failure::usage)?;
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let spec = ConnectionSpec {
         uri: args.uri,
         host: args.host,

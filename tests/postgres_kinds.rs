@@ -240,3 +240,100 @@ async fn the_password_file_is_honoured_as_libpq_does_and_hints_fit_the_host() {
     let hint = out.expect_in("c", "failed", "hint", "compose")["hint"].clone();
     assert!(!hint.as_str().unwrap().contains("kubectl"), "{hint}");
 }
+
+/// A suite of `sql` checks on one connection is sent ahead, pipelined on one session: each
+/// check still gets its own answer (a wrong value, a server error in the middle do not touch
+/// the others, since each query is its own implicit transaction), and a check that times out
+/// stops the pipeline: its query is cancelled on the server and the checks after it send
+/// their own queries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_sql_checks_is_pipelined_and_each_gets_its_own_answer() {
+    let pg = server().await;
+    let conn = indent(&connection(
+        &pg,
+        "  sslmode: disable\n  application_name: attest-pipelined",
+    ));
+    let check = |id: &str, extra: &str, body: &str| {
+        format!(
+            "  - id: {id}\n    title: {id}\n{extra}    sql:\n{conn}\n{}\n",
+            indent(body)
+        )
+    };
+    let mut checks = Vec::new();
+    for i in 0..40 {
+        checks.push(check(
+            &format!("v{i}"),
+            "",
+            &format!("query: SELECT {i}\nexpect: \"== {i}\""),
+        ));
+    }
+    checks.push(check("wrong", "", "query: SELECT 7\nexpect: \"== 8\""));
+    checks.push(check(
+        "broken",
+        "",
+        "query: SELECT * FROM no_such_table\nrows: \">= 1\"",
+    ));
+    checks.push(check(
+        "after-error",
+        "",
+        "query: SELECT 'still' \nexpect: \"== still\"",
+    ));
+    checks.push(check(
+        "slow",
+        "    timeout: 1s\n",
+        "query: SELECT 'slept' FROM pg_sleep(20)\nexpect: \"== slept\"",
+    ));
+    for i in 0..5 {
+        checks.push(check(
+            &format!("after-timeout-{i}"),
+            "",
+            &format!("query: SELECT {i} + 100\nexpect: \"== {}\"", i + 100),
+        ));
+    }
+    let suite = format!(
+        "id: p\ntitle: pipelined\nvariables:\n  pw: {{secret: true, env: TEST_PG_PASSWORD}}\nchecks:\n{}",
+        checks.concat()
+    );
+    let started = std::time::Instant::now();
+    let out = Attest::new()
+        .suite("p", &suite)
+        .env("TEST_PG_PASSWORD", PASSWORD)
+        .args(&["run"])
+        .run_async()
+        .await;
+    let took = started.elapsed();
+    out.assert_code(1);
+    for i in 0..40 {
+        out.expect(&format!("v{i}"), "passed", &format!("`{i}`"));
+    }
+    out.expect("wrong", "failed", "value `7`, expected `== 8`");
+    out.expect("broken", "failed", "42P01");
+    out.expect("after-error", "passed", "still");
+    out.expect("slow", "failed", "did not finish within its timeout");
+    for i in 0..5 {
+        out.expect(
+            &format!("after-timeout-{i}"),
+            "passed",
+            &format!("`{}`", i + 100),
+        );
+    }
+    // The sleeping query was cancelled, not left to run its 20 s.
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+    let client = pg.superuser_client("postgres").await.unwrap();
+    let mut sleeping = 1;
+    for _ in 0..50 {
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND state = 'active' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        sleeping = row.get::<_, i64>(0);
+        if sleeping == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(sleeping, 0, "the timed-out query still runs on the server");
+}

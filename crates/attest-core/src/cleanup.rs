@@ -171,7 +171,11 @@ pub async fn drop_all(
     for leftover in leftovers {
         if leftover.kind == LeftoverKind::Database && leftover.marker.starts_with(MARKER_PREFIX) {
             let result = drop_database(network.clone(), admin.clone(), leftover.name.clone()).await;
-            report.push(result.map(|()| format!("dropped {leftover}")));
+            report.push(
+                result
+                    .map(|()| format!("dropped {leftover}"))
+                    .map_err(|e| e.to_string()),
+            );
         }
     }
     for leftover in leftovers {

@@ -2,9 +2,9 @@
 //! DNS names, patterns, PostgreSQL connections. Each returns problems naming the field, in the
 //! words "expected …, found …".
 
+use crate::checks::connection::{ConnectionSpec, URI_PASSWORD_INSTEAD};
 use crate::duration::HumanDuration;
 use crate::matchers::Pattern;
-use crate::pg::ConnectionSpec;
 
 /// A problem with one field of a check, found at load by [`crate::checks::Kind::validate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +172,7 @@ pub fn connection(spec: &ConnectionSpec) -> Vec<FieldProblem> {
         if let Err(e) = crate::url_safety::check_user_info(uri) {
             problems.push(FieldProblem::new(
                 "connection.uri",
-                e.or_instead(crate::pg::URI_PASSWORD_INSTEAD).to_string(),
+                e.or_instead(URI_PASSWORD_INSTEAD).to_string(),
             ));
         }
     }

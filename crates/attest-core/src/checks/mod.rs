@@ -13,6 +13,7 @@ use crate::outcome::{Evidence, Mismatch, Status};
 use crate::safety::Safety;
 
 pub mod command;
+pub mod connection;
 pub mod dns;
 pub mod file;
 pub mod http;
@@ -32,6 +33,8 @@ pub mod pod_logs;
 pub mod postgres;
 pub mod sql;
 pub mod tcp;
+
+pub use connection::ConnectionSpec;
 
 /// A check as the runner sees it: object-safe, one per check in a suite. Every kind gets it
 /// from the blanket implementation over [`Kind`]; nothing implements it by hand.
@@ -54,7 +57,7 @@ pub trait Check: Send + Sync + fmt::Debug {
 /// is sent at once, pipelined on one session (see [`crate::pg::Pipeline`]).
 #[derive(Debug, PartialEq)]
 pub struct QueryAhead<'a> {
-    pub connection: &'a crate::pg::ConnectionSpec,
+    pub connection: &'a connection::ConnectionSpec,
     pub query: &'a str,
 }
 
@@ -71,14 +74,14 @@ pub trait Kind: Send + Sync + fmt::Debug {
 
     /// The PostgreSQL connection a check of this kind uses, if any: it gives the defaults of
     /// [`Kind::target`], [`Kind::permissions`] and [`Kind::validate`].
-    fn connection(&self) -> Option<&crate::pg::ConnectionSpec> {
+    fn connection(&self) -> Option<&ConnectionSpec> {
         None
     }
 
     /// What the check talks to, for reports; by default the connection's label.
     fn target(&self) -> String {
         self.connection()
-            .map(crate::pg::ConnectionSpec::label)
+            .map(ConnectionSpec::label)
             .unwrap_or_default()
     }
 
@@ -91,7 +94,7 @@ pub trait Kind: Send + Sync + fmt::Debug {
     /// connection needs (a port-forward, a Secret), else none.
     fn permissions(&self) -> Vec<Permission> {
         self.connection()
-            .map(crate::pg::ConnectionSpec::permissions)
+            .map(ConnectionSpec::permissions)
             .unwrap_or_default()
     }
 
@@ -306,7 +309,7 @@ impl Verdict {
 /// PG* environment and the password file as libpq reads them, and the password from a Secret
 /// when `password_secret` names one (handed to the redactor before anything can show it).
 pub async fn resolve_connection(
-    spec: &crate::pg::ConnectionSpec,
+    spec: &ConnectionSpec,
     ctx: &CheckContext,
 ) -> Result<crate::pg::Target, crate::fault::Fault> {
     let from_secret = match &spec.password_secret {
@@ -334,7 +337,7 @@ pub async fn resolve_connection(
 /// Resolves a check's connection and opens a fresh session, tagged (see `Target::tagged`) so
 /// its teardown can stop it, or says why it could not.
 pub async fn open_session(
-    spec: &crate::pg::ConnectionSpec,
+    spec: &ConnectionSpec,
     ctx: &CheckContext,
 ) -> Result<(crate::pg::Target, crate::pg::Session), Verdict> {
     let target = resolve_connection(spec, ctx)

@@ -9,13 +9,14 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio_postgres::Client;
 
+use super::ConnectionSpec;
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::duration::format_duration;
 use crate::net::{endpoint, Endpoint};
 use crate::pg::{
     connect, drop_database, find_program, ident, literal, quote_parts, quote_qualified,
-    server_error, unique_name, ConnectionSpec, SslMode, Target,
+    server_error, unique_name, SslMode, Target,
 };
 use crate::safety::Safety;
 
@@ -191,7 +192,7 @@ impl Kind for PgBackupCheck {
         }
         let (pg_dump, pg_restore) = match (find_program("pg_dump"), find_program("pg_restore")) {
             (Ok(dump), Ok(restore)) => (dump, restore),
-            (Err(e), _) | (_, Err(e)) => return Verdict::error(e),
+            (Err(e), _) | (_, Err(e)) => return Verdict::error(e.to_string()),
         };
         let workdir = match tempfile::Builder::new().prefix("attest-backup-").tempdir() {
             Ok(dir) => dir,
@@ -235,7 +236,9 @@ impl Kind for PgBackupCheck {
                 if !attempted.load(std::sync::atomic::Ordering::SeqCst) {
                     return Ok(());
                 }
-                drop_database(network, admin, name).await
+                drop_database(network, admin, name)
+                    .await
+                    .map_err(|e| e.to_string())
             }
         };
         ctx.on_teardown(format!("drop scratch database `{scratch_name}`"), drop);

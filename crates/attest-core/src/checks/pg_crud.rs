@@ -8,12 +8,11 @@ use std::time::{Duration, Instant};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::ConnectionSpec;
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::duration::format_duration;
-use crate::pg::{
-    ident, literal, server_error, sqlstate, teardown_session, unique_name, ConnectionSpec,
-};
+use crate::pg::{ident, literal, server_error, sqlstate, teardown_session, unique_name};
 use crate::safety::Safety;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -97,8 +96,9 @@ impl Kind for PgCrudCheck {
                 if !attempted.load(Ordering::SeqCst) {
                     return Ok(());
                 }
-                let (session, _) =
-                    teardown_session(network.as_ref(), &target, &target.dbname).await?;
+                let (session, _) = teardown_session(network.as_ref(), &target, &target.dbname)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 session
                     .client
                     .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))

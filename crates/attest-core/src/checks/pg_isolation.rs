@@ -5,11 +5,12 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::ConnectionSpec;
 use super::{Kind, Verdict};
 use crate::context::CheckContext;
 use crate::pg::{
     connect, ident, quote_qualified, server_error, sqlstate, teardown_session, unique_name,
-    ConnectError, ConnectionSpec,
+    ConnectError,
 };
 use crate::safety::Safety;
 
@@ -130,8 +131,9 @@ impl Kind for PgIsolationCheck {
             let (network, target) = (ctx.services.network.clone(), target.clone());
             let (probe_role, probe_database) = (probe_role.clone(), probe_database.clone());
             ctx.on_teardown("drop anything the CREATE probes made", async move {
-                let (session, _) =
-                    teardown_session(network.as_ref(), &target, &target.dbname).await?;
+                let (session, _) = teardown_session(network.as_ref(), &target, &target.dbname)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 // Only what exists: even `DROP ROLE IF EXISTS` needs CREATEROLE, which the
                 // application role (rightly) lacks. Separate statements: DROP DATABASE may not
                 // run inside a transaction block.

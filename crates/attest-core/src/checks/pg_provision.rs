@@ -7,13 +7,14 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::ConnectionSpec;
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::duration::format_duration;
 use crate::net::Network;
 use crate::pg::{
     connect, drop_database, ident, literal, server_error, sqlstate, teardown_session, unique_name,
-    ConnectionSpec, Target,
+    Target,
 };
 use crate::safety::Safety;
 
@@ -75,9 +76,13 @@ async fn drop_created(
     if !created.database.load(Ordering::SeqCst) && !created.role.load(Ordering::SeqCst) {
         return Ok(());
     }
-    let (session, _) = teardown_session(network.as_ref(), &admin, "postgres").await?;
+    let (session, _) = teardown_session(network.as_ref(), &admin, "postgres")
+        .await
+        .map_err(|e| e.to_string())?;
     if created.database.load(Ordering::SeqCst) {
-        drop_database(network.clone(), admin.clone(), database).await?;
+        drop_database(network.clone(), admin.clone(), database)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     if created.role.load(Ordering::SeqCst) {
         let role_exists = session

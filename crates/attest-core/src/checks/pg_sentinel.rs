@@ -4,9 +4,10 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::ConnectionSpec;
 use super::{Kind, Verdict};
 use crate::context::CheckContext;
-use crate::pg::{literal, server_error, teardown_session, ConnectionSpec};
+use crate::pg::{literal, server_error, teardown_session};
 use crate::safety::Safety;
 
 const TABLE: &str = "attest_sentinel";
@@ -76,8 +77,9 @@ impl Kind for PgSentinelCheck {
                     self.name.clone(),
                 );
                 ctx.on_teardown(format!("remove sentinel `{}`", self.name), async move {
-                    let (session, _) =
-                        teardown_session(network.as_ref(), &owner, &owner.dbname).await?;
+                    let (session, _) = teardown_session(network.as_ref(), &owner, &owner.dbname)
+                        .await
+                        .map_err(|e| e.to_string())?;
                     let cleanup = format!(
                         "DO $$ BEGIN
                            IF to_regclass('{TABLE}') IS NOT NULL THEN

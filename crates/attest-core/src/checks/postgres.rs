@@ -5,10 +5,11 @@ use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::ConnectionSpec;
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::duration::{format_duration, HumanDuration};
-use crate::pg::{connect, scalar, ConnectError, ConnectionSpec, Target};
+use crate::pg::{connect, scalar, ConnectError, Target};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

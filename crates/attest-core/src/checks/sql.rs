@@ -5,10 +5,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio_postgres::SimpleQueryMessage;
 
+use super::connection::ConnectionSpec;
 use super::{Kind, Verdict};
 use crate::context::CheckContext;
 use crate::matchers::Comparison;
-use crate::pg::{server_error, ConnectionSpec};
+use crate::pg::server_error;
 use crate::text::clip;
 
 #[derive(Debug, Deserialize, JsonSchema)]

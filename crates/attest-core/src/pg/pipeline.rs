@@ -26,7 +26,7 @@ enum State {
     Waiting,
     /// Sent to `target`: each position's answer arrives on its receiver once.
     Sent {
-        target: Target,
+        target: Box<Target>,
         answers: Vec<Option<oneshot::Receiver<Answer>>>,
         /// A check that stopped waiting (its timeout, Ctrl-C) stops the pipeline.
         abandoned: Arc<Notify>,
@@ -68,7 +68,7 @@ impl Pipeline {
                     target: sent_to,
                     answers,
                     abandoned,
-                } if sent_to == target => (
+                } if **sent_to == *target => (
                     answers.get_mut(position).and_then(Option::take)?,
                     abandoned.clone(),
                 ),
@@ -108,7 +108,7 @@ impl Pipeline {
             }
         });
         State::Sent {
-            target: target.clone(),
+            target: Box::new(target.clone()),
             answers,
             abandoned,
         }

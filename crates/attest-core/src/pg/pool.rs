@@ -14,7 +14,9 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_postgres::{CancelToken, Client, NoTls, SimpleQueryMessage};
 
-use super::{connect, open_stream, scalar, tls_connector, ConnectError, SslMode, Target, Wire};
+use super::connect::{open_stream, Wire};
+use super::tls::tls_connector;
+use super::{connect, scalar, ConnectError, SslMode, Target};
 use crate::net::Network;
 
 /// Sessions open at once to one server (like pgbouncer's `default_pool_size`), unless the
