@@ -217,7 +217,6 @@ pub fn run(
 /// The secret values the leg's suite declares, in a vars file only root can read (the Job
 /// puts them in a Secret, never in its ConfigMap).
 fn vars_file(dir: &Path, leg: &Leg, secrets: &BTreeMap<String, String>) -> Result<PathBuf, String> {
-    use std::io::Write;
     let path = dir.join(format!("in-cluster-{}.vars.yaml", leg.suite_id));
     let mut text = String::new();
     for name in &leg.secrets {
@@ -226,15 +225,6 @@ fn vars_file(dir: &Path, leg: &Leg, secrets: &BTreeMap<String, String>) -> Resul
             text.push_str(&format!("{name}: \"{quoted}\"\n"));
         }
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-        .open(&path)
-        .and_then(|mut file| file.write_all(text.as_bytes()))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    attest_sandbox::write_private(&path, &text)?;
     Ok(path)
 }

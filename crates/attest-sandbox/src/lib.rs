@@ -254,18 +254,7 @@ impl Sandbox {
             let quoted = value.replace('\\', "\\\\").replace('"', "\\\"");
             text.push_str(&format!("{name}: \"{quoted}\"\n"));
         }
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        use std::io::Write;
-        options
-            .open(&path)
-            .and_then(|mut file| file.write_all(text.as_bytes()))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        write_private(&path, &text)?;
         Ok(path)
     }
 
@@ -336,4 +325,19 @@ impl Sandbox {
         }
         text
     }
+}
+
+/// Writes `text` to `path`, readable by its owner only (mode 0600 from creation on: a file of
+/// passwords is never readable by others, not even for a moment).
+pub fn write_private(path: &std::path::Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
