@@ -890,4 +890,39 @@ fn attest_job_runs_in_the_cluster_brings_reports_back_and_leaves_nothing() {
             assert_nothing_left(kube, "the Dockerfile's image");
         }
     }
+    // 7. Reports larger than kubelet's containerLogMaxSize (10 MiB by default): 14,000
+    // checks give 10.4 MB of reports, about 14 MB of base64 frames in the pod's log, read
+    // through one follow stream and checked frame by frame (size and digest).
+    let checks: String = (0..14_000)
+        .map(|i| format!("  - {{id: f{i:05}, title: passwd, file: {{path: /etc/passwd}}}}\n"))
+        .collect();
+    std::fs::write(
+        dir.join("big.yaml"),
+        format!("id: big\ntitle: a big report\nchecks:\n{checks}"),
+    )
+    .unwrap();
+    let run = run_job(
+        kube,
+        dir,
+        "big.yaml",
+        &["--report-dir", "big-reports", "--timeout", "5m"],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let big = dir.join("big-reports");
+    let bytes: u64 = ["junit.xml", "report.md", "report.json"]
+        .iter()
+        .map(|name| std::fs::metadata(big.join(name)).unwrap().len())
+        .sum();
+    // Base64 makes 4 bytes of 3: more than 10 MiB of frames in the log.
+    assert!(bytes * 4 / 3 > 10 << 20, "{bytes} bytes of reports");
+    let report = json(big.join("report.json"));
+    assert_eq!(report["results"].as_array().unwrap().len(), 14_000);
+    assert_eq!(report["summary"]["passed"], 14_000);
+    eprintln!(
+        "attest job with {:.1} MB of reports ({:.1} MB of frames), to reports: {:?}",
+        bytes as f64 / 1e6,
+        bytes as f64 * 4.0 / 3.0 / 1e6,
+        run.took
+    );
+    assert_nothing_left(kube, "a big report");
 }

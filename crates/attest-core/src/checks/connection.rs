@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::fault::Fault;
 use crate::k8s::secrets::SecretRef;
 use crate::net::Via;
 use crate::pg::target::{SslMode, Target};
@@ -92,8 +93,8 @@ impl ConnectionSpec {
         &self,
         expand: impl Fn(&str) -> Result<String, String>,
         redactor: &crate::redact::Redactor,
-    ) -> Result<Target, String> {
-        let expand = |v: &Option<String>| v.as_deref().map(&expand).transpose();
+    ) -> Result<Target, Fault> {
+        let expand = |v: &Option<String>| v.as_deref().map(&expand).transpose().map_err(Fault::new);
         let (uri, uri_sslmode, uri_sslrootcert) = match expand(&self.uri)? {
             Some(uri) => {
                 let (rest, sslmode, sslrootcert) = split_tls_params(&uri);
@@ -102,21 +103,26 @@ impl ConnectionSpec {
                 url_safety::check_user_info(&rest)
                     .and_then(|()| url_safety::check_secrets_whole(&rest, redactor))
                     .map_err(|e| {
-                        format!("connection URI: {}", e.or_instead(URI_PASSWORD_INSTEAD))
+                        Fault::new(format!("connection URI: {}", e.or_instead(URI_PASSWORD_INSTEAD)))
+                            .hint("percent-encode `@`, `/`, `#` and `:` in the user and password, or give them as `user:` and `password:`")
                     })?;
                 let user_info = url_safety::may_hold_user_info(&rest);
                 let config =
                     rest.parse::<tokio_postgres::Config>()
-                        .map_err(|e| match user_info {
-                            true => {
-                                format!("connection URI: {}", url_safety::describe_url_error(&rest))
-                            }
-                            false => format!("connection URI is not valid: {e}"),
+                        .map_err(|e| {
+                            let message = match user_info {
+                                true => format!(
+                                    "connection URI: {}",
+                                    url_safety::describe_url_error(&rest)
+                                ),
+                                false => format!("connection URI is not valid: {e}"),
+                            };
+                            Fault::new(message).hint("write it as libpq does: `postgresql://user@host:5432/dbname?sslmode=require`")
                         })?;
                 let sslmode = sslmode
                     .map(|m| SslMode::parse(&m))
                     .transpose()
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| Fault::new(e.to_string()))?;
                 (Some(config), sslmode, sslrootcert.map(PathBuf::from))
             }
             None => (None, None, None),
@@ -137,9 +143,10 @@ impl ConnectionSpec {
             None => match uri.as_ref().and_then(|c| c.get_ports().first().copied()) {
                 Some(port) => port,
                 None => match env("PGPORT") {
-                    Some(p) => p
-                        .parse()
-                        .map_err(|_| format!("PGPORT `{p}` is not a port number"))?,
+                    Some(p) => p.parse().map_err(|_| {
+                        Fault::new(format!("PGPORT `{p}` is not a port number"))
+                            .hint("unset PGPORT, or give the connection a `port:`")
+                    })?,
                     None => 5432,
                 },
             },
@@ -156,13 +163,19 @@ impl ConnectionSpec {
             (Some(p), _, _) => Some(p),
             (None, Some(file), _) => Some(
                 std::fs::read_to_string(file)
-                    .map_err(|e| format!("cannot read password_file `{}`: {e}", file.display()))?
+                    .map_err(|e| {
+                        Fault::new(format!("cannot read password_file `{}`: {e}", file.display()))
+                            .hint("the path is read on the machine attest runs on (in a Job: a Secret mounted there); or use `password_secret:` to read the Secret through the API")
+                    })?
                     .trim_end_matches(['\r', '\n'])
                     .to_owned(),
             ),
             (None, None, Some(var)) => {
                 Some(std::env::var(var).map_err(|_| {
-                    format!("password_env `{var}` is not set in attest's environment")
+                    Fault::new(format!(
+                        "password_env `{var}` is not set in attest's environment"
+                    ))
+                    .hint(format!("export {var} before running attest, or use a secret variable (`--set`, `--vars`, `kubernetes_secret:`)"))
                 })?)
             }
             (None, None, None) => uri
@@ -186,7 +199,10 @@ impl ConnectionSpec {
         let sslmode = match self.sslmode.or(uri_sslmode) {
             Some(mode) => mode,
             None => match env("PGSSLMODE") {
-                Some(mode) => SslMode::parse(&mode).map_err(|e| e.to_string())?,
+                Some(mode) => SslMode::parse(&mode).map_err(|e| {
+                    Fault::new(format!("PGSSLMODE: {e}"))
+                        .hint("unset PGSSLMODE, or give the connection an `sslmode:`")
+                })?,
                 None => SslMode::Prefer,
             },
         };
@@ -196,14 +212,15 @@ impl ConnectionSpec {
             .or(uri_sslrootcert)
             .or_else(|| env("PGSSLROOTCERT").map(PathBuf::from));
         if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && sslrootcert.is_none() {
-            return Err(format!(
+            return Err(Fault::new(format!(
                 "sslmode {} needs `sslrootcert:` (the CA's PEM file)",
                 if sslmode == SslMode::VerifyCa {
                     "verify-ca"
                 } else {
                     "verify-full"
                 }
-            ));
+            ))
+            .hint("give `sslrootcert:` (or PGSSLROOTCERT) the CA that signed the server's certificate; `sslmode: require` encrypts without verifying"));
         }
         let application_name = expand(&self.application_name)?
             .or_else(|| env("PGAPPNAME"))
@@ -311,5 +328,38 @@ mod tests {
             .unwrap_err()
             .message
             .contains("sslrootcert"));
+    }
+
+    #[test]
+    fn a_connection_that_cannot_resolve_says_how_to_fix_it() {
+        let ctx = CheckContext::for_test();
+        let spec = ConnectionSpec {
+            host: Some("h".into()),
+            password_env: Some("ATTEST_TEST_NEVER_SET_PW".into()),
+            ..ConnectionSpec::default()
+        };
+        let fault = futures::executor::block_on(resolve_connection(&spec, &ctx)).unwrap_err();
+        assert_eq!(
+            fault.message,
+            "password_env `ATTEST_TEST_NEVER_SET_PW` is not set in attest's environment"
+        );
+        assert!(
+            fault
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.starts_with("export ATTEST_TEST_NEVER_SET_PW before")),
+            "{fault:?}"
+        );
+        let spec = ConnectionSpec {
+            host: Some("h".into()),
+            password_file: Some("/nonexistent/attest/pw".into()),
+            ..ConnectionSpec::default()
+        };
+        let fault = futures::executor::block_on(resolve_connection(&spec, &ctx)).unwrap_err();
+        assert!(
+            fault.message.starts_with("cannot read password_file"),
+            "{fault:?}"
+        );
+        assert!(fault.hint.is_some_and(|h| h.contains("password_secret:")));
     }
 }
