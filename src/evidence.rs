@@ -24,6 +24,11 @@ pub struct EvidenceArgs {
     /// recovered, measurements that moved).
     #[arg(long, value_name = "OLD.json")]
     pub since: Option<PathBuf>,
+    /// Another run of the same story (the sandbox's `reports/in-cluster/report.json`, a Job in
+    /// `apps`): its results replace this run's where they were measured where the criterion
+    /// asks (`from:`), or where this run's did not run. Repeatable.
+    #[arg(long = "with", value_name = "OTHER.json")]
+    pub with: Vec<PathBuf>,
 }
 
 /// `attest evidence`: completion notes from a report.json; exit 2 when the input is wrong or
@@ -44,7 +49,23 @@ pub(crate) fn evidence(args: &EvidenceArgs) -> Result<u8, Failure> {
         label: label.clone(),
         report,
     });
-    let notes = evidence::notes(&report, story, since.as_ref());
+    let mut others = Vec::new();
+    for path in &args.with {
+        let other =
+            evidence::read_report(path).map_err(|e| Failure::usage(format!("--with: {e}")))?;
+        others.push((path, other));
+    }
+    let mut story = story.clone();
+    let mut also = Vec::new();
+    for (path, other) in &others {
+        let theirs = evidence::find_story(other, path, story.story.as_deref())
+            .map_err(|e| Failure::usage(format!("--with: {e}")))?;
+        let (merged, taken) = attest_core::rollup::merge(&story, theirs);
+        story = merged;
+        also.push((other, taken));
+    }
+    let story = &story;
+    let notes = evidence::notes(&report, story, since.as_ref(), &also);
     let Some(path) = &args.write else {
         print!("{notes}");
         return Ok(exit::SUCCESS);

@@ -249,6 +249,26 @@ fn sandbox_runs_the_bundled_suites_and_passes_every_kind() {
                 .contains("on 100.64.0.1:53"),
             "{dns:#}"
         );
+        // The completion notes of both runs: the results from `apps` where the criteria ask.
+        let output = Command::new(env!("CARGO_BIN_EXE_attest"))
+            .arg("evidence")
+            .arg(reports.path().join("report.json"))
+            .arg("--with")
+            .arg(reports.path().join("in-cluster/report.json"))
+            .args(["--story", "5.5"])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let notes = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        let ac2 = notes.lines().find(|l| l.starts_with("2. ")).unwrap();
+        assert!(ac2.contains("✅ **AC2"), "{notes}");
+        assert!(
+            ac2.contains("in namespace `apps` on node `k3s-real-0"),
+            "{notes}"
+        );
+        assert!(ac2.contains(", as the criterion asks"), "{notes}");
+        assert!(notes.contains("**Also from another run** ("), "{notes}");
         // Only the `from:` checks and what they need ran there.
         let ran: Vec<&str> = results
             .iter()

@@ -203,6 +203,13 @@ pub fn run(
             .env_remove("KUBECONFIG");
         let status = super::wait_passing_signals(command, runtime, stop);
         let _ = std::fs::remove_file(&vars);
+        if status.is_ok() {
+            say(&format!(
+                "attest: completion notes with both runs: attest evidence {} --with {} --story …",
+                run.report_dir.join("report.json").display(),
+                report_dir.join("report.json").display()
+            ));
+        }
         code = code.max(match status {
             Ok(code) => code,
             Err(e) => {

@@ -143,8 +143,14 @@ pub struct Since<'a> {
     pub report: &'a Report,
 }
 
-/// The numbered completion notes for one story.
-pub fn notes(report: &Report, story: &StoryRollup, since: Option<&Since>) -> String {
+/// The numbered completion notes for one story. `also` are the other runs whose results the
+/// story's roll-up took in ([`crate::rollup::merge`]), each with how many it took.
+pub fn notes(
+    report: &Report,
+    story: &StoryRollup,
+    since: Option<&Since>,
+    also: &[(&Report, usize)],
+) -> String {
     let mut out = String::new();
     let id = story.story.as_deref().unwrap_or_default();
     let count = |state: State| story.criteria.iter().filter(|c| c.state == state).count();
@@ -228,7 +234,13 @@ pub fn notes(report: &Report, story: &StoryRollup, since: Option<&Since>) -> Str
     if let Some(since) = since {
         items.push(changes(report, story, since));
     }
-    items.push(environment(report));
+    items.push(format!("**Environment**: {}", environment(report)));
+    for (other, taken) in also {
+        items.push(format!(
+            "**Also from another run** ({taken} result(s) measured where the criteria ask, or that did not run above): {}",
+            environment(other)
+        ));
+    }
     items.push(format!("**Re-run**: `{}`", rerun(report, story)));
     for (n, item) in items.iter().enumerate() {
         let _ = writeln!(out, "{}. {item}", n + 1);
@@ -308,9 +320,13 @@ fn environment(report: &Report) -> String {
         }
         parts.push(kube);
     }
-    if let Some(host) = fact("host") {
-        let os = fact("os").map(|o| format!(" ({o})")).unwrap_or_default();
-        parts.push(format!("run from host `{host}`{os}"));
+    match (fact("runs in"), fact("host")) {
+        (Some(place), _) => parts.push(format!("run in {place}")),
+        (None, Some(host)) => {
+            let os = fact("os").map(|o| format!(" ({o})")).unwrap_or_default();
+            parts.push(format!("run from host `{host}`{os}"));
+        }
+        (None, None) => {}
     }
     parts.push(format!("attest {}", report.attest_version));
     let id = match report.run_id.as_deref().filter(|id| !id.is_empty()) {
@@ -321,7 +337,7 @@ fn environment(report: &Report) -> String {
         "run {id}{} to {}",
         report.started_at, report.finished_at
     ));
-    format!("**Environment**: {}", parts.join("; "))
+    parts.join("; ")
 }
 
 /// The kinds that change things: a re-run needs `--allow-mutating` for them.

@@ -374,9 +374,79 @@ fn requirement_state(checks: &[CheckRef], naming: &[&CriterionRow]) -> (State, O
     (State::Verified, None)
 }
 
+/// Whether `other` is the better evidence for a criterion than `current`: it was measured
+/// where the check's `from:` asks and `current` was not, or it ran and `current` did not.
+fn better(other: &CheckRef, current: &CheckRef) -> bool {
+    let holds = |c: &CheckRef| c.vantage.as_ref().is_some_and(|v| v.holds);
+    let ran = |c: &CheckRef| !matches!(c.state, CheckState::Skipped | CheckState::NotSelected);
+    (holds(other) && !holds(current)) || (ran(other) && !ran(current))
+}
+
+/// Takes `other`'s results into `checks`: each check of `other` replaces the same check's
+/// result where it is better evidence ([`better`]), or is added when `checks` lacks it.
+/// Returns how many it took.
+fn take_better(checks: &mut Vec<CheckRef>, other: &[CheckRef]) -> usize {
+    let mut taken = 0;
+    for o in other {
+        match checks
+            .iter_mut()
+            .find(|c| c.suite == o.suite && c.check == o.check)
+        {
+            Some(current) if better(o, current) => {
+                *current = o.clone();
+                taken += 1;
+            }
+            Some(_) => {}
+            None => {
+                checks.push(o.clone());
+                taken += 1;
+            }
+        }
+    }
+    taken
+}
+
+/// One story's roll-up from two runs of it: `primary`'s, with the results of `other` (the
+/// same suites run from another place: `attest sandbox`'s in-cluster run, a Job in `apps`)
+/// where they are the better evidence, each criterion and requirement judged again. Returns
+/// the merged roll-up and how many results came from `other`.
+pub fn merge(primary: &StoryRollup, other: &StoryRollup) -> (StoryRollup, usize) {
+    let mut merged = primary.clone();
+    let mut taken = 0;
+    for criterion in &mut merged.criteria {
+        if let Some(theirs) = other.criteria.iter().find(|c| c.id == criterion.id) {
+            taken += take_better(&mut criterion.checks, &theirs.checks);
+        }
+        let manual = (criterion.state == State::Manual)
+            .then(|| criterion.why.clone())
+            .flatten();
+        (criterion.state, criterion.why) = combine(&criterion.checks, manual.as_deref());
+    }
+    for index in 0..merged.requirements.len() {
+        let id = merged.requirements[index].id.clone();
+        if let Some(theirs) = other.requirements.iter().find(|r| r.id == id) {
+            taken += take_better(&mut merged.requirements[index].checks, &theirs.checks);
+        }
+        let requirement = &merged.requirements[index];
+        let naming: Vec<&CriterionRow> = merged
+            .criteria
+            .iter()
+            .filter(|c| requirement.criteria.contains(&c.id))
+            .collect();
+        let (state, why) = requirement_state(&requirement.checks, &naming);
+        merged.requirements[index].state = state;
+        merged.requirements[index].why = why;
+    }
+    (merged, taken)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check_ref(state: CheckState) -> CheckRef {
+        check(state)
+    }
 
     fn check(state: CheckState) -> CheckRef {
         CheckRef {
@@ -440,5 +510,77 @@ mod tests {
             requirement_state(&[check(CheckState::Failed)], &[&verified]).0,
             State::Failed
         );
+    }
+
+    #[test]
+    fn a_second_run_from_where_the_criterion_asks_is_the_better_evidence() {
+        use crate::vantage::VantageNote;
+        let at = |check: &str, state: CheckState, holds: Option<bool>| CheckRef {
+            check: check.into(),
+            vantage: holds.map(|holds| VantageNote {
+                namespace: "apps".into(),
+                measured_from: if holds {
+                    "from pod p in namespace `apps`"
+                } else {
+                    "from outside the cluster"
+                }
+                .into(),
+                holds,
+            }),
+            ..check_ref(state)
+        };
+        let story = |checks: Vec<CheckRef>| StoryRollup {
+            story: Some("5.5".into()),
+            title: String::new(),
+            file: None,
+            suites: vec!["s".into()],
+            suite_files: Vec::new(),
+            criteria: vec![CriterionRow {
+                id: "AC2".into(),
+                title: String::new(),
+                text: String::new(),
+                requirements: vec!["FR35".into()],
+                state: combine(&checks, None).0,
+                why: None,
+                checks: checks.clone(),
+            }],
+            requirements: vec![RequirementRow {
+                id: "FR35".into(),
+                description: String::new(),
+                state: State::NotVerified,
+                why: None,
+                criteria: vec!["AC2".into()],
+                checks,
+            }],
+        };
+        // From outside: the DNS check passed from the wrong place, the secret login did not
+        // run. From `apps`: both measured there.
+        let outside = story(vec![
+            at("dns", CheckState::Passed, Some(false)),
+            at("auth", CheckState::NotSelected, None),
+            at("crud", CheckState::Passed, None),
+        ]);
+        let inside = story(vec![
+            at("dns", CheckState::Passed, Some(true)),
+            at("auth", CheckState::Passed, None),
+            at("crud", CheckState::NotSelected, None),
+        ]);
+        assert_eq!(outside.criteria[0].state, State::NotVerified);
+        let (merged, taken) = merge(&outside, &inside);
+        assert_eq!(
+            taken, 4,
+            "dns and auth, in the criterion and the requirement"
+        );
+        let checks = &merged.criteria[0].checks;
+        assert!(checks[0].vantage.as_ref().unwrap().holds);
+        assert_eq!(checks[1].state, CheckState::Passed);
+        // Not replaced by a check that did not run.
+        assert_eq!(checks[2].state, CheckState::Passed);
+        assert_eq!(merged.criteria[0].state, State::Verified);
+        assert_eq!(merged.requirements[0].state, State::Verified);
+        // A failure from the second run counts.
+        let failing = story(vec![at("dns", CheckState::Failed, Some(true))]);
+        let (merged, _) = merge(&outside, &failing);
+        assert_eq!(merged.criteria[0].state, State::Failed);
     }
 }
