@@ -53,13 +53,16 @@ fn write_passfile(
         escape(password)
     );
     let path = dir.join("pgpass");
-    std::fs::write(&path, line).map_err(|e| format!("cannot write a password file: {e}"))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("cannot protect the password file: {e}"))?;
-    }
+    // Created 0600, so the password is never readable by others, not even for a moment.
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut file| file.write_all(line.as_bytes()))
+        .map_err(|e| format!("cannot write a password file: {e}"))?;
     Ok(Some(path))
 }
 
