@@ -217,6 +217,13 @@ fn sandbox_runs_the_bundled_suites_and_passes_every_kind() {
             "{stderr}"
         );
         assert!(stderr.contains("the pod's attest exited 0"), "{stderr}");
+        // The last line is the whole run's verdict: from outside, then from the pod.
+        let last = stderr.trim_end().lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("PASSED ")
+                && last.ends_with(" · from a pod in apps: PASSED 3 · 6 not selected by the filter"),
+            "{last}"
+        );
         assert!(
             stderr.contains("deleted the 6 objects created and the pod"),
             "{stderr}"

@@ -150,6 +150,7 @@ pub fn run(
     let simulated = super::simulated_dns("on 100.64.0.1:53");
     let secrets: BTreeMap<String, String> = sandbox.secret_variables().into_iter().collect();
     let mut code = exit::SUCCESS;
+    let mut verdicts = Vec::new();
     for leg in &legs {
         if stop.interruption().is_some() {
             break;
@@ -210,15 +211,39 @@ pub fn run(
                 report_dir.join("report.json").display()
             ));
         }
-        code = code.max(match status {
+        let leg_code = match status {
             Ok(code) => code,
             Err(e) => {
                 error_line(&format!("attest job did not run: {e}"));
                 exit::CHECK_FAILED
             }
-        });
+        };
+        code = code.max(leg_code);
+        let verdict = verdict(&report_dir.join("report.json"))
+            .unwrap_or_else(|| format!("no report (exit {leg_code})"));
+        verdicts.push(format!("from a pod in {}: {verdict}", leg.namespace));
+    }
+    // The last line is the whole run's: from outside, then from each namespace.
+    if let Some(outside) = verdict(&run.report_dir.join("report.json")) {
+        use colored::Colorize;
+        let line = format!("{outside} · {}", verdicts.join(" · "));
+        let line = match code {
+            exit::SUCCESS if outside.starts_with("PASSED") && !outside.contains("NOT VERIFIED") => {
+                line.green().bold()
+            }
+            exit::SUCCESS | exit::NOT_VERIFIED => line.yellow().bold(),
+            _ => line.red().bold(),
+        };
+        say(&line.to_string());
     }
     code
+}
+
+/// The verdict line a run wrote into its report.json.
+fn verdict(report: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(report).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["verdict"]["line"].as_str().map(str::to_owned)
 }
 
 /// The secret values the leg's suite declares, in a vars file only root can read (the Job
