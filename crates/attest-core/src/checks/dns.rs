@@ -16,6 +16,7 @@ use serde::{de, Deserialize, Deserializer};
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::duration::{format_duration, HumanDuration};
+use crate::fault::Fault;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -82,7 +83,7 @@ fn parse_nameserver(text: &str) -> Result<Option<SocketAddr>, String> {
 }
 
 impl DnsCheck {
-    fn resolver(&self) -> Result<Resolver<TokioRuntimeProvider>, String> {
+    fn resolver(&self) -> Result<Resolver<TokioRuntimeProvider>, Fault> {
         let (mut config, mut opts) = match self.nameserver {
             Some(addr) => {
                 let connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
@@ -99,11 +100,17 @@ impl DnsCheck {
                 )
             }
             None => hickory_resolver::system_conf::read_system_conf()
-                .map_err(|e| format!("cannot read the system resolver configuration: {e}"))?,
+                .map_err(|e| {
+                    Fault::new(format!(
+                        "cannot read the system resolver configuration: {e}"
+                    ))
+                    .hint("give the check a `nameserver:` (`ip` or `ip:port`, e.g. the cluster DNS Service `10.43.0.10:53`)")
+                })?,
         };
         for domain in &self.search {
-            let name = Name::from_ascii(domain)
-                .map_err(|e| format!("search domain `{domain}` is not a valid name: {e}"))?;
+            let name = Name::from_ascii(domain).map_err(|e| {
+                Fault::new(format!("search domain `{domain}` is not a valid name: {e}"))
+            })?;
             config.add_search(name);
         }
         // Every poll must ask the server again: no cache, no hosts file, one try per attempt.
@@ -119,7 +126,7 @@ impl DnsCheck {
         Resolver::builder_with_config(config, TokioRuntimeProvider::default())
             .with_options(opts)
             .build()
-            .map_err(|e| format!("cannot build a resolver: {e}"))
+            .map_err(|e| Fault::new(format!("cannot build a resolver: {e}")))
     }
 
     fn server_label(&self) -> String {
@@ -159,7 +166,7 @@ impl Kind for DnsCheck {
     async fn observe(&self, _ctx: &CheckContext) -> Verdict {
         let resolver = match self.resolver() {
             Ok(resolver) => resolver,
-            Err(message) => return Verdict::error(message),
+            Err(fault) => return fault.into(),
         };
         let started = Instant::now();
         let answer = resolver.lookup_ip(self.name.as_str()).await;

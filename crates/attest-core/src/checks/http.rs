@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer};
 use super::{millis, Kind, Verdict};
 use crate::context::CheckContext;
 use crate::duration::format_duration;
+use crate::fault::Fault;
 use crate::matchers::{check_patterns, Pattern, ShowMatch};
 use crate::net::{endpoint, Endpoint, LoopbackBridge, Route, Via};
 use crate::redact::{Redactor, MASK};
@@ -101,7 +102,7 @@ impl HttpCheck {
         &self,
         url: &reqwest::Url,
         ctx: &CheckContext,
-    ) -> Result<(reqwest::Client, Option<Endpoint>), String> {
+    ) -> Result<(reqwest::Client, Option<Endpoint>), Fault> {
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
             return Ok((self.client(None)?, None));
         };
@@ -119,12 +120,12 @@ impl HttpCheck {
                 .await
                 .map(Endpoint::Bridged)
         }
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Fault::new(e.to_string()).hint(e.hint()))?;
         let bridge = endpoint.bridge_addr().map(|addr| (host.to_owned(), addr));
         Ok((self.client(bridge)?, Some(endpoint)))
     }
 
-    fn client(&self, bridge: Option<(String, SocketAddr)>) -> Result<reqwest::Client, String> {
+    fn client(&self, bridge: Option<(String, SocketAddr)>) -> Result<reqwest::Client, Fault> {
         let redirects = if self.follow_redirects {
             reqwest::redirect::Policy::limited(10)
         } else {
@@ -135,11 +136,15 @@ impl HttpCheck {
             .danger_accept_invalid_certs(self.insecure)
             .user_agent(concat!("attest/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &self.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("cannot read ca_file `{}`: {e}", path.display()))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("ca_file `{}` is not PEM: {e}", path.display()))?
-            {
+            let pem = std::fs::read(path).map_err(|e| {
+                Fault::new(format!("cannot read ca_file `{}`: {e}", path.display()))
+                    .hint("the path is read on the machine attest runs on (in a Job: a ConfigMap or Secret mounted there)")
+            })?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Fault::new(format!("ca_file `{}` is not PEM: {e}", path.display())).hint(
+                    "give the CA's certificate in PEM (`-----BEGIN CERTIFICATE-----`); `openssl x509 -inform der -in ca.der -out ca.pem` converts DER",
+                )
+            })? {
                 builder = builder.add_root_certificate(cert);
             }
         }
@@ -148,7 +153,7 @@ impl HttpCheck {
         }
         builder
             .build()
-            .map_err(|e| format!("cannot build an HTTP client: {e}"))
+            .map_err(|e| Fault::new(format!("cannot build an HTTP client: {e}")))
     }
 
     /// The URL to request, or why not (never echoing a password): at load for a URL known
@@ -341,7 +346,7 @@ impl Kind for HttpCheck {
         // The endpoint (a bridge, when there is one) lives until the response is read.
         let (client, _endpoint) = match self.client_for(&parsed, ctx).await {
             Ok(client) => client,
-            Err(e) => return Verdict::error(e),
+            Err(fault) => return fault.into(),
         };
         let method = match reqwest::Method::from_bytes(self.method.to_uppercase().as_bytes()) {
             Ok(method) => method,
