@@ -81,7 +81,7 @@ fn cluster(args: &CleanupArgs, runtime: &tokio::runtime::Runtime) -> Result<u8, 
         suite_default: false,
     });
     let limit = std::time::Duration::from_secs(20);
-    let nodes_code = runtime.block_on(async {
+    let nodes = runtime.block_on(async {
         let marked = disruption::marked_nodes(&access, limit)
             .await
             .map_err(|e| Failure::failed(e.to_string()).with_hint(e.hint()))?;
@@ -122,8 +122,10 @@ fn cluster(args: &CleanupArgs, runtime: &tokio::runtime::Runtime) -> Result<u8, 
         } else {
             exit::CHECK_FAILED
         })
-    })?;
-    Ok(nodes_code.max(job_leftovers(args, &access, runtime)?))
+    });
+    // The Jobs' leftovers are looked for even when the nodes could not be; each says why.
+    let jobs = job_leftovers(args, &access, runtime);
+    Ok(exit::worst([exit_code(nodes), exit_code(jobs)]))
 }
 
 /// Objects of `attest job` runs that could not delete them (killed with SIGKILL): everything
@@ -180,7 +182,7 @@ pub fn main(args: CleanupArgs, runtime: &tokio::runtime::Runtime) -> Result<u8, 
     let pg_code = postgres(args, runtime);
     match cluster_code {
         None => pg_code,
-        Some(cluster_code) => Ok(exit_code(cluster_code).max(exit_code(pg_code))),
+        Some(cluster_code) => Ok(exit::worst([exit_code(cluster_code), exit_code(pg_code)])),
     }
 }
 

@@ -156,8 +156,6 @@ pub enum Format {
     Json,
 }
 
-/// Parses `--set NAME=VALUE`. Not a plain function parser: clap would echo the whole
-/// argument in its error, and the value may be a password.
 /// `--simulated SUITE::CHECK=WHY`.
 pub(crate) fn simulated_check(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
@@ -170,6 +168,8 @@ pub(crate) fn simulated_check(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Parses `--set NAME=VALUE`. Not a plain function parser: clap would echo the whole
+/// argument in its error, and the value may be a password.
 #[derive(Clone)]
 pub(crate) struct AssignmentParser;
 

@@ -283,6 +283,12 @@ async fn a_run_of_sql_checks_is_pipelined_and_each_gets_its_own_answer() {
         "    timeout: 1s\n",
         "query: SELECT 'slept' FROM pg_sleep(20)\nexpect: \"== slept\"",
     ));
+    // Queued behind the slow one when it was stopped: it still gets its own answer.
+    checks.push(check(
+        "slow-after",
+        "    timeout: 10s\n",
+        "query: SELECT 'woke' FROM pg_sleep(1)\nexpect: \"== woke\"",
+    ));
     for i in 0..5 {
         checks.push(check(
             &format!("after-timeout-{i}"),
@@ -310,6 +316,7 @@ async fn a_run_of_sql_checks_is_pipelined_and_each_gets_its_own_answer() {
     out.expect("broken", "failed", "42P01");
     out.expect("after-error", "passed", "still");
     out.expect("slow", "failed", "did not finish within its timeout");
+    out.expect("slow-after", "passed", "woke");
     for i in 0..5 {
         out.expect(
             &format!("after-timeout-{i}"),

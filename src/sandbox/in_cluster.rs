@@ -155,7 +155,14 @@ pub fn run(
         if stop.interruption().is_some() {
             break;
         }
-        let report_dir = run.report_dir.join("in-cluster");
+        // One folder per leg, so no leg overwrites another's reports.
+        let report_dir = match legs.len() {
+            1 => run.report_dir.join("in-cluster"),
+            _ => run
+                .report_dir
+                .join("in-cluster")
+                .join(format!("{}-{}", leg.suite_id, leg.namespace)),
+        };
         say(&format!(
             "attest: in-cluster run: {} from namespace {} (attest job), reports in {}",
             leg.suite_id,
@@ -202,7 +209,11 @@ pub fn run(
                     .flat_map(|(name, why)| ["--simulated".to_owned(), format!("{name}={why}")]),
             )
             .env_remove("KUBECONFIG");
-        let status = super::wait_passing_signals(command, runtime, stop);
+        let status = {
+            let _context = runtime.enter();
+            command.spawn()
+        }
+        .and_then(|child| super::wait_passing_signals(child, runtime, stop));
         let _ = std::fs::remove_file(&vars);
         if status.is_ok() {
             say(&format!(
@@ -218,7 +229,7 @@ pub fn run(
                 exit::CHECK_FAILED
             }
         };
-        code = code.max(leg_code);
+        code = exit::worst([code, leg_code]);
         let verdict = verdict(&report_dir.join("report.json"))
             .unwrap_or_else(|| format!("no report (exit {leg_code})"));
         verdicts.push(format!("from a pod in {}: {verdict}", leg.namespace));
@@ -227,11 +238,12 @@ pub fn run(
     if let Some(outside) = verdict(&run.report_dir.join("report.json")) {
         use colored::Colorize;
         let line = format!("{outside} · {}", verdicts.join(" · "));
+        let outside_passed = outside.starts_with("PASSED");
         let line = match code {
-            exit::SUCCESS if outside.starts_with("PASSED") && !outside.contains("NOT VERIFIED") => {
+            exit::SUCCESS if outside_passed && !line.contains("NOT VERIFIED") => {
                 line.green().bold()
             }
-            exit::SUCCESS | exit::NOT_VERIFIED => line.yellow().bold(),
+            exit::SUCCESS | exit::NOT_VERIFIED if outside_passed => line.yellow().bold(),
             _ => line.red().bold(),
         };
         say(&line.to_string());
@@ -253,8 +265,9 @@ fn vars_file(dir: &Path, leg: &Leg, secrets: &BTreeMap<String, String>) -> Resul
     let mut text = String::new();
     for name in &leg.secrets {
         if let Some(value) = secrets.get(name) {
-            let quoted = value.replace('\\', "\\\\").replace('"', "\\\"");
-            text.push_str(&format!("{name}: \"{quoted}\"\n"));
+            // A JSON string is a YAML double-quoted scalar: every character escaped as YAML reads it.
+            let quoted = serde_json::to_string(value).map_err(|e| e.to_string())?;
+            text.push_str(&format!("{name}: {quoted}\n"));
         }
     }
     attest_sandbox::write_private(&path, &text)?;

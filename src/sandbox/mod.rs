@@ -192,7 +192,7 @@ pub fn main(
             // Said and mapped now: the sandbox still has to be stopped after a failed run.
             let mut code = exit_code(run_suites(&run, extra, target, runtime, stop_signals));
             if on_testbed && !args.no_in_cluster && stop_signals.interruption().is_none() {
-                code = code.max(in_cluster::run(&sandbox, &run, runtime, stop_signals));
+                code = exit::worst([code, in_cluster::run(&sandbox, &run, runtime, stop_signals)]);
             }
             match runtime.block_on(sandbox.leftovers()) {
                 Ok(left) if left.is_empty() => code,
@@ -361,27 +361,33 @@ fn run_isolated(
                 .encode()
                 .map(|decision| (KUBERNETES_DECISION, decision)),
         );
-    let status = wait_passing_signals(command, runtime, stop_signals);
-    Some(status.map_err(|e| Failure::usage(format!("cannot run the isolated sandbox: {e}"))))
+    // Not started (no `unshare` after all): the run stays where it is.
+    let child = {
+        let _context = runtime.enter();
+        command.spawn().ok()?
+    };
+    let status = wait_passing_signals(child, runtime, stop_signals);
+    Some(status.map_err(|e| Failure::usage(format!("cannot wait for the isolated sandbox: {e}"))))
 }
 
-/// Runs a child attest to its end and returns its exit code. The terminal's Ctrl-C reaches
-/// it too; any other stop signal is passed on as SIGTERM, so the child cleans up (and writes
-/// its reports) before it exits.
+/// Waits for a child attest to end and returns its exit code. A stop signal is passed on as
+/// SIGTERM, so the child cleans up (and writes its reports) before it exits; a Ctrl-C typed at
+/// a terminal is not, since the terminal sent it to the child too (a second one would make it
+/// hurry).
 fn wait_passing_signals(
-    mut command: tokio::process::Command,
+    mut child: tokio::process::Child,
     runtime: &tokio::runtime::Runtime,
     stop_signals: &StopSignals,
 ) -> std::io::Result<u8> {
-    // tokio's child handling needs its runtime.
-    let _context = runtime.enter();
-    let mut child = command.spawn()?;
+    use std::io::IsTerminal;
+    let typed_at_terminal = std::io::stdin().is_terminal();
     let status = runtime.block_on(async {
         tokio::select! {
             status = child.wait() => return status,
             _ = stop_signals.cancel.cancelled() => {}
         }
-        if stop_signals.interruption() != Some(Interruption::Sigint) {
+        let sigint = stop_signals.interruption() == Some(Interruption::Sigint);
+        if !(sigint && typed_at_terminal) {
             if let Some(pid) = child.id() {
                 let _ = std::process::Command::new("kill")
                     .args(["-TERM", &pid.to_string()])

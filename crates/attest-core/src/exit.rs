@@ -24,9 +24,35 @@ pub fn code(state: FinalState) -> u8 {
     }
 }
 
-/// The worst of several runs' codes (a fleet's clusters): an interruption (129, 130, 143)
-/// over not verified (3) over a usage error (2) over a failed check (1) over success; the
-/// codes are numbered so that this is their maximum.
+/// The worst of several runs' codes (a fleet's clusters, the sandbox's run from outside and
+/// from a pod): an interruption (129, 130, 143), then a failed check (1), then a usage error
+/// (2: nothing ran there), then not verified (3), then success. A failure is never hidden
+/// behind a code that only says something was not verified.
 pub fn worst(codes: impl IntoIterator<Item = u8>) -> u8 {
-    codes.into_iter().max().unwrap_or(SUCCESS)
+    let rank = |code: u8| match code {
+        SUCCESS => 0,
+        NOT_VERIFIED => 1,
+        USAGE => 2,
+        CHECK_FAILED => 3,
+        _ => 4,
+    };
+    codes
+        .into_iter()
+        .max_by_key(|c| (rank(*c), *c))
+        .unwrap_or(SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_is_worse_than_not_verified_and_an_interruption_worst() {
+        assert_eq!(worst([]), SUCCESS);
+        assert_eq!(worst([SUCCESS, NOT_VERIFIED]), NOT_VERIFIED);
+        assert_eq!(worst([CHECK_FAILED, NOT_VERIFIED]), CHECK_FAILED);
+        assert_eq!(worst([NOT_VERIFIED, USAGE]), USAGE);
+        assert_eq!(worst([USAGE, CHECK_FAILED]), CHECK_FAILED);
+        assert_eq!(worst([CHECK_FAILED, 143, INTERRUPTED]), 143);
+    }
 }

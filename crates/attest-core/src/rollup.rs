@@ -2,7 +2,7 @@
 //! criterion and every FR/NFR with the checks covering it and one state. Every reporter shows
 //! it, report.json carries it, and `attest evidence` reads it back from there.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -120,6 +120,9 @@ pub struct CriterionRow {
     pub state: State,
     /// Why it is not verified, failed, manual or not covered.
     pub why: Option<String>,
+    /// Why a person checks it (`manual:` in the suite), whatever its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual: Option<String>,
     pub checks: Vec<CheckRef>,
 }
 
@@ -194,6 +197,7 @@ fn story_rollup(story: Option<String>, suites: &[&SuiteRecord]) -> StoryRollup {
                 requirements: c.requirements.clone(),
                 state,
                 why,
+                manual: c.manual.clone(),
                 checks,
             }
         })
@@ -379,31 +383,28 @@ fn requirement_state(checks: &[CheckRef], naming: &[&CriterionRow]) -> (State, O
 fn better(other: &CheckRef, current: &CheckRef) -> bool {
     let holds = |c: &CheckRef| c.vantage.as_ref().is_some_and(|v| v.holds);
     let ran = |c: &CheckRef| !matches!(c.state, CheckState::Skipped | CheckState::NotSelected);
-    (holds(other) && !holds(current)) || (ran(other) && !ran(current))
+    ran(other) && (!ran(current) || holds(other) && !holds(current))
 }
 
 /// Takes `other`'s results into `checks`: each check of `other` replaces the same check's
 /// result where it is better evidence ([`better`]), or is added when `checks` lacks it.
-/// Returns how many it took.
-fn take_better(checks: &mut Vec<CheckRef>, other: &[CheckRef]) -> usize {
-    let mut taken = 0;
+/// Adds the checks it took to `taken`.
+fn take_better(
+    checks: &mut Vec<CheckRef>,
+    other: &[CheckRef],
+    taken: &mut BTreeSet<(String, String)>,
+) {
     for o in other {
         match checks
             .iter_mut()
             .find(|c| c.suite == o.suite && c.check == o.check)
         {
-            Some(current) if better(o, current) => {
-                *current = o.clone();
-                taken += 1;
-            }
-            Some(_) => {}
-            None => {
-                checks.push(o.clone());
-                taken += 1;
-            }
+            Some(current) if better(o, current) => *current = o.clone(),
+            Some(_) => continue,
+            None => checks.push(o.clone()),
         }
+        taken.insert((o.suite.clone(), o.check.clone()));
     }
-    taken
 }
 
 /// One story's roll-up from two runs of it: `primary`'s, with the results of `other` (the
@@ -412,20 +413,21 @@ fn take_better(checks: &mut Vec<CheckRef>, other: &[CheckRef]) -> usize {
 /// the merged roll-up and how many results came from `other`.
 pub fn merge(primary: &StoryRollup, other: &StoryRollup) -> (StoryRollup, usize) {
     let mut merged = primary.clone();
-    let mut taken = 0;
+    let mut taken = BTreeSet::new();
     for criterion in &mut merged.criteria {
         if let Some(theirs) = other.criteria.iter().find(|c| c.id == criterion.id) {
-            taken += take_better(&mut criterion.checks, &theirs.checks);
+            take_better(&mut criterion.checks, &theirs.checks, &mut taken);
         }
-        let manual = (criterion.state == State::Manual)
-            .then(|| criterion.why.clone())
-            .flatten();
-        (criterion.state, criterion.why) = combine(&criterion.checks, manual.as_deref());
+        (criterion.state, criterion.why) = combine(&criterion.checks, criterion.manual.as_deref());
     }
     for index in 0..merged.requirements.len() {
         let id = merged.requirements[index].id.clone();
         if let Some(theirs) = other.requirements.iter().find(|r| r.id == id) {
-            taken += take_better(&mut merged.requirements[index].checks, &theirs.checks);
+            take_better(
+                &mut merged.requirements[index].checks,
+                &theirs.checks,
+                &mut taken,
+            );
         }
         let requirement = &merged.requirements[index];
         let naming: Vec<&CriterionRow> = merged
@@ -437,7 +439,7 @@ pub fn merge(primary: &StoryRollup, other: &StoryRollup) -> (StoryRollup, usize)
         merged.requirements[index].state = state;
         merged.requirements[index].why = why;
     }
-    (merged, taken)
+    (merged, taken.len())
 }
 
 #[cfg(test)]
@@ -494,6 +496,7 @@ mod tests {
             requirements: vec!["FR32".into()],
             state,
             why: None,
+            manual: None,
             checks: Vec::new(),
         };
         let pass = [check(CheckState::Passed)];
@@ -542,6 +545,7 @@ mod tests {
                 requirements: vec!["FR35".into()],
                 state: combine(&checks, None).0,
                 why: None,
+                manual: None,
                 checks: checks.clone(),
             }],
             requirements: vec![RequirementRow {
@@ -567,10 +571,7 @@ mod tests {
         ]);
         assert_eq!(outside.criteria[0].state, State::NotVerified);
         let (merged, taken) = merge(&outside, &inside);
-        assert_eq!(
-            taken, 4,
-            "dns and auth, in the criterion and the requirement"
-        );
+        assert_eq!(taken, 2, "dns and auth");
         let checks = &merged.criteria[0].checks;
         assert!(checks[0].vantage.as_ref().unwrap().holds);
         assert_eq!(checks[1].state, CheckState::Passed);

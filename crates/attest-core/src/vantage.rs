@@ -38,13 +38,16 @@ pub const NODE_NAME_ENV: &str = "ATTEST_NODE_NAME";
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 impl Place {
-    /// This process's place: the Job's downward-API variables; else, in any pod (the API
-    /// server's address in the environment and a mounted ServiceAccount), the account's
-    /// namespace and the pod's host name; else outside, by host name.
+    /// This process's place: in a pod (kubelet's `KUBERNETES_SERVICE_HOST` is set), the Job's
+    /// downward-API variables, else the mounted ServiceAccount's namespace and the pod's host
+    /// name; else outside, by host name.
     pub fn capture() -> Place {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let namespace = var(POD_NAMESPACE_ENV).or_else(|| {
-            var("KUBERNETES_SERVICE_HOST")?;
+        // kubelet sets KUBERNETES_SERVICE_HOST in every container: without it, attest is not
+        // in a pod, whatever else the environment claims.
+        let in_pod = var("KUBERNETES_SERVICE_HOST").is_some();
+        let namespace = var(POD_NAMESPACE_ENV).filter(|_| in_pod).or_else(|| {
+            in_pod.then_some(())?;
             let text = std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE).ok()?;
             Some(text.trim().to_owned()).filter(|n| !n.is_empty())
         });

@@ -251,8 +251,9 @@ impl Sandbox {
             if !what.is_empty() {
                 text.push_str(&format!("# {what}\n"));
             }
-            let quoted = value.replace('\\', "\\\\").replace('"', "\\\"");
-            text.push_str(&format!("{name}: \"{quoted}\"\n"));
+            // A JSON string is a YAML double-quoted scalar: every character escaped as YAML reads it.
+            let quoted = serde_json::to_string(&value).map_err(|e| e.to_string())?;
+            text.push_str(&format!("{name}: {quoted}\n"));
         }
         write_private(&path, &text)?;
         Ok(path)

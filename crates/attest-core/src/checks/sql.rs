@@ -77,8 +77,8 @@ impl Kind for SqlCheck {
             Ok(query) => query,
             Err(e) => return Verdict::error(e),
         };
-        let mut started = std::time::Instant::now();
-        let answer = match &ctx.ahead {
+        // The query's time: on the server, for one sent ahead; else from the moment it is sent.
+        let ahead = match &ctx.ahead {
             Some(ahead) => {
                 let services = &ctx.services;
                 let pipeline = &ahead.pipeline;
@@ -93,8 +93,8 @@ impl Kind for SqlCheck {
             }
             None => None,
         };
-        let answer = match answer {
-            Some(answer) => answer,
+        let (answer, elapsed) = match ahead {
+            Some(answered) => answered,
             None => {
                 // Waits for a free session when the server's share of the pool is in use; a
                 // timeout or Ctrl-C while the query runs cancels it on the server (see
@@ -108,8 +108,9 @@ impl Kind for SqlCheck {
                     Ok(session) => session,
                     Err(e) => return super::cannot_connect(&target, &e),
                 };
-                started = std::time::Instant::now();
-                session.simple_query(&query).await
+                let started = std::time::Instant::now();
+                let answer = session.simple_query(&query).await;
+                (answer, started.elapsed())
             }
         };
         let messages = match answer {
@@ -121,7 +122,6 @@ impl Kind for SqlCheck {
                     .hint("run it in psql as the same role to see the whole error; a permission error means a missing GRANT")
             }
         };
-        let elapsed = started.elapsed();
         let rows: Vec<_> = messages
             .iter()
             .filter_map(|m| match m {

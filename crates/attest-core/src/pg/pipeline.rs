@@ -1,10 +1,17 @@
 //! Queries sent ahead. A suite's run of `sql` checks on one connection, whose queries are
-//! known before they run (no value registered by an earlier check in them), is sent together
-//! on one session the first time one of them is asked for: the server runs them in order, as
-//! it would one after another, and the checks read their answers without a round trip each.
-//! The checks still run, judge and report one after another; only the waiting is shared.
+//! known before they run (no value registered by an earlier check in them), is sent on one
+//! session the first time one of them is asked for, pipelined a window at a time: the server
+//! runs them in order, as it would one after another, and the checks read their answers
+//! without a round trip each. The checks still run, judge and report one after another; only
+//! the waiting is shared.
+//!
+//! A check that stops waiting (its timeout, Ctrl-C), or a suite that ends before asking for
+//! every answer (interrupted between checks), stops the pipeline: its running query is
+//! cancelled and its connection closed at once ([`super::Lease::stop_now`]), so the server runs
+//! at most one more of the queries queued behind it; the checks still to come send their own.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{oneshot, Mutex, Notify};
 use tokio_postgres::SimpleQueryMessage;
@@ -15,21 +22,26 @@ use crate::net::Network;
 /// What the server answered to one query.
 pub type Answer = Result<Vec<SimpleQueryMessage>, tokio_postgres::Error>;
 
+/// Unanswered queries at most: enough to hide the round trip behind the checks' own work,
+/// few enough that stopping early leaves little queued on the server.
+const WINDOW: usize = 16;
+
 /// The queries of one run of checks, in their order.
 pub struct Pipeline {
     queries: Vec<String>,
     state: Mutex<State>,
+    /// Stops the task sending the queries: a check stopped waiting, or the pipeline is gone.
+    stop: Arc<Notify>,
 }
 
 enum State {
     /// Nothing sent yet: the first check to ask sends them all.
     Waiting,
-    /// Sent to `target`: each position's answer arrives on its receiver once.
+    /// Sent to `target`: each position's answer, with how long the server took on it,
+    /// arrives on its receiver once.
     Sent {
         target: Box<Target>,
-        answers: Vec<Option<oneshot::Receiver<Answer>>>,
-        /// A check that stopped waiting (its timeout, Ctrl-C) stops the pipeline.
-        abandoned: Arc<Notify>,
+        answers: Vec<Option<oneshot::Receiver<(Answer, Duration)>>>,
     },
     /// Could not be sent (no session): every check asks for itself.
     Off,
@@ -40,22 +52,23 @@ impl Pipeline {
         Arc::new(Pipeline {
             queries,
             state: Mutex::new(State::Waiting),
+            stop: Arc::new(Notify::new()),
         })
     }
 
-    /// The answer to query `position` (which must be the query the caller would send), or
-    /// `None`: the caller sends it itself, as it would without a pipeline. That happens when
-    /// no session could be had (the caller's own try says why), when an earlier check stopped
-    /// waiting (its query is cancelled on the server and the rest are not sent), when the
-    /// target differs, or when the answer was taken already (a retry).
+    /// The answer to query `position` (which must be the query the caller would send) and how
+    /// long the server took on it, or `None`: the caller sends it itself, as it would without a
+    /// pipeline. That happens when no session could be had (the caller's own try says why),
+    /// when the pipeline was stopped (an earlier check stopped waiting), when the target
+    /// differs, or when the answer was taken already (a retry).
     pub async fn answer(
         &self,
         position: usize,
         target: &Target,
         sessions: &Sessions,
         network: &Arc<dyn Network>,
-    ) -> Option<Answer> {
-        let (receiver, abandoned) = {
+    ) -> Option<(Answer, Duration)> {
+        let receiver = {
             let mut state = self.state.lock().await;
             if matches!(*state, State::Waiting) {
                 *state = match sessions.lease(network, target).await {
@@ -67,15 +80,11 @@ impl Pipeline {
                 State::Sent {
                     target: sent_to,
                     answers,
-                    abandoned,
-                } if **sent_to == *target => (
-                    answers.get_mut(position).and_then(Option::take)?,
-                    abandoned.clone(),
-                ),
+                } if **sent_to == *target => answers.get_mut(position).and_then(Option::take)?,
                 _ => return None,
             }
         };
-        let mut waiting = Abandon(Some(abandoned));
+        let mut waiting = StopUnlessAnswered(Some(self.stop.clone()));
         let answer = receiver.await.ok();
         waiting.0 = None;
         answer
@@ -85,43 +94,47 @@ impl Pipeline {
     fn send(&self, mut lease: super::Lease, first: usize, target: &Target) -> State {
         let queries = self.queries[first..].to_vec();
         let mut senders = Vec::with_capacity(queries.len());
-        let mut answers: Vec<Option<oneshot::Receiver<Answer>>> =
+        let mut answers: Vec<Option<oneshot::Receiver<(Answer, Duration)>>> =
             (0..first).map(|_| None).collect();
         for _ in &queries {
             let (tx, rx) = oneshot::channel();
             senders.push(Some(tx));
             answers.push(Some(rx));
         }
-        let abandoned = Arc::new(Notify::new());
-        let stop = abandoned.clone();
+        let stop = self.stop.clone();
         tokio::spawn(async move {
-            let deliver = |position: usize, answer: Answer| {
+            let deliver = |position: usize, answer: Answer, took: Duration| {
                 if let Some(tx) = senders.get_mut(position).and_then(Option::take) {
-                    let _ = tx.send(answer);
+                    let _ = tx.send((answer, took));
                 }
             };
             tokio::select! {
-                _ = lease.simple_queries(&queries, deliver) => {}
-                // Dropping the lease mid-query cancels it on the server; the checks still
-                // waiting get `None` and send their own queries.
-                _ = stop.notified() => {}
+                _ = lease.simple_queries(&queries, WINDOW, deliver) => {}
+                // The checks still waiting get `None` and send their own queries.
+                _ = stop.notified() => lease.stop_now(),
             }
         });
         State::Sent {
             target: Box::new(target.clone()),
             answers,
-            abandoned,
         }
     }
 }
 
-/// Notifies the pipeline when a check stops waiting before its answer came.
-struct Abandon(Option<Arc<Notify>>);
-
-impl Drop for Abandon {
+/// A pipeline nobody will ask any more (its suite ended, interrupted between checks) stops.
+impl Drop for Pipeline {
     fn drop(&mut self) {
-        if let Some(abandoned) = self.0.take() {
-            abandoned.notify_one();
+        self.stop.notify_one();
+    }
+}
+
+/// Stops the pipeline when a check stops waiting before its answer came.
+struct StopUnlessAnswered(Option<Arc<Notify>>);
+
+impl Drop for StopUnlessAnswered {
+    fn drop(&mut self) {
+        if let Some(stop) = self.0.take() {
+            stop.notify_one();
         }
     }
 }

@@ -3,7 +3,9 @@
 //! Reuse keeps logins rare; the cap per server keeps a run from taking a server's connection
 //! slots, and from a connect storm when many suites start at once (at most four logins in
 //! flight per server, checks wait their turn in arrival order). A query whose check is dropped
-//! (timeout, Ctrl-C) is cancelled on the server and its session is never reused.
+//! (timeout, Ctrl-C) is cancelled on the server and its session is never reused; a pipeline
+//! of queries sent ahead is stopped the same way, its connection closed at once
+//! ([`Lease::stop_now`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -291,14 +293,16 @@ impl Lease {
         result
     }
 
-    /// Sends every query at once, pipelined: the server runs them in order, each in its own
-    /// implicit transaction, as it would one after another, without a round trip each. Each
-    /// answer goes to `each` as it arrives. Dropped before the end, the running query is
-    /// cancelled on the server, as with [`Lease::simple_query`].
+    /// Sends the queries pipelined, at most `window` unanswered at a time: the server runs
+    /// them in order, each in its own implicit transaction, as it would one after another,
+    /// without a round trip each. Each answer goes to `each` as it arrives, with the time since
+    /// the server could start on it (the previous answer, or the sending of the first).
+    /// Dropped before the end, see [`Lease::stop_now`].
     pub async fn simple_queries(
         &mut self,
         queries: &[String],
-        mut each: impl FnMut(usize, Result<Vec<SimpleQueryMessage>, tokio_postgres::Error>),
+        window: usize,
+        mut each: impl FnMut(usize, Result<Vec<SimpleQueryMessage>, tokio_postgres::Error>, Duration),
     ) {
         use futures::StreamExt;
         let client = self
@@ -306,14 +310,56 @@ impl Lease {
             .as_ref()
             .expect("a lease holds its client until dropped");
         self.in_query = true;
-        let mut answers: futures::stream::FuturesOrdered<_> =
-            queries.iter().map(|sql| client.simple_query(sql)).collect();
+        let mut unsent = queries.iter();
+        let mut answers = futures::stream::FuturesOrdered::new();
+        answers.extend(
+            unsent
+                .by_ref()
+                .take(window.max(1))
+                .map(|sql| client.simple_query(sql)),
+        );
         let mut position = 0;
+        let mut since = std::time::Instant::now();
         while let Some(answer) = answers.next().await {
-            each(position, answer);
+            each(position, answer, since.elapsed());
+            since = std::time::Instant::now();
             position += 1;
+            if let Some(sql) = unsent.next() {
+                answers.push_back(client.simple_query(sql));
+            }
         }
         self.in_query = false;
+    }
+
+    /// Ends the session at once: the running query is cancelled on the server and the
+    /// connection closed without waiting for the queries queued behind it, so the server runs
+    /// at most one of them (it fails writing its answer to the closed socket and ends the
+    /// session). The slot is given back once the cancel is sent.
+    pub fn stop_now(mut self) {
+        let (Some(client), Some(driver)) = (self.client.take(), self.driver.take()) else {
+            return;
+        };
+        let token = client.cancel_token();
+        let (network, target, server) = (
+            self.network.clone(),
+            self.target.clone(),
+            self.server.clone(),
+        );
+        let stop = async move {
+            let _ = tokio::time::timeout(CANCEL_TIMEOUT, cancel(network, target, token)).await;
+            driver.abort();
+            drop(client);
+            server.release();
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let task = runtime.spawn(stop);
+                let mut pending = lock(&self.pending);
+                pending.retain(|t| !t.is_finished());
+                pending.push(task);
+            }
+            Err(_) => self.server.release(),
+        }
     }
 }
 

@@ -103,7 +103,9 @@ impl Site {
     /// What the run knows of where a finished check was measured: its `from:` judged
     /// against this place, and whether it met a stand-in.
     fn annotate(&self, name: &str, check: &SuiteCheck, outcome: &mut Outcome, redactor: &Redactor) {
-        if outcome.status == Status::Skipped {
+        // Only what was measured: not a skip, nor an error before the check ran (a missing
+        // permission, a variable with no value).
+        if outcome.status == Status::Skipped || outcome.attempts == 0 {
             return;
         }
         if let Some(wanted) = &check.decl.from {
@@ -224,14 +226,14 @@ pub fn run(
     if args.list {
         console(args, plan.trials(&suites), &config.observers);
         return RunResult {
-            record: empty_record(&config, started_at),
+            record: empty_record(&config, started_at, &redactor),
             state: FinalState::Listed,
         };
     }
     let not_selected = plan.not_selected();
     if plan.selected() == 0 {
         return RunResult {
-            record: empty_record(&config, started_at),
+            record: empty_record(&config, started_at, &redactor),
             state: FinalState::NoChecksSelected,
         };
     }
@@ -333,7 +335,7 @@ pub fn run(
         ticker.abort();
     }
 
-    let mut record = empty_record(&config, started_at);
+    let mut record = empty_record(&config, started_at, &redactor);
     record.interrupted = config.stop.interruption();
     record.suites = recorder.records();
     record.run_id = run_id.to_string();
@@ -344,11 +346,12 @@ pub fn run(
 }
 
 /// The checks whose queries are sent ahead, pipelined (see [`crate::pg::Pipeline`]): runs of
-/// two or more consecutive checks that will run whatever happens before them (selected, no
-/// `needs`, no preflight denial, nothing unverifiable or missing), read-only, not polling
-/// (`retry` observes afresh each time), whose kind knows its query before it runs, on one
-/// connection. Their answers do not depend on when they were asked within the run: the server
-/// runs them in order on one session, as it would one after another.
+/// two or more consecutive checks that nothing before them can keep from running (selected,
+/// no `needs`, no preflight denial, nothing unverifiable or missing; only an interruption,
+/// which stops the pipeline), read-only, not polling (`retry` observes afresh each time),
+/// whose kind knows its query before it runs, on one connection. Their answers do not depend
+/// on when they were asked within the run: the server runs them in order on one session, as
+/// it would one after another.
 fn queries_ahead(suite: &Suite, decisions: &[Decision], env: &SuiteEnv) -> Vec<Option<Ahead>> {
     let mut aheads = vec![None; suite.checks.len()];
     let eligible = |c: usize| {
@@ -433,12 +436,12 @@ fn crashed_suite(
     });
 }
 
-fn empty_record(config: &RunConfig, started_at: SystemTime) -> RunRecord {
+fn empty_record(config: &RunConfig, started_at: SystemTime, redactor: &Redactor) -> RunRecord {
     let mut environment = Environment::capture();
     if let place @ Place::Pod { .. } = &config.site.place {
         environment
             .facts
-            .push(("runs in".into(), place.to_string()));
+            .push(("runs in".into(), redactor.redact(&place.to_string())));
     }
     // One value per cluster the run used, in order of first use.
     let clusters = config.services.clusters.all();
