@@ -336,9 +336,15 @@ impl Lease {
     /// at most one of them (it fails writing its answer to the closed socket and ends the
     /// session). The slot is given back once the cancel is sent.
     pub fn stop_now(mut self) {
-        let (Some(client), Some(driver)) = (self.client.take(), self.driver.take()) else {
-            return;
-        };
+        if let (Some(client), Some(driver)) = (self.client.take(), self.driver.take()) {
+            self.cancel_in_background(client, driver, Logout::Now);
+        }
+    }
+
+    /// Cancels the running query from a task of its own, then logs out: waiting for the
+    /// server's goodbye ([`Logout::AfterQueued`], so every queued query has ended) or closing
+    /// the connection at once ([`Logout::Now`]). The slot stays counted until then.
+    fn cancel_in_background(&self, client: Client, driver: JoinHandle<()>, logout: Logout) {
         let token = client.cancel_token();
         let (network, target, server) = (
             self.network.clone(),
@@ -347,8 +353,15 @@ impl Lease {
         );
         let stop = async move {
             let _ = tokio::time::timeout(CANCEL_TIMEOUT, cancel(network, target, token)).await;
-            driver.abort();
             drop(client);
+            match logout {
+                // The driver ends once the server has answered the cancelled query and heard
+                // the goodbye.
+                Logout::AfterQueued => {
+                    let _ = tokio::time::timeout(CANCEL_TIMEOUT, driver).await;
+                }
+                Logout::Now => driver.abort(),
+            }
             server.release();
         };
         match tokio::runtime::Handle::try_current() {
@@ -358,9 +371,19 @@ impl Lease {
                 pending.retain(|t| !t.is_finished());
                 pending.push(task);
             }
+            // Outside any runtime nothing can send the cancel; the server ends the session
+            // when the process exits and the socket closes.
             Err(_) => self.server.release(),
         }
     }
+}
+
+/// How a lease whose query still runs is logged out, once the query is cancelled.
+enum Logout {
+    /// After the server answered everything sent before (one query).
+    AfterQueued,
+    /// At once (a pipeline: the queries queued behind are not waited for).
+    Now,
 }
 
 impl Drop for Lease {
@@ -383,32 +406,8 @@ impl Drop for Lease {
             return;
         }
         // The query still runs on the server, which would not notice the client leaving
-        // until it next writes: cancel it, then log out. The slot stays counted until then.
-        let token = client.cancel_token();
-        let (network, target, server) = (
-            self.network.clone(),
-            self.target.clone(),
-            self.server.clone(),
-        );
-        let stop = async move {
-            let _ = tokio::time::timeout(CANCEL_TIMEOUT, cancel(network, target, token)).await;
-            drop(client);
-            // The driver ends once the server has answered the cancelled query and heard
-            // the goodbye.
-            let _ = tokio::time::timeout(CANCEL_TIMEOUT, driver).await;
-            server.release();
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                let task = runtime.spawn(stop);
-                let mut pending = lock(&self.pending);
-                pending.retain(|t| !t.is_finished());
-                pending.push(task);
-            }
-            // Outside any runtime nothing can send the cancel; the server ends the session
-            // when the process exits and the socket closes.
-            Err(_) => self.server.release(),
-        }
+        // until it next writes: cancel it, then log out.
+        self.cancel_in_background(client, driver, Logout::AfterQueued);
     }
 }
 
