@@ -87,6 +87,30 @@ struct ResultRow {
     hint: Option<String>,
     #[serde(default)]
     location: String,
+    #[serde(default)]
+    via: Option<String>,
+    #[serde(default)]
+    vantage: Option<crate::vantage::VantageNote>,
+    #[serde(default)]
+    simulated: Option<String>,
+}
+
+impl ResultRow {
+    /// How it was measured (the port-forward, where from, a stand-in), as the run's own
+    /// reports say it.
+    fn path_notes(&self) -> Vec<String> {
+        let mut notes: Vec<String> = self
+            .via
+            .iter()
+            .filter(|_| self.vantage.is_none())
+            .map(|via| format!("measured through a port-forward to {via}"))
+            .collect();
+        notes.extend(crate::outcome::measurement_notes(
+            self.vantage.as_ref(),
+            self.simulated.as_deref(),
+        ));
+        notes
+    }
 }
 
 /// Parses a report.json brought back from `cluster`.
@@ -211,6 +235,10 @@ fn test_case(run: &ClusterRun, row: &ResultRow) -> TestCase {
     let mut case = TestCase::new(name, status);
     case.set_classname(format!("{}/{}", run.label(), row.suite));
     case.set_time(std::time::Duration::from_millis(row.duration_ms));
+    let notes = row.path_notes();
+    if !notes.is_empty() {
+        case.set_system_out(notes.join("\n"));
+    }
     case
 }
 
@@ -305,6 +333,10 @@ pub fn markdown(attest_version: &str, runs: &[ClusterRun]) -> String {
         out.push_str("| Suite | Check | Result | Duration | Evidence |\n|---|---|---|---|---|\n");
         for row in &parsed.results {
             let mut evidence = row.message.clone();
+            let notes = row.path_notes();
+            if !notes.is_empty() {
+                let _ = write!(evidence, " ({})", notes.join("; "));
+            }
             if matches!(row.status, Status::Failed | Status::Error) {
                 for (what, value) in [
                     ("expected", &row.expected),
@@ -410,7 +442,9 @@ mod tests {
             "verdict": {"line": "a verdict | with a pipe"},
             "results": [{"suite": "s", "check": "c", "title": "t <x>", "kind": "kube", "status": status,
                          "requirements": ["FR1"], "ac": null, "duration_ms": 12, "message": "m",
-                         "expected": "1", "found": "2", "hint": null, "location": "s.yaml:3:5"}],
+                         "expected": "1", "found": "2", "hint": null, "location": "s.yaml:3:5",
+                         "vantage": {"namespace": "apps", "measured_from": "from pod `p` in namespace `apps`", "holds": true},
+                         "simulated": "a stand-in"}],
         })
     }
 
@@ -471,9 +505,18 @@ mod tests {
         assert!(xml.contains(r#"<testsuite name="north/default""#), "{xml}");
         assert!(xml.contains("nothing ran: ImagePullBackOff"), "{xml}");
         assert!(xml.contains("t &lt;x&gt;"), "{xml}");
+        // Where each result was measured, as in the clusters' own reports.
+        assert!(
+            xml.contains("measured from pod `p` in namespace `apps`, as the criterion asks\nsimulated: a stand-in"),
+            "{xml}"
+        );
         assert!(!xml.contains("<testsuites name=\"attest fleet\" tests=\"3\" skipped"));
 
         let md = markdown("0.1.0", &runs());
+        assert!(
+            md.contains("m (measured from pod `p` in namespace `apps`, as the criterion asks; simulated: a stand-in)"),
+            "{md}"
+        );
         assert!(
             md.contains("## Cluster `east`, namespace `ns-east`"),
             "{md}"
