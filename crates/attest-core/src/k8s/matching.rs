@@ -279,6 +279,20 @@ impl<'de> Deserialize<'de> for FieldAssertion {
     }
 }
 
+/// How many `[` are open at the end of `text` (a `]` inside quotes does not close one).
+fn bracket_depth(text: &str) -> usize {
+    let (mut depth, mut quoted) = (0usize, false);
+    for c in text.chars() {
+        match c {
+            '"' if depth > 0 => quoted = !quoted,
+            '[' if !quoted => depth += 1,
+            ']' if !quoted => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    depth
+}
+
 impl FieldAssertion {
     pub fn parse(text: &str) -> Result<FieldAssertion, String> {
         let text = text.trim();
@@ -288,11 +302,22 @@ impl FieldAssertion {
         if let Some(path) = text.strip_suffix(" absent") {
             return Ok(FieldAssertion::Absent(FieldPath::parse(path)?));
         }
-        // The first operator with spaces around it splits the path from the comparison.
-        let found = OPERATORS
-            .iter()
-            .filter_map(|(symbol, _)| text.find(&format!(" {symbol} ")).map(|at| (at, *symbol)))
-            .min_by_key(|(at, symbol)| (*at, std::cmp::Reverse(symbol.len())));
+        // The first operator with spaces around it, outside the path's brackets
+        // (`labels["a in b"]`), splits the path from the comparison.
+        // A bracket never closed: the first operator, so the path's own error names it.
+        let first = |outside: bool| {
+            OPERATORS
+                .iter()
+                .filter_map(|(symbol, _)| {
+                    let spaced = format!(" {symbol} ");
+                    text.match_indices(&spaced)
+                        .map(|(at, _)| at)
+                        .find(|at| !outside || bracket_depth(&text[..*at]) == 0)
+                        .map(|at| (at, *symbol))
+                })
+                .min_by_key(|(at, symbol)| (*at, std::cmp::Reverse(symbol.len())))
+        };
+        let found = first(true).or_else(|| first(false));
         let Some((at, _)) = found else {
             // `status.phase = Bound`: SQL's and YAML's habit, not an operator here.
             let single_equals = text.contains(" = ");
@@ -564,6 +589,17 @@ mod tests {
         let judge = |text: &str| FieldAssertion::parse(text).unwrap().judge(&config, now);
         assert!(judge("data.host == db.data").is_ok());
         assert!(judge("data.host == .data.copy").is_ok());
+    }
+
+    #[test]
+    fn an_operator_word_inside_a_quoted_key_is_part_of_the_path() {
+        let now = SystemTime::now();
+        let object = json!({"metadata": {"labels": {"tier in use": "db", "a ~ b": "x"}}});
+        let judge = |text: &str| FieldAssertion::parse(text).unwrap().judge(&object, now);
+        assert!(judge(r#"metadata.labels["tier in use"] == db"#).is_ok());
+        assert!(judge(r#"metadata.labels["a ~ b"] in [x, y]"#).is_ok());
+        let miss = judge(r#"metadata.labels["tier in use"] == web"#).unwrap_err();
+        assert_eq!(miss.path, r#"metadata.labels["tier in use"]"#);
     }
 
     #[test]
