@@ -60,7 +60,7 @@ impl Pipeline {
     /// long the server took on it, or `None`: the caller sends it itself, as it would without a
     /// pipeline. That happens when no session could be had (the caller's own try says why),
     /// when the pipeline was stopped (an earlier check stopped waiting), when the target
-    /// differs, or when the answer was taken already (a retry).
+    /// differs (which stops it), or when the answer was taken already (a retry).
     pub async fn answer(
         &self,
         position: usize,
@@ -81,6 +81,12 @@ impl Pipeline {
                     target: sent_to,
                     answers,
                 } if **sent_to == *target => answers.get_mut(position).and_then(Option::take)?,
+                State::Sent { .. } => {
+                    // Another target than the pipeline's (a password file rotated mid-run):
+                    // its session must not keep this check's waiting for its turn in the pool.
+                    self.stop.notify_one();
+                    return None;
+                }
                 _ => return None,
             }
         };
