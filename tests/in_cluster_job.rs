@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use attest_sandbox::docker::{self, DockerEngine};
 use attest_sandbox::kube::{nodes, KubeTestbed};
-use common::testbed::{eventually, token_kubeconfig, Bed};
+use common::testbed::{eventually, stories_postgres_ready, token_kubeconfig, Bed};
 
 const PASSWORD: &str = "Sup3r-secret";
 const TOKEN: &str = "job-Token-7f3a";
@@ -434,22 +434,7 @@ fn attest_job_runs_in_the_cluster_brings_reports_back_and_leaves_nothing() {
         format!("docker.io/library/attest:{}", env!("CARGO_PKG_VERSION"))
     );
     // The stories' PostgreSQL must be up for the checks.
-    eventually(
-        "the stories' PostgreSQL Ready",
-        Duration::from_secs(90),
-        || {
-            let out = kube.kubectl_output(&[
-                "get",
-                "pod",
-                "postgres-postgresql-0",
-                "-n",
-                "data",
-                "-o",
-                "jsonpath={.status.containerStatuses[0].ready}",
-            ])?;
-            (out == "true").then_some(()).ok_or(out)
-        },
-    );
+    stories_postgres_ready(kube, Duration::from_secs(90));
 
     // 0. A launcher that may create every object but does not hold what the Roles grant (nor
     // `escalate`/`bind`): refused before anything is created, naming what is missing.

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use attest_sandbox::kube::{self, nodes, KubeOptions, KubeTestbed, PostgresTarget};
-use common::testbed::{eventually, Bed};
+use common::testbed::{eventually, stories_postgres_ready, Bed};
 
 const PASSWORD: &str = "Sup3r-secret";
 
@@ -890,27 +890,7 @@ fn pods_on_real_nodes_reach_the_api_server_and_postgres_through_cluster_ips() {
     );
     assert_eq!(endpoint, nodes::API_ADDRESS);
     // The stories' PostgreSQL (data/postgres-postgresql, on a real node) behind its Service.
-    let (pg_ip, pg_node) = eventually(
-        "the stories' PostgreSQL Ready",
-        Duration::from_secs(60),
-        || {
-            let out = kube.kubectl_output(&[
-                "get",
-                "pod",
-                "postgres-postgresql-0",
-                "-n",
-                "data",
-                "-o",
-                "jsonpath={.status.containerStatuses[0].ready} {.status.podIP} {.spec.nodeName}",
-            ])?;
-            match out.split(' ').collect::<Vec<_>>()[..] {
-                ["true", ip, node] if ip.starts_with("100.65.") => {
-                    Ok((ip.to_owned(), node.to_owned()))
-                }
-                _ => Err(out),
-            }
-        },
-    );
+    let (pg_ip, pg_node) = stories_postgres_ready(kube, Duration::from_secs(60));
     let pg_service = kubectl(
         kube,
         &[

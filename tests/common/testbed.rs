@@ -145,3 +145,24 @@ pub fn eventually<T>(
         }
     }
 }
+
+/// Waits until the stories' PostgreSQL pod (`data/postgres-postgresql-0`) is Ready on a real
+/// node; its pod IP and node.
+#[allow(dead_code)]
+pub fn stories_postgres_ready(kube: &KubeTestbed, timeout: Duration) -> (String, String) {
+    eventually("the stories' PostgreSQL Ready", timeout, || {
+        let out = kube.kubectl_output(&[
+            "get",
+            "pod",
+            "postgres-postgresql-0",
+            "-n",
+            "data",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].ready} {.status.podIP} {.spec.nodeName}",
+        ])?;
+        match out.split(' ').collect::<Vec<_>>()[..] {
+            ["true", ip, node] if ip.starts_with("100.65.") => Ok((ip.to_owned(), node.to_owned())),
+            _ => Err(out),
+        }
+    })
+}

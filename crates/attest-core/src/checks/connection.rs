@@ -86,6 +86,13 @@ impl ConnectionSpec {
         needed
     }
 
+    /// Whether a field holds a value an earlier check registers (`${app_password}`), known
+    /// only once that check has run. Every field's text is looked at, through `Debug`: a
+    /// field added later cannot be forgotten here.
+    pub fn has_runtime_values(&self) -> bool {
+        crate::text::is_deferred(&format!("{self:?}"))
+    }
+
     /// The target its fields give, once `expand` has put in the runtime variables; every
     /// password it finds is handed to `redactor` before anything can show it. A password
     /// from a Secret is the caller's: see [`crate::checks::resolve_connection`].

@@ -60,8 +60,8 @@ impl Kind for SqlCheck {
 
     fn query_ahead(&self) -> Option<super::QueryAhead<'_>> {
         // A value registered by an earlier check is known only once that check has run.
-        let deferred = crate::text::is_deferred(&self.query)
-            || crate::text::is_deferred(&format!("{:?}", self.connection));
+        let deferred =
+            crate::text::is_deferred(&self.query) || self.connection.has_runtime_values();
         (!deferred).then_some(super::QueryAhead {
             connection: &self.connection,
             query: &self.query,

@@ -234,3 +234,115 @@ fn a_second_signal_hurries_and_the_first_decides_the_exit_code() {
     assert_eq!(stop.interruption(), Some(Interruption::Sigterm));
     assert_eq!(Interruption::Sigterm.exit_code(), 143);
 }
+
+/// A kind whose query is known before it runs, on the connection to `host`.
+#[derive(Debug)]
+struct Asks(crate::checks::connection::ConnectionSpec, String);
+impl Asks {
+    fn on(host: &str, query: &str) -> Box<Asks> {
+        let connection = crate::checks::connection::ConnectionSpec {
+            host: Some(host.into()),
+            ..Default::default()
+        };
+        Box::new(Asks(connection, query.into()))
+    }
+}
+impl crate::checks::Kind for Asks {
+    const DESCRIPTION: &'static str = "asks a known query";
+    fn query_ahead(&self) -> Option<crate::checks::QueryAhead<'_>> {
+        Some(crate::checks::QueryAhead {
+            connection: &self.0,
+            query: &self.1,
+        })
+    }
+    async fn observe(&self, _ctx: &CheckContext) -> Verdict {
+        Verdict::pass("asked")
+    }
+}
+
+#[test]
+fn queries_are_sent_ahead_only_for_runs_that_nothing_before_them_can_stop() {
+    let mut checks = vec![
+        check("a", Asks::on("h1", "SELECT 1")),
+        check("b", Asks::on("h1", "SELECT 2")),
+        check("c", Asks::on("h1", "SELECT 3")),
+        // Another connection ends the run.
+        check("d", Asks::on("h2", "SELECT 4")),
+        check("e", Asks::on("h2", "SELECT 5")),
+        // Each of these is left out: it needs another, it polls, it is not read-only, or its
+        // kind does not know its query.
+        check("f", Asks::on("h2", "SELECT 6")),
+        check("g", Asks::on("h2", "SELECT 7")),
+        check("h", Asks::on("h2", "SELECT 8")),
+        check("i", Box::new(Panics)),
+        // Alone: a run needs two.
+        check("j", Asks::on("h2", "SELECT 9")),
+    ];
+    checks[5].decl.needs = vec!["e".into()];
+    checks[6].decl.retry = Some(crate::suite::Retry {
+        interval: crate::duration::HumanDuration(Duration::from_secs(1)),
+        attempts: None,
+        attempt_timeout: None,
+    });
+    checks[7].safety = Safety::Mutating;
+    let suite = test_suite("s", checks);
+    let env = SuiteEnv {
+        ahead: true,
+        run_id: "r".into(),
+        allow: Safety::Mutating,
+        stop: Arc::new(StopSignals::unwired()),
+        redactor: Redactor::default(),
+        services: Services::default(),
+        events: Observers::default(),
+        denials: Vec::new(),
+        site: Arc::new(super::Site::here()),
+        exclusive: Exclusive::default(),
+    };
+    let mut decisions = vec![Decision::Run; suite.checks.len()];
+    let positions = |aheads: &[Option<Ahead>]| -> Vec<Option<usize>> {
+        aheads
+            .iter()
+            .map(|a| a.as_ref().map(|a| a.position))
+            .collect()
+    };
+    let aheads = queries_ahead(&suite, &decisions, &env);
+    assert_eq!(
+        positions(&aheads),
+        [
+            Some(0),
+            Some(1),
+            Some(2),
+            Some(0),
+            Some(1),
+            None,
+            None,
+            None,
+            None,
+            None
+        ]
+    );
+    let same = |x: usize, y: usize| {
+        Arc::ptr_eq(
+            &aheads[x].as_ref().unwrap().pipeline,
+            &aheads[y].as_ref().unwrap().pipeline,
+        )
+    };
+    assert!(same(0, 2) && same(3, 4) && !same(0, 3));
+    // A check the filter leaves out splits a run too: `c` is left alone.
+    decisions[1] = Decision::NotSelected;
+    assert_eq!(
+        positions(&queries_ahead(&suite, &decisions, &env)),
+        [
+            None,
+            None,
+            None,
+            Some(0),
+            Some(1),
+            None,
+            None,
+            None,
+            None,
+            None
+        ]
+    );
+}
