@@ -65,7 +65,8 @@ pub struct RunArgs {
     #[arg(skip)]
     pub unverifiable: Vec<(String, String)>,
     /// Label a check's result simulated: it runs against a stand-in, which WHY names (the
-    /// sandbox's DNS stand-in for CoreDNS). Every report says so next to the result.
+    /// sandbox's DNS stand-in for CoreDNS); `[KIND]=WHY` labels every check of a kind. Every
+    /// report says so next to the result.
     #[arg(long, value_name = "SUITE::CHECK=WHY", value_parser = simulated_check)]
     pub simulated: Vec<(String, String)>,
     /// Most `sql` sessions open at once to one PostgreSQL server (fewer when the server has
@@ -156,14 +157,21 @@ pub enum Format {
     Json,
 }
 
-/// `--simulated SUITE::CHECK=WHY`.
+/// `--simulated SUITE::CHECK=WHY` or `--simulated [KIND]=WHY`.
 pub(crate) fn simulated_check(text: &str) -> Result<(String, String), String> {
+    let names_checks = |name: &str| {
+        name.contains("::")
+            || name
+                .strip_prefix('[')
+                .and_then(|kind| kind.strip_suffix(']'))
+                .is_some_and(|kind| attest_core::checks::kind_name(kind).is_some())
+    };
     match text.split_once('=') {
-        Some((name, why)) if name.contains("::") && !why.trim().is_empty() => {
+        Some((name, why)) if names_checks(name.trim()) && !why.trim().is_empty() => {
             Ok((name.trim().to_owned(), why.trim().to_owned()))
         }
         _ => Err(format!(
-            "expected SUITE::CHECK=WHY (a check's full name, then what stands in for what), found `{text}`"
+            "expected SUITE::CHECK=WHY or [KIND]=WHY (a check's full name or a kind such as `[dns]`, then what stands in for what), found `{text}`"
         )),
     }
 }

@@ -25,6 +25,47 @@ checks:
       run: [printf, ok]
 "#;
 
+/// `--simulated`: a check by name or every check of a kind is labelled in every report; a
+/// value that names neither is refused before anything runs.
+#[test]
+fn simulated_results_are_labelled_and_a_bad_label_is_refused() {
+    let out = Attest::new()
+        .suite("demo", PASSING)
+        .args(&[
+            "run",
+            "--simulated",
+            "demo::first=a stand-in shell",
+            "--simulated",
+            "[command]=any shell",
+        ])
+        .run();
+    out.assert_code(0);
+    assert_eq!(out.result("first")["simulated"], "a stand-in shell");
+    assert_eq!(out.result("second")["simulated"], "any shell");
+    assert!(out
+        .report("junit.xml")
+        .contains("simulated: a stand-in shell"));
+    assert!(out.report("report.md").contains("simulated: any shell"));
+    let out = Attest::new()
+        .suite("demo", PASSING)
+        .args(&[
+            "run",
+            "--simulated",
+            "first=why",
+            "--simulated",
+            "[nokind]=why",
+        ])
+        .run();
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("expected SUITE::CHECK=WHY or [KIND]=WHY"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "nothing ran: {}", out.stdout);
+}
+
 #[test]
 fn passing_run_exits_zero_and_writes_all_reports() {
     let out = Attest::new().suite("demo", PASSING).args(&["run"]).run();

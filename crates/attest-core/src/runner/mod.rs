@@ -81,8 +81,9 @@ pub struct Site {
     /// never run. The sandbox names criteria its stand-ins do not meet (an NFS volume where
     /// the volume is a host folder), so they are reported as not verified, not passed.
     pub unverifiable: Vec<(String, String)>,
-    /// Checks that run against a stand-in (`suite::check`, what stands in for what): they
-    /// run, and every report labels their result simulated.
+    /// Checks that run against a stand-in (`suite::check`, or `[kind]` for every check of a
+    /// kind; what stands in for what): they run, and every report labels their result
+    /// simulated.
     pub simulated: Vec<(String, String)>,
 }
 
@@ -115,7 +116,10 @@ impl Site {
                     .redacted(redactor),
             );
         }
-        outcome.simulated = lookup(&self.simulated, name).map(|why| redactor.redact(why));
+        let kind = format!("[{}]", check.decl.kind);
+        outcome.simulated = lookup(&self.simulated, name)
+            .or_else(|| lookup(&self.simulated, &kind))
+            .map(|why| redactor.redact(why));
     }
 }
 
